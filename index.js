@@ -1,0 +1,134 @@
+'use strict'
+
+// @pson5/postgres-store: the public entry. The call forms, artifacts and the
+// executor adapter live here; the repository is in lib/repository.js and the
+// native core (pool, statements, row decoding) in Rust (src/).
+
+const { PostgresStoreError, fromNative, validationError } = require('./lib/errors.js')
+const { nativeDriver, executorDriver, createPostgresQueryExecutor } = require('./lib/drivers.js')
+const { PostgresProfileStoreRepository } = require('./lib/repository.js')
+const { CHANNEL_NAME } = require('./lib/events.js')
+const { isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
+const native = require('./lib/native.js')
+
+const artifactCache = new Map()
+
+/**
+ * The DDL, upgrade script, table names and statement texts for a schema and
+ * table prefix. Identifiers are validated and quoted in Rust (src/store/sql.rs).
+ */
+function createPostgresProfileStoreArtifacts(options) {
+  if (options !== undefined && options !== null && !isPlainObject(options)) {
+    throw validationError('options', 'must be an object')
+  }
+  const schema = options?.schema ?? 'public'
+  const tablePrefix = options?.tablePrefix ?? 'pson_'
+  const key = `${schema}\u0000${tablePrefix}`
+  let artifacts = artifactCache.get(key)
+  if (artifacts === undefined) {
+    if (typeof schema !== 'string') throw validationError('schema', 'must be a string')
+    if (typeof tablePrefix !== 'string') throw validationError('tablePrefix', 'must be a string')
+    let raw
+    try {
+      raw = native.binding().artifacts(schema, tablePrefix)
+    } catch (error) {
+      throw fromNative(error, 'createPostgresProfileStoreArtifacts')
+    }
+    artifacts = Object.freeze({
+      schemaSql: raw.schemaSql,
+      upgradeSql: raw.upgradeSql,
+      tables: Object.freeze({ ...raw.tables }),
+      queries: Object.freeze({ ...raw.queries }),
+    })
+    artifactCache.set(key, artifacts)
+  }
+  return artifacts
+}
+
+const NATIVE_OPTIONS = [
+  'connectionString',
+  'host',
+  'port',
+  'user',
+  'password',
+  'database',
+  'ssl',
+  'max',
+  'connectionTimeoutMillis',
+  'idleTimeoutMillis',
+  'statementTimeoutMillis',
+  'applicationName',
+  'schema',
+  'tablePrefix',
+]
+
+function isPostgresJs(value) {
+  return typeof value === 'function' && typeof value.unsafe === 'function'
+}
+
+/**
+ * Four call forms:
+ *   ()                      native pool from DATABASE_URL, else PG* variables
+ *   ({ connectionString?, host?, ..., schema?, tablePrefix? })   native pool
+ *   ({ exec, schema?, tablePrefix?, ... })                        caller's executor
+ *   (executor, options?)                                          0.2.2 form
+ * A pg Pool/Client or postgres.js `sql` passed as `exec` or first argument is
+ * adapted with createPostgresQueryExecutor.
+ */
+function createPostgresProfileStoreRepository(first, second) {
+  let exec
+  let options
+  if (first === undefined || first === null) {
+    options = { connectionString: process.env.DATABASE_URL || undefined }
+  } else if (typeof first === 'function' && !isPostgresJs(first)) {
+    exec = first
+    options = second ?? {}
+  } else if (isPostgresJs(first) || typeof first?.query === 'function') {
+    exec = createPostgresQueryExecutor(first)
+    options = second ?? {}
+  } else if (isPlainObject(first)) {
+    options = first
+    if (first.exec !== undefined) {
+      exec = typeof first.exec === 'function' && !isPostgresJs(first.exec) ? first.exec : createPostgresQueryExecutor(first.exec)
+    }
+  } else {
+    throw validationError('options', 'expected nothing, an options object, or an executor function')
+  }
+  if (!isPlainObject(options)) throw validationError('options', 'must be an object')
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+    throw validationError('onEvent', 'must be a function')
+  }
+  const settings = {
+    onEvent: options.onEvent,
+    maxDocumentBytes: maxDocumentBytesOption(options.maxDocumentBytes),
+  }
+  const artifacts = createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
+  const where = `schema ${options.schema ?? 'public'}, prefix ${options.tablePrefix ?? 'pson_'}`
+
+  if (exec !== undefined) {
+    return new PostgresProfileStoreRepository(executorDriver(exec, artifacts), {
+      ...settings,
+      label: `executor, ${where}`,
+    })
+  }
+  const nativeOptions = {}
+  for (const name of NATIVE_OPTIONS) {
+    if (options[name] !== undefined && options[name] !== null) nativeOptions[name] = options[name]
+  }
+  let repository
+  try {
+    repository = new (native.binding().NativeRepository)(nativeOptions)
+  } catch (error) {
+    throw fromNative(error, 'createPostgresProfileStoreRepository')
+  }
+  return new PostgresProfileStoreRepository(nativeDriver(repository), { ...settings, label: `native, ${where}` })
+}
+
+module.exports = {
+  createPostgresProfileStoreArtifacts,
+  createPostgresProfileStoreRepository,
+  createPostgresQueryExecutor,
+  PostgresStoreError,
+  PostgresProfileStoreRepository,
+  DIAGNOSTICS_CHANNEL: CHANNEL_NAME,
+}

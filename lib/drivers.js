@@ -1,0 +1,59 @@
+'use strict'
+
+// Two ways to run a named statement, with one result shape (rows as arrays of
+// text/number/boolean/null):
+// - native: the Rust pool (prepared, cached, pipelined by tokio-postgres);
+// - executor: the caller's `(sql, params) => Promise<{ rows }>` running the
+//   very same SQL text from the artifacts.
+
+const { fromNative, fromExecutor, validationError } = require('./errors.js')
+
+function nativeDriver(native) {
+  return {
+    mode: 'native',
+    query: (name, params) => native.query(name, params),
+    ensureSchema: () => native.ensureSchema(),
+    upgrade: () => native.upgrade(),
+    close: () => native.close(),
+    status: () => native.status(),
+    convertError: fromNative,
+  }
+}
+
+function executorDriver(exec, artifacts) {
+  const run = async (sql, params) => {
+    const result = await exec(sql, params)
+    const rows = Array.isArray(result) ? result : result?.rows
+    if (!Array.isArray(rows)) throw new TypeError('the executor must resolve to { rows: [...] }')
+    return rows
+  }
+  return {
+    mode: 'executor',
+    query: async (name, params) => {
+      const rows = await run(artifacts.queries[name], params)
+      return rows.map((row) => (Array.isArray(row) ? row : Object.values(row)))
+    },
+    ensureSchema: () => run(artifacts.schemaSql, []),
+    upgrade: () => run(artifacts.upgradeSql, []),
+    // The caller owns its pool: closing the repository does not end it.
+    close: () => {},
+    status: () => null,
+    convertError: fromExecutor,
+  }
+}
+
+// Adapts a node-postgres Pool/Client or a postgres.js `sql` into an executor.
+function createPostgresQueryExecutor(queryable) {
+  if (typeof queryable?.unsafe === 'function') {
+    return async (sql, params) => ({ rows: await queryable.unsafe(sql, params ?? []) })
+  }
+  if (typeof queryable?.query === 'function') {
+    return (sql, params) => queryable.query(sql, params)
+  }
+  throw validationError(
+    'queryable',
+    'createPostgresQueryExecutor needs a pg Pool/Client (query) or a postgres.js sql (unsafe)',
+  )
+}
+
+module.exports = { nativeDriver, executorDriver, createPostgresQueryExecutor }

@@ -1,0 +1,280 @@
+'use strict'
+
+// The repository object: the 0.2.2 DocumentProfileStoreRepository methods, the
+// query helpers (which make it a ProfileStoreAdapter too), events and close().
+// Every method validates, runs one named statement through the driver, and
+// shapes the rows; the driver decides whether Rust or the caller's executor
+// runs it.
+
+const util = require('node:util')
+
+const { PostgresStoreError, decorate } = require('./errors.js')
+const { engineErrorClass } = require('./upstream.js')
+const { isObserved, publish } = require('./events.js')
+const v = require('./validate.js')
+
+const kInspect = util.inspect.custom
+
+class PostgresProfileStoreRepository {
+  kind = 'postgres'
+  #driver
+  #label
+  #onEvent
+  #maxDocumentBytes
+  #closed = false
+  #inFlight = 0
+  #idle = null
+
+  constructor(driver, { label, onEvent, maxDocumentBytes }) {
+    this.#driver = driver
+    this.#label = label
+    this.#onEvent = onEvent
+    this.#maxDocumentBytes = maxDocumentBytes
+  }
+
+  // ---- DocumentProfileStoreRepository (0.2.2 semantics) ----
+
+  readCurrentProfile(profileId, options) {
+    return this.#op('readCurrentProfile', options, async () => {
+      const rows = await this.#query('loadProfile', [v.checkId(profileId, 'profileId')])
+      return [rows.length ? JSON.parse(rows[0][0]) : null, rows.length]
+    })
+  }
+
+  writeCurrentProfile(profile, options) {
+    return this.#op('writeCurrentProfile', options, async () => {
+      const text = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
+      await this.#query('writeCurrentProfile', [text])
+      return [undefined, 1]
+    })
+  }
+
+  writeProfileRevision(profile, options) {
+    return this.#op('writeProfileRevision', options, async () => {
+      const text = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
+      await this.#query('writeProfileRevision', [text])
+      return [undefined, 1]
+    })
+  }
+
+  listProfileRevisionNumbers(profileId, options) {
+    return this.#op('listProfileRevisionNumbers', options, async () => {
+      const rows = await this.#query('listRevisionNumbers', [v.checkId(profileId, 'profileId')])
+      return [rows.map((row) => row[0]), rows.length]
+    })
+  }
+
+  readUserProfileIndex(userId, options) {
+    return this.#op('readUserProfileIndex', options, async () => {
+      const rows = await this.#query('readUserProfileIndex', [v.checkId(userId, 'userId')])
+      return [rows.length ? JSON.parse(rows[0][0]) : null, rows.length]
+    })
+  }
+
+  writeUserProfileIndex(record, options) {
+    return this.#op('writeUserProfileIndex', options, async () => {
+      const r = v.userIndexRecord(record)
+      const rows = await this.#query('writeUserProfileIndex', [
+        r.user_id,
+        r.latest_profile_id,
+        JSON.stringify(r.profile_ids),
+        r.updated_at,
+      ])
+      return [undefined, rows[0][0]]
+    })
+  }
+
+  // ---- query helpers / ProfileStoreAdapter ----
+
+  loadProfile(profileId, options) {
+    return this.#op('loadProfile', options, async () => {
+      const id = v.checkId(profileId, 'profileId')
+      const rows = await this.#query('loadProfile', [id])
+      if (rows.length === 0) throw await notFound('profile_not_found', `Profile '${id}' was not found.`)
+      return [JSON.parse(rows[0][0]), 1]
+    })
+  }
+
+  profileExists(profileId, options) {
+    return this.#op('profileExists', options, async () => {
+      const rows = await this.#query('profileExists', [v.checkId(profileId, 'profileId')])
+      return [rows[0][0] === true, rows[0][0] === true ? 1 : 0]
+    })
+  }
+
+  loadProfileByUserId(userId, options) {
+    return this.#op('loadProfileByUserId', options, async () => {
+      const id = v.checkId(userId, 'userId')
+      const rows = await this.#query('loadProfileByUserId', [id])
+      if (rows.length === 0) throw await notFound('profile_not_found', `No profile was found for user '${id}'.`)
+      return [JSON.parse(rows[0][0]), 1]
+    })
+  }
+
+  findProfilesByUserId(userId, options) {
+    return this.#op('findProfilesByUserId', options, async () => {
+      const rows = await this.#query('findProfilesByUserId', [v.checkId(userId, 'userId')])
+      return [rows.map((row) => row[0]), rows.length]
+    })
+  }
+
+  listProfileRevisions(profileId, options) {
+    return this.#op('listProfileRevisions', options, async () => {
+      const id = v.checkId(profileId, 'profileId')
+      const rows = await this.#query('listRevisionNumbers', [id])
+      if (rows.length === 0) throw await notFound('profile_not_found', `Profile '${id}' has no stored revisions.`)
+      return [rows.map((row) => row[0]), rows.length]
+    })
+  }
+
+  saveProfile(profile, options) {
+    return this.#op('saveProfile', options, async (context) => {
+      const text = v.profileText(profile, this.#maxDocumentBytes)
+      const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
+      const rows = await this.#query('saveProfile', [
+        text,
+        expected === null ? null : String(expected),
+        context === undefined ? null : JSON.stringify(context),
+      ])
+      if (rows.length === 0) {
+        throw new PostgresStoreError(
+          'conflict',
+          `Profile '${profile.profile_id}' is not at revision ${expected}; nothing was written.`,
+        )
+      }
+      // The returned document is the stored one: JSON semantics, new revision.
+      const saved = JSON.parse(text)
+      saved.metadata = { ...saved.metadata, revision: rows[0][0] }
+      return [saved, 1]
+    })
+  }
+
+  deleteProfile(profileId, options) {
+    return this.#op('deleteProfile', options, async () => {
+      const rows = await this.#query('deleteProfile', [v.checkId(profileId, 'profileId')])
+      return [rows[0][0] === true, rows[0][0] === true ? 1 : 0]
+    })
+  }
+
+  listAuditEntries(profileId, options) {
+    return this.#op('listAuditEntries', options, async () => {
+      const id = v.checkId(profileId, 'profileId')
+      const limit = v.auditLimit(options?.limit)
+      const before = v.decodeCursor(options?.cursor)
+      // One row more than asked tells whether another page exists.
+      const rows = await this.#query('listAuditEntries', [id, before === null ? null : String(before), String(limit + 1)])
+      const page = rows.length > limit ? rows.slice(0, limit) : rows
+      const entries = page.map((row) => JSON.parse(row[0]))
+      const nextCursor = rows.length > limit ? v.encodeCursor(page[page.length - 1][1]) : null
+      return [{ entries, nextCursor }, entries.length]
+    })
+  }
+
+  loadProfileRevision(profileId, revision, options) {
+    return this.#op('loadProfileRevision', options, async () => {
+      const id = v.checkId(profileId, 'profileId')
+      const number = v.revisionNumber(revision, 'revision')
+      const rows = await this.#query('loadProfileRevision', [id, String(number)])
+      if (rows.length === 0) {
+        throw await notFound('revision_not_found', `Profile '${id}' has no revision ${number}.`)
+      }
+      return [JSON.parse(rows[0][0]), 1]
+    })
+  }
+
+  // ---- administration ----
+
+  /** Runs `schemaSql` (idempotent). For development and tests; production uses migrations. */
+  ensureSchema(options) {
+    return this.#op('ensureSchema', options, async () => [await this.#driver.ensureSchema(), 0])
+  }
+
+  /** Runs `upgradeSql`: copies a 0.2.2 deployment into the new tables (idempotent). */
+  upgradeFrom022(options) {
+    return this.#op('upgradeFrom022', options, async () => [await this.#driver.upgrade(), 0])
+  }
+
+  /** Pool counters of the native pool; null in executor mode. */
+  poolStatus() {
+    return this.#closed ? null : this.#driver.status()
+  }
+
+  /**
+   * Stops new calls (they reject with `closed`), closes the native pool and
+   * resolves once calls in flight have settled, or after `timeoutMillis`.
+   */
+  async close({ timeoutMillis = 5000 } = {}) {
+    if (!this.#closed) {
+      this.#closed = true
+      this.#driver.close()
+    }
+    if (this.#inFlight === 0) return
+    this.#idle ??= Promise.withResolvers?.() ?? withResolvers()
+    let timer
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(resolve, timeoutMillis)
+      timer.unref?.()
+    })
+    await Promise.race([this.#idle.promise, timeout])
+    clearTimeout(timer)
+  }
+
+  toString() {
+    return `PostgresProfileStoreRepository(${this.#label})`
+  }
+
+  [kInspect]() {
+    return `PostgresProfileStoreRepository { ${this.#label}${this.#closed ? ', closed' : ''} }`
+  }
+
+  // ---- internals ----
+
+  #query(name, params) {
+    return this.#driver.query(name, params)
+  }
+
+  // Runs one operation: closed check, context validation, timing, event, and
+  // error conversion, in one place for every method.
+  async #op(operation, options, body) {
+    const observed = isObserved(this.#onEvent)
+    const started = observed ? performance.now() : 0
+    let context
+    this.#inFlight++
+    try {
+      if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
+      context = v.contextOf(options)
+      const [value, rowCount] = await body(context)
+      if (observed) {
+        publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
+      }
+      return value
+    } catch (raw) {
+      const error = this.#driver.convertError(raw, operation)
+      if (error.operation === undefined) error.operation = operation
+      if (observed) {
+        const failure = { code: error.code, message: error.message }
+        if (error.sqlState) failure.sqlState = error.sqlState
+        publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount: 0, context, error: failure })
+      }
+      throw error
+    } finally {
+      if (--this.#inFlight === 0 && this.#idle) this.#idle.resolve()
+    }
+  }
+}
+
+function withResolvers() {
+  let resolve
+  const promise = new Promise((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+// `not_found` as an instance of serialization-engine's ProfileStoreError when
+// the application has that package (see upstream.js), else as our own error.
+async function notFound(storeCode, message) {
+  const EngineError = await engineErrorClass()
+  if (EngineError === null) return new PostgresStoreError('not_found', message, { storeCode })
+  return decorate(new EngineError(storeCode, message), 'not_found', { storeCode })
+}
+
+module.exports = { PostgresProfileStoreRepository }

@@ -1,0 +1,193 @@
+//! The one error type of the crate and its one conversion to a JS error.
+//!
+//! A rejected napi Promise can only carry a Node-API status as `code`, so the
+//! reason message is a small JSON envelope (`{code, message, sqlState?, ...}`)
+//! that `index.js` turns into a `PostgresStoreError`.
+
+use deadpool_postgres::{PoolError, TimeoutType};
+use serde::Serialize;
+use thiserror::Error;
+
+/// SQLSTATE `query_canceled`: what `statement_timeout` raises.
+const QUERY_CANCELED: &str = "57014";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+  #[error("{message}")]
+  Validation { field: &'static str, message: String },
+
+  #[error("{0}")]
+  Connection(String),
+
+  #[error("{0}")]
+  Timeout(String),
+
+  #[error("the repository is closed")]
+  Closed,
+
+  #[error("{message}")]
+  Database {
+    message: String,
+    sql_state: String,
+    detail: Option<String>,
+    constraint: Option<String>,
+    table: Option<String>,
+    schema: Option<String>,
+  },
+}
+
+impl StoreError {
+  pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+    Self::Validation { field, message: message.into() }
+  }
+
+  /// The stable string the JS error carries as `code`.
+  pub fn code(&self) -> &'static str {
+    match self {
+      Self::Validation { .. } => "validation_error",
+      Self::Connection(_) => "connection_error",
+      Self::Timeout(_) => "timeout",
+      Self::Closed => "closed",
+      Self::Database { .. } => "database_error",
+    }
+  }
+
+  pub fn field(&self) -> Option<&'static str> {
+    match self {
+      Self::Validation { field, .. } => Some(field),
+      _ => None,
+    }
+  }
+
+  fn envelope(&self) -> Envelope<'_> {
+    let mut envelope = Envelope { code: self.code(), message: self.to_string(), ..Envelope::default() };
+    match self {
+      Self::Validation { field, .. } => envelope.field = Some(field),
+      Self::Database { sql_state, detail, constraint, table, schema, .. } => {
+        envelope.sql_state = Some(sql_state);
+        envelope.detail = detail.as_deref();
+        envelope.constraint = constraint.as_deref();
+        envelope.table = table.as_deref();
+        envelope.schema = schema.as_deref();
+      }
+      _ => {}
+    }
+    envelope
+  }
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+  code: &'static str,
+  message: String,
+  #[serde(skip_serializing_if = "Option::is_none")]
+  field: Option<&'a str>,
+  #[serde(skip_serializing_if = "Option::is_none")]
+  sql_state: Option<&'a str>,
+  #[serde(skip_serializing_if = "Option::is_none")]
+  detail: Option<&'a str>,
+  #[serde(skip_serializing_if = "Option::is_none")]
+  constraint: Option<&'a str>,
+  #[serde(skip_serializing_if = "Option::is_none")]
+  table: Option<&'a str>,
+  #[serde(skip_serializing_if = "Option::is_none")]
+  schema: Option<&'a str>,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+  fn from(error: tokio_postgres::Error) -> Self {
+    if let Some(db) = error.as_db_error() {
+      let sql_state = db.code().code();
+      if sql_state == QUERY_CANCELED {
+        return Self::Timeout(format!("statement canceled: {}", db.message()));
+      }
+      // Class 08 (connection exception) and 57P01..57P03 (server shutting down,
+      // backend terminated): the connection is gone, not the statement wrong.
+      if sql_state.starts_with("08") || sql_state.starts_with("57P") {
+        return Self::Connection(format!("connection lost: {}", db.message()));
+      }
+      return Self::Database {
+        message: db.message().to_owned(),
+        sql_state: sql_state.to_owned(),
+        detail: db.detail().map(str::to_owned),
+        constraint: db.constraint().map(str::to_owned),
+        table: db.table().map(str::to_owned),
+        schema: db.schema().map(str::to_owned),
+      };
+    }
+    // No server error: an I/O failure, a closed socket or a protocol error.
+    Self::Connection(error.to_string())
+  }
+}
+
+impl From<PoolError> for StoreError {
+  fn from(error: PoolError) -> Self {
+    match error {
+      PoolError::Closed => Self::Closed,
+      PoolError::Timeout(TimeoutType::Wait) => {
+        Self::Timeout("timed out waiting for a free connection in the pool".to_owned())
+      }
+      PoolError::Timeout(TimeoutType::Create) => {
+        Self::Connection("timed out connecting to the server".to_owned())
+      }
+      PoolError::Timeout(TimeoutType::Recycle) => {
+        Self::Connection("timed out checking a pooled connection".to_owned())
+      }
+      PoolError::Backend(error) => match Self::from(error) {
+        // A connect that the server refused outright (bad password, unknown
+        // database) is still a connection error to the caller.
+        Self::Database { message, sql_state, .. } => {
+          Self::Connection(format!("could not connect: {message} (SQLSTATE {sql_state})"))
+        }
+        other => other,
+      },
+      PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => Self::Connection(error.to_string()),
+    }
+  }
+}
+
+impl From<StoreError> for napi::Error {
+  fn from(error: StoreError) -> Self {
+    let envelope = serde_json::to_string(&error.envelope())
+      .unwrap_or_else(|_| format!(r#"{{"code":"{}","message":"unprintable error"}}"#, error.code()));
+    napi::Error::new(napi::Status::GenericFailure, envelope)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn envelope_names_the_field_of_a_validation_error() {
+    let error = napi::Error::from(StoreError::validation("tablePrefix", "bad prefix"));
+    let json: serde_json::Value = serde_json::from_str(&error.reason).unwrap();
+    assert_eq!(json["code"], "validation_error");
+    assert_eq!(json["field"], "tablePrefix");
+    assert_eq!(json["message"], "bad prefix");
+  }
+
+  #[test]
+  fn pool_errors_map_to_stable_codes() {
+    assert_eq!(StoreError::from(PoolError::Closed).code(), "closed");
+    assert_eq!(StoreError::from(PoolError::Timeout(TimeoutType::Wait)).code(), "timeout");
+    assert_eq!(StoreError::from(PoolError::Timeout(TimeoutType::Create)).code(), "connection_error");
+  }
+
+  #[test]
+  fn database_error_envelope_carries_sql_state() {
+    let error = StoreError::Database {
+      message: "duplicate key".into(),
+      sql_state: "23505".into(),
+      detail: Some("Key (id)=(1) exists".into()),
+      constraint: Some("t_pkey".into()),
+      table: Some("t".into()),
+      schema: Some("public".into()),
+    };
+    let json: serde_json::Value = serde_json::from_str(&napi::Error::from(error).reason).unwrap();
+    assert_eq!(json["code"], "database_error");
+    assert_eq!(json["sqlState"], "23505");
+    assert_eq!(json["constraint"], "t_pkey");
+  }
+}

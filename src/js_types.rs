@@ -1,0 +1,146 @@
+//! The JS side of the boundary: option and result shapes, and cell conversion.
+//! Field docs flow into the generated `binding.d.ts`.
+
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::{Either, Null, ToNapiValue};
+use napi::sys;
+use napi_derive::napi;
+
+use crate::store::config::{ConnectOptions, SslOption};
+use crate::store::rows::Cell;
+use crate::store::sql::Queries;
+use crate::store::PoolStatus;
+
+/// node-postgres' `ssl: { ... }` form.
+#[napi(object, object_to_js = false)]
+pub struct SslOptions {
+  /// Verify the server certificate and host name. Default `true`.
+  pub reject_unauthorized: Option<bool>,
+  /// PEM text of the CA that signed the server certificate. Default: public roots.
+  pub ca: Option<String>,
+}
+
+/// Options of the native pool (names follow node-postgres).
+#[napi(object, object_to_js = false)]
+pub struct NativeOptions {
+  /// libpq URL or `key=value` string; `sslmode` and `sslrootcert` are honoured.
+  pub connection_string: Option<String>,
+  /// Host name, socket directory, or a comma-separated list. Default `PGHOST` or `localhost`.
+  pub host: Option<String>,
+  /// Default `PGPORT` or 5432.
+  pub port: Option<u32>,
+  /// Default `PGUSER` or the OS user.
+  pub user: Option<String>,
+  /// Default `PGPASSWORD`.
+  pub password: Option<String>,
+  /// Default `PGDATABASE` or the user name.
+  pub database: Option<String>,
+  /// `true` = verify-full, `{ rejectUnauthorized: false }` = require. Default: `sslmode`, else prefer.
+  pub ssl: Option<Either<bool, SslOptions>>,
+  /// Pool size. Default 10.
+  pub max: Option<u32>,
+  /// Longest wait for a connection (acquire and connect). Default 30000.
+  pub connection_timeout_millis: Option<u32>,
+  /// Idle connections are closed after this long; 0 keeps them. Default 10000.
+  pub idle_timeout_millis: Option<u32>,
+  /// Server-side `statement_timeout` for every statement. Default: the server's.
+  pub statement_timeout_millis: Option<u32>,
+  /// Default `pson5-postgres-store`.
+  pub application_name: Option<String>,
+  /// Default `public`.
+  pub schema: Option<String>,
+  /// Default `pson_`.
+  pub table_prefix: Option<String>,
+}
+
+impl NativeOptions {
+  pub fn connect_options(&self) -> ConnectOptions {
+    ConnectOptions {
+      connection_string: self.connection_string.clone(),
+      host: self.host.clone(),
+      port: self.port.map(|p| p.min(u16::MAX.into()) as u16),
+      user: self.user.clone(),
+      password: self.password.clone(),
+      database: self.database.clone(),
+      ssl: match &self.ssl {
+        None => SslOption::Unset,
+        Some(Either::A(enabled)) => SslOption::Enabled(*enabled),
+        Some(Either::B(custom)) => {
+          SslOption::Custom { reject_unauthorized: custom.reject_unauthorized, ca: custom.ca.clone() }
+        }
+      },
+      max: self.max,
+      connection_timeout_millis: self.connection_timeout_millis,
+      idle_timeout_millis: self.idle_timeout_millis,
+      statement_timeout_millis: self.statement_timeout_millis,
+      application_name: self.application_name.clone(),
+    }
+  }
+}
+
+#[napi(object)]
+pub struct ArtifactTables {
+  /// One row per profile, JSONB document.
+  pub profiles: String,
+  /// Append-only revision log with a snapshot per revision.
+  pub profile_audit: String,
+  /// One row per user/profile with tenant and active domains.
+  pub domain_index: String,
+}
+
+#[napi(object)]
+pub struct Artifacts {
+  /// Idempotent DDL for the three tables and their indexes.
+  pub schema_sql: String,
+  /// Idempotent copy of a 0.2.2 deployment into the new tables.
+  pub upgrade_sql: String,
+  pub tables: ArtifactTables,
+  /// The SQL text of every statement the repository runs, by name.
+  pub queries: HashMap<String, String>,
+}
+
+impl From<&Queries> for Artifacts {
+  fn from(queries: &Queries) -> Self {
+    Self {
+      schema_sql: queries.schema_sql.clone(),
+      upgrade_sql: queries.upgrade_sql.clone(),
+      tables: ArtifactTables {
+        profiles: queries.tables.profiles.clone(),
+        profile_audit: queries.tables.profile_audit.clone(),
+        domain_index: queries.tables.domain_index.clone(),
+      },
+      queries: queries.statements().map(|(name, sql)| (name.to_owned(), sql.to_owned())).collect(),
+    }
+  }
+}
+
+#[napi(object)]
+pub struct PoolStatusJs {
+  pub max_size: u32,
+  pub size: u32,
+  pub available: u32,
+  pub waiting: u32,
+}
+
+impl From<PoolStatus> for PoolStatusJs {
+  fn from(status: PoolStatus) -> Self {
+    let n = |v: usize| v.min(u32::MAX as usize) as u32;
+    Self { max_size: n(status.max_size), size: n(status.size), available: n(status.available), waiting: n(status.waiting) }
+  }
+}
+
+/// A decoded cell as a JS primitive.
+pub struct JsCell(pub Cell);
+
+impl ToNapiValue for JsCell {
+  unsafe fn to_napi_value(env: sys::napi_env, cell: Self) -> napi::Result<sys::napi_value> {
+    match cell.0 {
+      Cell::Null => Null::to_napi_value(env, Null),
+      Cell::Text(text) => String::to_napi_value(env, text),
+      // Our integer columns (revisions, counts) fit in a double exactly.
+      Cell::Int(int) => f64::to_napi_value(env, int as f64),
+      Cell::Bool(flag) => bool::to_napi_value(env, flag),
+    }
+  }
+}

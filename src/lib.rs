@@ -1,0 +1,29 @@
+//! Native core of `@pson5/postgres-store`.
+//!
+//! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements),
+//!   `config.rs` turns options/`DATABASE_URL`/`PG*` into a driver config,
+//!   `tls.rs` maps `sslmode` to rustls, `rows.rs` decodes result rows, and
+//!   `mod.rs` owns the deadpool-postgres pool.
+//! - `error.rs`: `StoreError`, its stable `code`, the one conversion to JS.
+//! - `js_types.rs` and `repository.rs`: the napi boundary only.
+//!
+//! Validation of documents and the four call forms live in `index.js`, which
+//! runs before anything crosses into Rust (see the README).
+#![deny(clippy::all)]
+
+pub mod error;
+pub mod js_types;
+pub mod repository;
+pub mod store;
+
+use napi_derive::napi;
+
+use js_types::Artifacts;
+use store::sql::Queries;
+
+/// Renders the schema, upgrade script and statements for a schema/prefix.
+#[napi]
+pub fn artifacts(schema: Option<String>, table_prefix: Option<String>) -> napi::Result<Artifacts> {
+  let queries = Queries::new(schema.as_deref().unwrap_or("public"), table_prefix.as_deref().unwrap_or("pson_"))?;
+  Ok(Artifacts::from(&queries))
+}

@@ -1,0 +1,570 @@
+//! Every SQL statement this package runs, and nothing else.
+//!
+//! `Queries::new(schema, prefix)` validates and quotes the identifiers once and
+//! renders the DDL, the upgrade script and each named statement. The native
+//! pool prepares exactly these strings (so `prepare_cached` always hits) and
+//! executor mode receives the same strings through
+//! `createPostgresProfileStoreArtifacts()`, so the two modes cannot drift.
+//!
+//! Conventions every statement follows:
+//! - every parameter is sent as text (or NULL) and cast in SQL (`$1::integer`),
+//!   so one calling convention serves tokio-postgres and any JS executor;
+//! - result columns are `text`, `integer` or `boolean` only; JSON leaves the
+//!   server as `::text`, so node-postgres and postgres.js hand back the same
+//!   values the native decoder does.
+
+use std::collections::BTreeMap;
+
+use crate::error::StoreError;
+
+/// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Top-level table/sequence/index suffixes appended to `tablePrefix`.
+const PROFILES: &str = "profiles";
+const AUDIT: &str = "profile_audit";
+const DOMAIN_INDEX: &str = "domain_index";
+const SUFFIXES: [&str; 9] = [
+  PROFILES,
+  AUDIT,
+  DOMAIN_INDEX,
+  "domain_index_seq",
+  "profiles_pkey",
+  "profiles_user_idx",
+  "profile_audit_pkey",
+  "domain_index_pkey",
+  "domain_index_profile_idx",
+];
+
+/// The statements the repository runs, by name. The names are the keys of
+/// `artifacts.queries` on the JS side.
+pub const STATEMENT_NAMES: [&str; 14] = [
+  "loadProfile",
+  "profileExists",
+  "loadProfileByUserId",
+  "findProfilesByUserId",
+  "listRevisionNumbers",
+  "saveProfile",
+  "deleteProfile",
+  "listAuditEntries",
+  "loadProfileRevision",
+  "writeCurrentProfile",
+  "writeProfileRevision",
+  "readUserProfileIndex",
+  "writeUserProfileIndex",
+  "serverInfo",
+];
+
+/// Fully qualified, quoted table names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+  pub profiles: String,
+  pub profile_audit: String,
+  pub domain_index: String,
+}
+
+/// The rendered SQL of one repository configuration.
+#[derive(Debug, Clone)]
+pub struct Queries {
+  pub schema_sql: String,
+  pub upgrade_sql: String,
+  pub tables: Tables,
+  statements: BTreeMap<&'static str, String>,
+}
+
+impl Queries {
+  /// Validates `schema` and `table_prefix` and renders every statement.
+  pub fn new(schema: &str, table_prefix: &str) -> Result<Self, StoreError> {
+    check_identifier("schema", schema, schema)?;
+    for suffix in SUFFIXES {
+      check_identifier("tablePrefix", table_prefix, &format!("{table_prefix}{suffix}"))?;
+    }
+    let names = Names::new(schema, table_prefix);
+    let statements = STATEMENT_NAMES
+      .iter()
+      .map(|name| (*name, render_statement(name, &names)))
+      .collect();
+    Ok(Self {
+      schema_sql: render_schema(&names),
+      upgrade_sql: render_upgrade(&names),
+      tables: Tables {
+        profiles: names.profiles.clone(),
+        profile_audit: names.audit.clone(),
+        domain_index: names.index.clone(),
+      },
+      statements,
+    })
+  }
+
+  /// The SQL text of a named statement.
+  pub fn statement(&self, name: &str) -> Result<&str, StoreError> {
+    self
+      .statements
+      .get(name)
+      .map(String::as_str)
+      .ok_or_else(|| StoreError::validation("query", format!("unknown statement '{name}'")))
+  }
+
+  /// All statements by name, in name order.
+  pub fn statements(&self) -> impl Iterator<Item = (&'static str, &str)> {
+    self.statements.iter().map(|(name, sql)| (*name, sql.as_str()))
+  }
+}
+
+/// Rejects anything but a plain identifier, and names that PostgreSQL would
+/// silently truncate (which could make two prefixes share a table).
+fn check_identifier(field: &'static str, value: &str, full_name: &str) -> Result<(), StoreError> {
+  let mut chars = value.chars();
+  let plain = match chars.next() {
+    Some(first) => {
+      (first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+    None => false,
+  };
+  if !plain {
+    return Err(StoreError::validation(
+      field,
+      format!("{field} must match [A-Za-z_][A-Za-z0-9_]*"),
+    ));
+  }
+  if full_name.len() > MAX_IDENTIFIER_BYTES {
+    return Err(StoreError::validation(
+      field,
+      format!("{field} makes the name '{full_name}' longer than {MAX_IDENTIFIER_BYTES} bytes"),
+    ));
+  }
+  Ok(())
+}
+
+/// Double-quotes an identifier (doubling embedded quotes, as libpq does).
+fn quote(identifier: &str) -> String {
+  format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// Quoted names of every object, rendered once.
+struct Names {
+  schema: String,
+  prefix: String,
+  profiles: String,
+  audit: String,
+  index: String,
+  index_seq: String,
+  /// `regclass` literal of the sequence, for `nextval()`.
+  index_seq_literal: String,
+  legacy_current: String,
+  legacy_revisions: String,
+  legacy_user_index: String,
+}
+
+impl Names {
+  fn new(schema: &str, prefix: &str) -> Self {
+    let qualified = |table: &str| format!("{}.{}", quote(schema), quote(table));
+    let index_seq = qualified(&format!("{prefix}domain_index_seq"));
+    Self {
+      schema: quote(schema),
+      prefix: prefix.to_owned(),
+      profiles: qualified(&format!("{prefix}{PROFILES}")),
+      audit: qualified(&format!("{prefix}{AUDIT}")),
+      index: qualified(&format!("{prefix}{DOMAIN_INDEX}")),
+      index_seq_literal: format!("'{}'", index_seq.replace('\'', "''")),
+      index_seq,
+      legacy_current: qualified("pson_profiles_current"),
+      legacy_revisions: qualified("pson_profile_revisions"),
+      legacy_user_index: qualified("pson_user_profile_index"),
+    }
+  }
+
+  fn object(&self, suffix: &str) -> String {
+    quote(&format!("{}{suffix}", self.prefix))
+  }
+}
+
+/// `metadata.source_count` when it is a JSON number, else NULL.
+fn source_count(document: &str) -> String {
+  format!(
+    "(case when jsonb_typeof({document} #> '{{metadata,source_count}}') = 'number' \
+     then ({document} #>> '{{metadata,source_count}}')::numeric end)"
+  )
+}
+
+/// `domains.active` as `text[]` (empty when absent or not an array).
+fn active_domains(document: &str) -> String {
+  format!(
+    "array(select jsonb_array_elements_text(case when jsonb_typeof({document} #> '{{domains,active}}') = 'array' \
+     then {document} #> '{{domains,active}}' else '[]'::jsonb end))"
+  )
+}
+
+/// A timestamptz rendered the way JavaScript's `Date#toISOString` does.
+fn iso(timestamp: &str) -> String {
+  format!("to_char({timestamp} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+}
+
+/// Top-level keys whose values differ between two documents, sorted.
+fn changed_paths(old: &str, new: &str) -> String {
+  format!(
+    "array(select k from (select jsonb_object_keys({old}) union select jsonb_object_keys({new})) keys(k) \
+     where {old} -> k is distinct from {new} -> k order by k)"
+  )
+}
+
+fn render_schema(n: &Names) -> String {
+  let Names { schema, profiles, audit, index, index_seq, .. } = n;
+  let profiles_pkey = n.object("profiles_pkey");
+  let profiles_user_idx = n.object("profiles_user_idx");
+  let audit_pkey = n.object("profile_audit_pkey");
+  let index_pkey = n.object("domain_index_pkey");
+  let index_profile_idx = n.object("domain_index_profile_idx");
+  format!(
+    r#"create schema if not exists {schema};
+
+create table if not exists {profiles} (
+  profile_id text not null,
+  user_id text not null,
+  tenant_id text,
+  revision integer not null,
+  document jsonb not null,
+  created_at timestamptz not null default now(),
+  saved_at timestamptz not null default now(),
+  -- Carried from the save upsert (which alone sees the previous row) to the audit insert.
+  save_previous_revision integer,
+  save_changed_paths text[] not null default '{{}}',
+  save_source_count_delta numeric,
+  constraint {profiles_pkey} primary key (profile_id)
+);
+create index if not exists {profiles_user_idx} on {profiles} (user_id);
+
+create table if not exists {audit} (
+  profile_id text not null,
+  revision integer not null,
+  previous_revision integer,
+  user_id text not null,
+  tenant_id text,
+  source_count numeric,
+  source_count_delta numeric,
+  changed_top_level_paths text[] not null default '{{}}',
+  pson_version text,
+  updated_at text,
+  recorded_at timestamptz not null default now(),
+  context jsonb not null default '{{}}',
+  document jsonb not null,
+  constraint {audit_pkey} primary key (profile_id, revision)
+);
+
+create sequence if not exists {index_seq};
+
+create table if not exists {index} (
+  user_id text not null,
+  profile_id text not null,
+  tenant_id text,
+  active_domains text[] not null default '{{}}',
+  position bigint not null,
+  latest_seq bigint not null,
+  updated_at timestamptz not null default now(),
+  constraint {index_pkey} primary key (user_id, profile_id)
+);
+create index if not exists {index_profile_idx} on {index} (profile_id);
+"#
+  )
+}
+
+fn render_upgrade(n: &Names) -> String {
+  let Names { profiles, audit, index, legacy_current, legacy_revisions, legacy_user_index, .. } = n;
+  let seq = &n.index_seq_literal;
+  let lit = |name: &str| format!("'{}'", name.replace('\'', "''"));
+  let (current_lit, revisions_lit, user_index_lit) =
+    (lit(legacy_current), lit(legacy_revisions), lit(legacy_user_index));
+  let domains = active_domains("p.document");
+  let source_count_doc = source_count("r.profile_document");
+  let source_count_prev = source_count("r.previous_document");
+  let changed = changed_paths("r.previous_document", "r.profile_document");
+  format!(
+    r#"-- Copies a 0.2.2 deployment into the 0.3 tables. Idempotent; the old tables are kept.
+do $upgrade$
+begin
+  if to_regclass({current_lit}) is not null then
+    insert into {profiles} (profile_id, user_id, tenant_id, revision, document, created_at, saved_at)
+    select c.profile_id, c.user_id, c.profile_document ->> 'tenant_id', c.profile_revision,
+           c.profile_document, c.updated_at, c.updated_at
+    from {legacy_current} c
+    on conflict (profile_id) do nothing;
+  end if;
+
+  if to_regclass({revisions_lit}) is not null then
+    insert into {audit} (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
+                         source_count_delta, changed_top_level_paths, pson_version, updated_at,
+                         recorded_at, context, document)
+    select r.profile_id, r.revision, r.previous_revision,
+           coalesce(r.profile_document ->> 'user_id', ''), r.profile_document ->> 'tenant_id',
+           {source_count_doc}, {source_count_doc} - coalesce({source_count_prev}, 0),
+           case when r.previous_document is null
+                then array(select jsonb_object_keys(r.profile_document) k order by k)
+                else {changed} end,
+           r.profile_document ->> 'pson_version', r.profile_document #>> '{{metadata,updated_at}}',
+           r.updated_at, '{{"source": "upgrade-0.2.2"}}'::jsonb, r.profile_document
+    from (
+      select rev.*,
+             lag(rev.revision) over w as previous_revision,
+             lag(rev.profile_document) over w as previous_document
+      from {legacy_revisions} rev
+      window w as (partition by rev.profile_id order by rev.revision)
+    ) r
+    on conflict (profile_id, revision) do nothing;
+  end if;
+
+  if to_regclass({user_index_lit}) is not null then
+    insert into {index} (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at)
+    select u.user_id, e.profile_id, p.tenant_id, coalesce({domains}, '{{}}'), e.ordinal,
+           case when e.profile_id = u.latest_profile_id then nextval({seq}) else 0 end, u.updated_at
+    from {legacy_user_index} u
+    cross join lateral jsonb_array_elements_text(
+      case when jsonb_typeof(u.profile_ids) = 'array' then u.profile_ids else '[]'::jsonb end
+    ) with ordinality as e(profile_id, ordinal)
+    left join {profiles} p on p.profile_id = e.profile_id
+    on conflict (user_id, profile_id) do nothing;
+  end if;
+end
+$upgrade$;
+"#
+  )
+}
+
+fn render_statement(name: &str, n: &Names) -> String {
+  let Names { profiles, audit, index, .. } = n;
+  let seq = &n.index_seq_literal;
+  match name {
+    "loadProfile" => format!("select document::text as document from {profiles} where profile_id = $1::text"),
+    "profileExists" => {
+      format!("select exists (select 1 from {profiles} where profile_id = $1::text) as exists")
+    }
+    "loadProfileByUserId" => format!(
+      "select p.document::text as document from {index} d join {profiles} p on p.profile_id = d.profile_id \
+       where d.user_id = $1::text order by d.latest_seq desc, d.position desc limit 1"
+    ),
+    "findProfilesByUserId" => format!(
+      "select profile_id from {index} where user_id = $1::text order by position, profile_id"
+    ),
+    "listRevisionNumbers" => {
+      format!("select revision from {audit} where profile_id = $1::text order by revision")
+    }
+    "saveProfile" => render_save(n),
+    "deleteProfile" => format!(
+      "with gone_profile as (delete from {profiles} where profile_id = $1::text returning 1), \
+       gone_audit as (delete from {audit} where profile_id = $1::text returning 1), \
+       gone_index as (delete from {index} where profile_id = $1::text returning 1) \
+       select ((select count(*) from gone_profile) + (select count(*) from gone_audit) \
+       + (select count(*) from gone_index)) > 0 as deleted"
+    ),
+    "listAuditEntries" => format!(
+      "select json_build_object('profile_id', profile_id, 'user_id', user_id, 'tenant_id', tenant_id, \
+       'revision', revision, 'previous_revision', previous_revision, 'source_count', source_count, \
+       'source_count_delta', source_count_delta, 'changed_top_level_paths', changed_top_level_paths, \
+       'pson_version', pson_version, 'updated_at', updated_at, 'recorded_at', {recorded_at}, \
+       'context', context)::text as entry, revision \
+       from {audit} where profile_id = $1::text and ($2::integer is null or revision < $2::integer) \
+       order by revision desc limit $3::integer",
+      recorded_at = iso("recorded_at")
+    ),
+    "loadProfileRevision" => format!(
+      "select document::text as document from {audit} where profile_id = $1::text and revision = $2::integer"
+    ),
+    "writeCurrentProfile" => format!(
+      "insert into {profiles} as cur (profile_id, user_id, tenant_id, revision, document) \
+       select d ->> 'profile_id', d ->> 'user_id', d ->> 'tenant_id', (d #>> '{{metadata,revision}}')::integer, d \
+       from (select $1::jsonb as d) input \
+       on conflict (profile_id) do update set user_id = excluded.user_id, tenant_id = excluded.tenant_id, \
+       revision = excluded.revision, document = excluded.document, saved_at = now()"
+    ),
+    "writeProfileRevision" => format!(
+      "insert into {audit} as cur (profile_id, revision, user_id, tenant_id, source_count, pson_version, \
+       updated_at, document) \
+       select d ->> 'profile_id', (d #>> '{{metadata,revision}}')::integer, d ->> 'user_id', d ->> 'tenant_id', \
+       {sc}, d ->> 'pson_version', d #>> '{{metadata,updated_at}}', d \
+       from (select $1::jsonb as d) input \
+       on conflict (profile_id, revision) do update set user_id = excluded.user_id, \
+       tenant_id = excluded.tenant_id, source_count = excluded.source_count, \
+       pson_version = excluded.pson_version, updated_at = excluded.updated_at, \
+       document = excluded.document, recorded_at = now()",
+      sc = source_count("d")
+    ),
+    "readUserProfileIndex" => format!(
+      "select json_build_object('user_id', $1::text, \
+       'latest_profile_id', (array_agg(profile_id order by latest_seq desc, position desc))[1], \
+       'profile_ids', array_agg(profile_id order by position, profile_id), \
+       'updated_at', (array_agg({updated_at} order by latest_seq desc, position desc))[1])::text as record \
+       from {index} where user_id = $1::text having count(*) > 0",
+      updated_at = iso("updated_at")
+    ),
+    "writeUserProfileIndex" => format!(
+      "with wanted as ( \
+         select e.profile_id, e.ordinal from jsonb_array_elements_text($3::jsonb) with ordinality as e(profile_id, ordinal)), \
+       removed as ( \
+         delete from {index} d where d.user_id = $1::text \
+         and not exists (select 1 from wanted w where w.profile_id = d.profile_id)), \
+       written as ( \
+         insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at) \
+         select $1::text, w.profile_id, p.tenant_id, coalesce({domains}, '{{}}'), w.ordinal, \
+         case when w.profile_id = $2::text then nextval({seq}) else 0 end, $4::timestamptz \
+         from wanted w left join {profiles} p on p.profile_id = w.profile_id \
+         on conflict (user_id, profile_id) do update set position = excluded.position, \
+         latest_seq = case when excluded.profile_id = $2::text then excluded.latest_seq else cur.latest_seq end, \
+         updated_at = excluded.updated_at \
+         returning 1) \
+       select count(*)::integer as written from written",
+      domains = active_domains("p.document")
+    ),
+    "serverInfo" => "select current_setting('server_version_num')::integer as version_num, \
+       current_setting('server_version') as version"
+      .to_owned(),
+    other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
+  }
+}
+
+/// The save: one statement that bumps the revision under the row lock, appends
+/// the audit row and upserts the domain index.
+///
+/// `$1` document (jsonb text), `$2` expected revision (NULL: any), `$3` context.
+/// Returns one row (the stored revision) or none when `$2` did not match.
+fn render_save(n: &Names) -> String {
+  let Names { profiles, audit, index, .. } = n;
+  let seq = &n.index_seq_literal;
+  let sc_new = source_count("excluded.document");
+  let sc_old = source_count("cur.document");
+  let sc_input = source_count("i.doc");
+  let sc_saved = source_count("s.document");
+  let changed = changed_paths("cur.document", "excluded.document");
+  let domains = active_domains("s.document");
+  format!(
+    r#"with input as (
+  select d as doc, $2::integer as expected_revision
+  from (select $1::jsonb as d) raw
+),
+saved as (
+  insert into {profiles} as cur (profile_id, user_id, tenant_id, revision, document,
+                                 save_previous_revision, save_changed_paths, save_source_count_delta)
+  select i.doc ->> 'profile_id', i.doc ->> 'user_id', i.doc ->> 'tenant_id', 1,
+         jsonb_set(i.doc, '{{metadata}}', coalesce(i.doc -> 'metadata', '{{}}'::jsonb) || '{{"revision": 1}}'::jsonb),
+         null, array(select jsonb_object_keys(i.doc) k order by k), {sc_input}
+  from input i
+  -- With an expected revision the row must already exist; the upsert's WHERE then checks it under the lock.
+  where coalesce(i.expected_revision, 0) = 0
+     or exists (select 1 from {profiles} p where p.profile_id = i.doc ->> 'profile_id')
+  on conflict (profile_id) do update set
+    user_id = excluded.user_id,
+    tenant_id = excluded.tenant_id,
+    revision = cur.revision + 1,
+    document = jsonb_set(excluded.document, '{{metadata,revision}}', to_jsonb(cur.revision + 1)),
+    saved_at = now(),
+    save_previous_revision = cur.revision,
+    save_changed_paths = {changed},
+    save_source_count_delta = {sc_new} - coalesce({sc_old}, 0)
+  where $2::integer is null or cur.revision = $2::integer
+  returning cur.profile_id, cur.user_id, cur.tenant_id, cur.revision, cur.document,
+            cur.save_previous_revision, cur.save_changed_paths, cur.save_source_count_delta
+),
+audited as (
+  insert into {audit} as a (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
+                            source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document)
+  select s.profile_id, s.revision, s.save_previous_revision, s.user_id, s.tenant_id, {sc_saved},
+         s.save_source_count_delta, s.save_changed_paths, s.document ->> 'pson_version',
+         s.document #>> '{{metadata,updated_at}}', coalesce($3::jsonb, '{{}}'::jsonb), s.document
+  from saved s
+  -- A snapshot left at this revision by writeProfileRevision (the 0.2.2 path) is replaced, never duplicated.
+  on conflict (profile_id, revision) do update set
+    previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
+    source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
+    changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
+),
+moved_index as (
+  delete from {index} d using saved s where d.profile_id = s.profile_id and d.user_id <> s.user_id
+),
+indexed as (
+  insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at)
+  select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}), now()
+  from saved s
+  on conflict (user_id, profile_id) do update set
+    tenant_id = excluded.tenant_id, active_domains = excluded.active_domains,
+    latest_seq = excluded.latest_seq, updated_at = excluded.updated_at
+)
+select s.revision from saved s"#
+  )
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn quotes_and_qualifies_table_names() {
+    let q = Queries::new("tenant_a", "app_").unwrap();
+    assert_eq!(q.tables.profiles, r#""tenant_a"."app_profiles""#);
+    assert_eq!(q.tables.profile_audit, r#""tenant_a"."app_profile_audit""#);
+    assert_eq!(q.tables.domain_index, r#""tenant_a"."app_domain_index""#);
+  }
+
+  #[test]
+  fn rejects_injection_in_schema_and_prefix() {
+    for bad in ["", "1abc", "a-b", "a\"b", "x; drop table y", "pson_\u{0}", "é"] {
+      let err = Queries::new(bad, "pson_").unwrap_err();
+      assert_eq!(err.code(), "validation_error");
+      assert_eq!(err.field(), Some("schema"));
+      let err = Queries::new("public", bad).unwrap_err();
+      assert_eq!(err.field(), Some("tablePrefix"));
+    }
+  }
+
+  #[test]
+  fn rejects_names_postgres_would_truncate() {
+    let longest_ok = "p".repeat(MAX_IDENTIFIER_BYTES - "domain_index_profile_idx".len());
+    assert!(Queries::new("public", &longest_ok).is_ok());
+    let too_long = format!("{longest_ok}x");
+    assert_eq!(Queries::new("public", &too_long).unwrap_err().field(), Some("tablePrefix"));
+    assert_eq!(Queries::new(&"s".repeat(64), "pson_").unwrap_err().field(), Some("schema"));
+  }
+
+  #[test]
+  fn every_statement_is_rendered_with_its_tables() {
+    let q = Queries::new("public", "pson_").unwrap();
+    assert_eq!(q.statements().count(), STATEMENT_NAMES.len());
+    assert!(q.statement("loadProfile").unwrap().contains(r#""public"."pson_profiles""#));
+    assert!(q.statement("saveProfile").unwrap().contains(r#""public"."pson_profile_audit""#));
+    assert_eq!(q.statement("nope").unwrap_err().code(), "validation_error");
+  }
+
+  #[test]
+  fn parameters_are_always_cast() {
+    // Every parameter is sent as text, so an uncast `$n` would compare text with
+    // integer at run time. Pin that each occurrence carries a cast.
+    let q = Queries::new("public", "pson_").unwrap();
+    for (name, sql) in q.statements() {
+      for (at, _) in sql.match_indices('$') {
+        let rest = &sql[at + 1..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+          continue; // dollar quoting, not a parameter
+        }
+        assert!(rest[digits..].starts_with("::"), "{name}: uncast parameter at {}", &sql[at..]);
+      }
+    }
+  }
+
+  #[test]
+  fn load_statement_is_pinned() {
+    let q = Queries::new("public", "pson_").unwrap();
+    assert_eq!(
+      q.statement("loadProfile").unwrap(),
+      r#"select document::text as document from "public"."pson_profiles" where profile_id = $1::text"#
+    );
+  }
+
+  #[test]
+  fn schema_creates_three_tables_idempotently() {
+    let q = Queries::new("public", "pson_").unwrap();
+    assert_eq!(q.schema_sql.matches("create table if not exists").count(), 3);
+    assert!(!q.schema_sql.contains("drop "));
+    assert!(q.upgrade_sql.contains(r#""public"."pson_profiles_current""#));
+    assert!(!q.upgrade_sql.to_lowercase().contains("drop "));
+  }
+}
