@@ -1,0 +1,79 @@
+// Test fixture: a PostgreSQL (DATABASE_URL, else an embedded one started for
+// this file) and a schema of its own per test file, dropped afterwards.
+//
+//   const db = await useDatabase()        // call at top level of a test file
+//   db.url, db.schema, db.sql(text, params)   (plain pg, for checks)
+//   db.repository('native' | 'pg' | 'postgres', extraOptions)
+//   MODES: the three modes, for parity suites
+
+import { randomBytes } from 'node:crypto'
+import { after } from 'node:test'
+
+import pg from 'pg'
+import postgres from 'postgres'
+
+import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
+import { createPostgresProfileStoreRepository } from '../../index.mjs'
+
+export const MODES = ['native', 'pg', 'postgres']
+
+export async function useDatabase({ schemaPrefix = 't' } = {}) {
+  let embedded = null
+  let url = process.env.DATABASE_URL
+  if (!url) {
+    embedded = await startEmbeddedPostgres()
+    url = embedded.url
+  }
+  const schema = `${schemaPrefix}_${randomBytes(5).toString('hex')}`
+  const admin = new pg.Pool({ connectionString: url, max: 4 })
+  await admin.query(`create schema "${schema}"`)
+
+  const closers = []
+  const db = {
+    url,
+    schema,
+    embedded,
+    admin,
+    sql: (text, params) => admin.query(text, params),
+    /** A repository in `mode` on this file's schema; closed after the file. */
+    repository(mode, options = {}) {
+      const base = { schema, ...options }
+      let repository
+      if (mode === 'native') {
+        repository = createPostgresProfileStoreRepository({ connectionString: url, ...base })
+      } else if (mode === 'pg') {
+        const pool = new pg.Pool({ connectionString: url, max: 10 })
+        closers.push(() => pool.end())
+        repository = createPostgresProfileStoreRepository({ exec: pool, ...base })
+      } else if (mode === 'postgres') {
+        const sql = postgres(url, { max: 10, onnotice: () => {} })
+        closers.push(() => sql.end({ timeout: 5 }))
+        repository = createPostgresProfileStoreRepository({ exec: sql, ...base })
+      } else {
+        throw new Error(`unknown mode ${mode}`)
+      }
+      closers.push(() => repository.close())
+      return repository
+    },
+    /** Row counts of the three tables, to prove a rejected call changed nothing. */
+    async snapshot(prefix = 'pson_') {
+      const counts = {}
+      for (const table of ['profiles', 'profile_audit', 'domain_index']) {
+        const { rows } = await admin.query(
+          `select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as digest, count(*)::int as n
+           from "${schema}"."${prefix}${table}" t`,
+        )
+        counts[table] = rows[0]
+      }
+      return counts
+    },
+  }
+
+  after(async () => {
+    for (const close of closers.reverse()) await close().catch(() => {})
+    await admin.query(`drop schema "${schema}" cascade`).catch(() => {})
+    await admin.end()
+    if (embedded) await embedded.stop()
+  })
+  return db
+}
