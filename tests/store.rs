@@ -1,0 +1,108 @@
+//! Integration tests of the core against a real PostgreSQL (`DATABASE_URL`;
+//! `npm test` sets it, starting an embedded server when needed).
+
+use std::sync::Arc;
+
+use pson5_postgres_store::store::config::ConnectOptions;
+use pson5_postgres_store::store::rows::Cell;
+use pson5_postgres_store::store::sql::Queries;
+use pson5_postgres_store::store::Store;
+
+fn database_url() -> String {
+  std::env::var("DATABASE_URL").expect("DATABASE_URL must point at a PostgreSQL (npm test sets it)")
+}
+
+/// A store on a fresh schema of its own.
+async fn fresh_store(label: &str) -> Store {
+  let schema = format!("rs_{label}_{}", std::process::id());
+  let options = ConnectOptions { connection_string: Some(database_url()), max: Some(4), ..Default::default() };
+  let admin = Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
+  admin.batch(&format!("drop schema if exists {schema} cascade; create schema {schema};")).await.unwrap();
+  admin.close();
+  let store = Store::connect(&options, Arc::new(Queries::new(&schema, "pson_").unwrap())).unwrap();
+  let ddl = store.queries().schema_sql.clone();
+  store.batch(&ddl).await.unwrap();
+  store.batch(&ddl).await.expect("the schema is idempotent");
+  store
+}
+
+fn document(id: &str, user: &str) -> String {
+  serde_json::json!({
+    "profile_id": id, "user_id": user, "tenant_id": "t1", "pson_version": "5.0",
+    "domains": { "active": ["core", "work"] }, "layers": {}, "metadata": { "revision": 99, "source_count": 1 }
+  })
+  .to_string()
+}
+
+async fn save(store: &Store, doc: String, expected: Option<i64>) -> Vec<Vec<Cell>> {
+  store.run("saveProfile", &[Some(doc), expected.map(|e| e.to_string()), None]).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_saves_of_one_profile_get_every_revision_once() {
+  let store = Arc::new(fresh_store("concurrent").await);
+  let tasks: Vec<_> = (0..30)
+    .map(|_| {
+      let store = store.clone();
+      tokio::spawn(async move { save(&store, document("p1", "u1"), None).await })
+    })
+    .collect();
+  let mut revisions = Vec::new();
+  for task in tasks {
+    match &task.await.unwrap()[0][0] {
+      Cell::Int(revision) => revisions.push(*revision),
+      other => panic!("unexpected cell {other:?}"),
+    }
+  }
+  revisions.sort_unstable();
+  assert_eq!(revisions, (1..=30).collect::<Vec<_>>());
+  let audit = store.run("listRevisionNumbers", &[Some("p1".into())]).await.unwrap();
+  assert_eq!(audit.len(), 30);
+}
+
+#[tokio::test]
+async fn expected_revision_mismatch_writes_nothing() {
+  let store = fresh_store("conflict").await;
+  save(&store, document("p1", "u1"), None).await;
+  assert!(save(&store, document("p1", "u1"), Some(5)).await.is_empty());
+  assert!(save(&store, document("p2", "u1"), Some(3)).await.is_empty(), "a missing profile is not at revision 3");
+  let revisions = store.run("listRevisionNumbers", &[Some("p1".into())]).await.unwrap();
+  assert_eq!(revisions, vec![vec![Cell::Int(1)]]);
+  assert_eq!(save(&store, document("p1", "u1"), Some(1)).await, vec![vec![Cell::Int(2)]]);
+}
+
+#[tokio::test]
+async fn index_rows_follow_saves_and_deletes() {
+  let store = fresh_store("index").await;
+  save(&store, document("a", "u1"), None).await;
+  save(&store, document("b", "u1"), None).await;
+  let ids = store.run("findProfilesByUserId", &[Some("u1".into())]).await.unwrap();
+  assert_eq!(ids, vec![vec![Cell::Text("a".into())], vec![Cell::Text("b".into())]]);
+  let deleted = store.run("deleteProfile", &[Some("a".into())]).await.unwrap();
+  assert_eq!(deleted, vec![vec![Cell::Bool(true)]]);
+  let ids = store.run("findProfilesByUserId", &[Some("u1".into())]).await.unwrap();
+  assert_eq!(ids, vec![vec![Cell::Text("b".into())]]);
+}
+
+#[tokio::test]
+async fn database_errors_carry_sql_state_and_closed_pool_says_closed() {
+  let store = fresh_store("errors").await;
+  let error = store.run("saveProfile", &[Some("not json".into()), None, None]).await.unwrap_err();
+  assert_eq!(error.code(), "database_error");
+  store.close();
+  let error = store.run("loadProfile", &[Some("x".into())]).await.unwrap_err();
+  assert_eq!(error.code(), "closed");
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_connection_error() {
+  let options = ConnectOptions {
+    connection_string: Some("postgres://postgres:hunter2@127.0.0.1:1/x".into()),
+    connection_timeout_millis: Some(2000),
+    ..Default::default()
+  };
+  let store = Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
+  let error = store.run("loadProfile", &[Some("x".into())]).await.unwrap_err();
+  assert_eq!(error.code(), "connection_error");
+  assert!(!error.to_string().contains("hunter2"));
+}
