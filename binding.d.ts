@@ -14,6 +14,13 @@ export declare class NativeRepository {
   constructor(options: NativeOptions)
   /** Runs the named statement (see `artifacts().queries`) with text parameters. */
   query(name: string, params: Array<string | undefined | null>): Promise<Array<Array<string | number | boolean | null>>>
+  /** Loads a profile document as JSON text (null when missing). */
+  load(profileId: string): Promise<string | null>
+  /**
+   * Saves a validated document; resolves to the stored revision, or null
+   * when `expectedRevision` did not match (nothing written).
+   */
+  save(profileId: string, document: string, expectedRevision?: number | undefined | null, context?: string | undefined | null): Promise<number | null>
   /** Runs the schema DDL (idempotent). */
   ensureSchema(): Promise<void>
   /** Runs the 0.2.2 upgrade script (idempotent). */

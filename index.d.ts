@@ -143,11 +143,13 @@ export interface PostgresProfileStoreArtifacts {
 
 export type StatementName =
   | 'loadProfile'
+  | 'loadProfiles'
   | 'profileExists'
   | 'loadProfileByUserId'
   | 'findProfilesByUserId'
   | 'listRevisionNumbers'
   | 'saveProfile'
+  | 'saveProfiles'
   | 'deleteProfile'
   | 'listAuditEntries'
   | 'loadProfileRevision'

@@ -23,14 +23,15 @@ function createPostgresProfileStoreArtifacts(options) {
   }
   const schema = options?.schema ?? 'public'
   const tablePrefix = options?.tablePrefix ?? 'pson_'
+  if (typeof schema !== 'string') throw validationError('schema', 'must be a string')
+  if (typeof tablePrefix !== 'string') throw validationError('tablePrefix', 'must be a string')
   const key = `${schema}\u0000${tablePrefix}`
   let artifacts = artifactCache.get(key)
   if (artifacts === undefined) {
-    if (typeof schema !== 'string') throw validationError('schema', 'must be a string')
-    if (typeof tablePrefix !== 'string') throw validationError('tablePrefix', 'must be a string')
+    const binding = native.binding()
     let raw
     try {
-      raw = native.binding().artifacts(schema, tablePrefix)
+      raw = binding.artifacts(schema, tablePrefix)
     } catch (error) {
       throw fromNative(error, 'createPostgresProfileStoreArtifacts')
     }
@@ -115,9 +116,10 @@ function createPostgresProfileStoreRepository(first, second) {
   for (const name of NATIVE_OPTIONS) {
     if (options[name] !== undefined && options[name] !== null) nativeOptions[name] = options[name]
   }
+  const { NativeRepository } = native.binding()
   let repository
   try {
-    repository = new (native.binding().NativeRepository)(nativeOptions)
+    repository = new NativeRepository(nativeOptions)
   } catch (error) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }

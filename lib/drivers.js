@@ -12,6 +12,9 @@ function nativeDriver(native) {
   return {
     mode: 'native',
     query: (name, params) => native.query(name, params),
+    // Coalesced in Rust with concurrent loads / saves of other profiles.
+    load: (profileId) => native.load(profileId),
+    save: (profileId, document, expected, context) => native.save(profileId, document, expected, context),
     ensureSchema: () => native.ensureSchema(),
     upgrade: () => native.upgrade(),
     close: () => native.close(),
@@ -27,11 +30,20 @@ function executorDriver(exec, artifacts) {
     if (!Array.isArray(rows)) throw new TypeError('the executor must resolve to { rows: [...] }')
     return rows
   }
+  const query = async (name, params) => {
+    const rows = await run(artifacts.queries[name], params)
+    return rows.map((row) => (Array.isArray(row) ? row : Object.values(row)))
+  }
   return {
     mode: 'executor',
-    query: async (name, params) => {
-      const rows = await run(artifacts.queries[name], params)
-      return rows.map((row) => (Array.isArray(row) ? row : Object.values(row)))
+    query,
+    load: async (profileId) => {
+      const rows = await query('loadProfile', [profileId])
+      return rows.length === 0 ? null : rows[0][0]
+    },
+    save: async (profileId, document, expected, context) => {
+      const rows = await query('saveProfile', [document, expected === null ? null : String(expected), context])
+      return rows.length === 0 ? null : rows[0][1]
     },
     ensureSchema: () => run(artifacts.schemaSql, []),
     upgrade: () => run(artifacts.upgradeSql, []),

@@ -36,8 +36,8 @@ class PostgresProfileStoreRepository {
 
   readCurrentProfile(profileId, options) {
     return this.#op('readCurrentProfile', options, async () => {
-      const rows = await this.#query('loadProfile', [v.checkId(profileId, 'profileId')])
-      return [rows.length ? JSON.parse(rows[0][0]) : null, rows.length]
+      const text = await this.#driver.load(v.checkId(profileId, 'profileId'))
+      return text === null ? [null, 0] : [JSON.parse(text), 1]
     })
   }
 
@@ -89,9 +89,9 @@ class PostgresProfileStoreRepository {
   loadProfile(profileId, options) {
     return this.#op('loadProfile', options, async () => {
       const id = v.checkId(profileId, 'profileId')
-      const rows = await this.#query('loadProfile', [id])
-      if (rows.length === 0) throw await notFound('profile_not_found', `Profile '${id}' was not found.`)
-      return [JSON.parse(rows[0][0]), 1]
+      const text = await this.#driver.load(id)
+      if (text === null) throw await notFound('profile_not_found', `Profile '${id}' was not found.`)
+      return [JSON.parse(text), 1]
     })
   }
 
@@ -131,12 +131,13 @@ class PostgresProfileStoreRepository {
     return this.#op('saveProfile', options, async (context) => {
       const text = v.profileText(profile, this.#maxDocumentBytes)
       const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
-      const rows = await this.#query('saveProfile', [
+      const revision = await this.#driver.save(
+        profile.profile_id,
         text,
-        expected === null ? null : String(expected),
+        expected,
         context === undefined ? null : JSON.stringify(context),
-      ])
-      if (rows.length === 0) {
+      )
+      if (revision === null) {
         throw new PostgresStoreError(
           'conflict',
           `Profile '${profile.profile_id}' is not at revision ${expected}; nothing was written.`,
@@ -144,7 +145,7 @@ class PostgresProfileStoreRepository {
       }
       // The returned document is the stored one: JSON semantics, new revision.
       const saved = JSON.parse(text)
-      saved.metadata = { ...saved.metadata, revision: rows[0][0] }
+      saved.metadata = { ...saved.metadata, revision }
       return [saved, 1]
     })
   }

@@ -11,7 +11,7 @@ use thiserror::Error;
 /// SQLSTATE `query_canceled`: what `statement_timeout` raises.
 const QUERY_CANCELED: &str = "57014";
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
   #[error("{message}")]
   Validation { field: &'static str, message: String },

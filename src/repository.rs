@@ -7,6 +7,7 @@ use napi::bindgen_prelude::spawn;
 use napi_derive::napi;
 
 use crate::js_types::{JsCell, NativeOptions, PoolStatusJs};
+use crate::store::coalesced::SaveRequest;
 use crate::store::sql::Queries;
 use crate::store::Store;
 
@@ -34,6 +35,26 @@ impl NativeRepository {
   pub async fn query(&self, name: String, params: Vec<Option<String>>) -> napi::Result<Vec<Vec<JsCell>>> {
     let rows = self.store.run(&name, &params).await?;
     Ok(rows.into_iter().map(|row| row.into_iter().map(JsCell).collect()).collect())
+  }
+
+  /// Loads a profile document as JSON text (null when missing).
+  #[napi]
+  pub async fn load(&self, profile_id: String) -> napi::Result<Option<String>> {
+    Ok(self.store.load(profile_id).await?)
+  }
+
+  /// Saves a validated document; resolves to the stored revision, or null
+  /// when `expectedRevision` did not match (nothing written).
+  #[napi]
+  pub async fn save(
+    &self,
+    profile_id: String,
+    document: String,
+    expected_revision: Option<i64>,
+    context: Option<String>,
+  ) -> napi::Result<Option<i64>> {
+    let request = SaveRequest { profile_id, document, expected_revision, context };
+    Ok(self.store.save(request).await?)
   }
 
   /// Runs the schema DDL (idempotent).

@@ -1,37 +1,65 @@
-//! The core: a deadpool-postgres pool and the rendered statements. No napi here.
+//! The core: a deadpool-postgres pool shared through lanes, the rendered
+//! statements, and the save batcher. No napi here.
 
 pub mod config;
+mod batcher;
+pub mod coalesced;
+mod lanes;
 pub mod rows;
 pub mod sql;
 mod tls;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::error::StoreError;
 use config::{ConnectOptions, PoolSettings};
+use lanes::Lanes;
 use rows::Cell;
+use batcher::Batcher;
+use coalesced::{Loads, SaveRequest, Saves};
 use sql::Queries;
 
 /// Every parameter is sent as text; SQL casts it (see `sql.rs`).
-const TEXT_PARAMS: [Type; 8] = [
-  Type::TEXT,
-  Type::TEXT,
-  Type::TEXT,
-  Type::TEXT,
-  Type::TEXT,
-  Type::TEXT,
-  Type::TEXT,
-  Type::TEXT,
-];
+const TEXT_PARAMS: [Type; 8] = [Type::TEXT; 8];
 
-pub struct Store {
+/// How many coalesced save statements may run at once. Fewer, larger batches
+/// mean fewer commits (WAL flushes); more mean lower latency at light load.
+const CONCURRENT_SAVE_BATCHES: usize = 4;
+/// Likewise for coalesced loads.
+const CONCURRENT_LOAD_BATCHES: usize = 4;
+
+/// What the pool, the lanes and the batcher share.
+pub struct Shared {
   pool: Pool,
+  lanes: Lanes,
   queries: Arc<Queries>,
   settings: PoolSettings,
+}
+
+impl Shared {
+  /// Runs a named statement with text parameters and decodes its rows.
+  pub async fn run(&self, name: &str, params: &[Option<String>]) -> Result<Vec<Vec<Cell>>, StoreError> {
+    let sql = self.queries.statement(name)?;
+    if params.len() > TEXT_PARAMS.len() {
+      return Err(StoreError::validation("params", "too many parameters"));
+    }
+    let lease = self.lanes.lease(&self.pool).await?;
+    let statement = lease.client.prepare_typed_cached(sql, &TEXT_PARAMS[..params.len()]).await?;
+    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    let rows = lease.client.query(&statement, &values).await?;
+    rows::decode(&rows)
+  }
+}
+
+pub struct Store {
+  shared: Arc<Shared>,
+  /// Started on first use, inside the runtime that runs them.
+  saves: OnceLock<Batcher<Saves>>,
+  loads: OnceLock<Batcher<Loads>>,
 }
 
 /// A snapshot of the pool for observability.
@@ -48,8 +76,8 @@ impl Store {
   pub fn connect(options: &ConnectOptions, queries: Arc<Queries>) -> Result<Self, StoreError> {
     let resolved = options.resolve(|key| std::env::var(key).ok())?;
     let tls = tls::connector(&resolved.tls)?;
-    // `Fast` trusts `Client::is_closed()`: a backend that died is dropped on
-    // return instead of costing every checkout a round trip.
+    // `Fast` trusts `Client::is_closed()`: a backend that died is dropped
+    // instead of costing every checkout a round trip.
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
     let manager = Manager::from_config(resolved.pg, tls, manager_config);
     let timeouts = Timeouts {
@@ -63,63 +91,71 @@ impl Store {
       .runtime(Runtime::Tokio1)
       .build()
       .map_err(|error| StoreError::Connection(format!("cannot build the pool: {error}")))?;
-    Ok(Self { pool, queries, settings: resolved.pool })
+    let shared = Shared { lanes: Lanes::new(resolved.pool.max_size), pool, queries, settings: resolved.pool };
+    Ok(Self { shared: Arc::new(shared), saves: OnceLock::new(), loads: OnceLock::new() })
   }
 
   pub fn queries(&self) -> &Queries {
-    &self.queries
+    &self.shared.queries
   }
 
   /// Runs a named statement with text parameters and decodes its rows.
   pub async fn run(&self, name: &str, params: &[Option<String>]) -> Result<Vec<Vec<Cell>>, StoreError> {
-    let sql = self.queries.statement(name)?;
-    if params.len() > TEXT_PARAMS.len() {
-      return Err(StoreError::validation("params", "too many parameters"));
+    self.shared.run(name, params).await
+  }
+
+  /// Saves one profile, batched with concurrent saves of other profiles.
+  /// The stored revision, or `None` when the expected revision did not match.
+  pub async fn save(&self, request: SaveRequest) -> Result<Option<i64>, StoreError> {
+    if self.shared.pool.is_closed() {
+      return Err(StoreError::Closed);
     }
-    let client = self.pool.get().await?;
-    let statement = client.prepare_typed_cached(sql, &TEXT_PARAMS[..params.len()]).await?;
-    let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-      params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-    let rows = client.query(&statement, &values).await?;
-    rows::decode(&rows)
+    let saves = self.saves.get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_SAVE_BATCHES));
+    saves.call(request).await
+  }
+
+  /// Loads one profile document (JSON text), coalesced with concurrent loads.
+  pub async fn load(&self, profile_id: String) -> Result<Option<String>, StoreError> {
+    if self.shared.pool.is_closed() {
+      return Err(StoreError::Closed);
+    }
+    let loads = self.loads.get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES));
+    loads.call(profile_id).await
   }
 
   /// Runs `sql` (several statements allowed, no parameters), e.g. the DDL.
   pub async fn batch(&self, sql: &str) -> Result<(), StoreError> {
-    let client = self.pool.get().await?;
-    client.batch_execute(sql).await?;
+    let lease = self.shared.lanes.lease(&self.shared.pool).await?;
+    lease.client.batch_execute(sql).await?;
     Ok(())
   }
 
-  /// Stops handing out connections and drops the idle ones; connections in
-  /// use are dropped when their call finishes.
+  /// Stops handing out connections and lets go of idle ones; calls in flight
+  /// finish on theirs, which are closed when the calls return.
   pub fn close(&self) {
-    self.pool.close();
+    self.shared.pool.close();
+    self.shared.lanes.release_all();
   }
 
   pub fn is_closed(&self) -> bool {
-    self.pool.is_closed()
+    self.shared.pool.is_closed()
   }
 
   pub fn status(&self) -> PoolStatus {
-    let status = self.pool.status();
-    PoolStatus {
-      max_size: status.max_size,
-      size: status.size,
-      available: status.available,
-      waiting: status.waiting,
-    }
+    let status = self.shared.pool.status();
+    PoolStatus { max_size: status.max_size, size: status.size, available: status.available, waiting: status.waiting }
   }
 
-  /// Drops connections idle for longer than `idleTimeoutMillis`.
+  /// Closes connections idle for longer than `idleTimeoutMillis`.
   pub fn reap_idle(&self) {
-    if let Some(idle) = self.settings.idle_timeout {
-      self.pool.retain(|_, metrics| metrics.last_used() < idle);
+    if let Some(idle) = self.shared.settings.idle_timeout {
+      self.shared.lanes.release_idle(idle);
+      self.shared.pool.retain(|_, metrics| metrics.last_used() < idle);
     }
   }
 
   /// How often `reap_idle` should run, if at all.
   pub fn reap_interval(&self) -> Option<Duration> {
-    self.settings.idle_timeout.map(|idle| (idle / 2).max(Duration::from_millis(100)))
+    self.shared.settings.idle_timeout.map(|idle| (idle / 2).max(Duration::from_millis(100)))
   }
 }

@@ -8,7 +8,9 @@
 //!
 //! Conventions every statement follows:
 //! - every parameter is sent as text (or NULL) and cast in SQL (`$1::integer`),
-//!   so one calling convention serves tokio-postgres and any JS executor;
+//!   so one calling convention serves tokio-postgres and any JS executor; JSON
+//!   goes through `$1::text::jsonb`, because postgres.js JSON-encodes (again)
+//!   any parameter the server reports as jsonb;
 //! - result columns are `text`, `integer` or `boolean` only; JSON leaves the
 //!   server as `::text`, so node-postgres and postgres.js hand back the same
 //!   values the native decoder does.
@@ -38,13 +40,15 @@ const SUFFIXES: [&str; 9] = [
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 14] = [
+pub const STATEMENT_NAMES: [&str; 16] = [
   "loadProfile",
+  "loadProfiles",
   "profileExists",
   "loadProfileByUserId",
   "findProfilesByUserId",
   "listRevisionNumbers",
   "saveProfile",
+  "saveProfiles",
   "deleteProfile",
   "listAuditEntries",
   "loadProfileRevision",
@@ -335,6 +339,10 @@ fn render_statement(name: &str, n: &Names) -> String {
   let seq = &n.index_seq_literal;
   match name {
     "loadProfile" => format!("select document::text as document from {profiles} where profile_id = $1::text"),
+    "loadProfiles" => format!(
+      "select profile_id, document::text as document from {profiles} \
+       where profile_id = any (array(select jsonb_array_elements_text($1::text::jsonb)))"
+    ),
     "profileExists" => {
       format!("select exists (select 1 from {profiles} where profile_id = $1::text) as exists")
     }
@@ -348,7 +356,8 @@ fn render_statement(name: &str, n: &Names) -> String {
     "listRevisionNumbers" => {
       format!("select revision from {audit} where profile_id = $1::text order by revision")
     }
-    "saveProfile" => render_save(n),
+    "saveProfile" => render_save(n, SaveInput::One),
+    "saveProfiles" => render_save(n, SaveInput::Batch),
     "deleteProfile" => format!(
       "with gone_profile as (delete from {profiles} where profile_id = $1::text returning 1), \
        gone_audit as (delete from {audit} where profile_id = $1::text returning 1), \
@@ -372,7 +381,7 @@ fn render_statement(name: &str, n: &Names) -> String {
     "writeCurrentProfile" => format!(
       "insert into {profiles} as cur (profile_id, user_id, tenant_id, revision, document) \
        select d ->> 'profile_id', d ->> 'user_id', d ->> 'tenant_id', (d #>> '{{metadata,revision}}')::integer, d \
-       from (select $1::jsonb as d) input \
+       from (select $1::text::jsonb as d) input \
        on conflict (profile_id) do update set user_id = excluded.user_id, tenant_id = excluded.tenant_id, \
        revision = excluded.revision, document = excluded.document, saved_at = now()"
     ),
@@ -381,7 +390,7 @@ fn render_statement(name: &str, n: &Names) -> String {
        updated_at, document) \
        select d ->> 'profile_id', (d #>> '{{metadata,revision}}')::integer, d ->> 'user_id', d ->> 'tenant_id', \
        {sc}, d ->> 'pson_version', d #>> '{{metadata,updated_at}}', d \
-       from (select $1::jsonb as d) input \
+       from (select $1::text::jsonb as d) input \
        on conflict (profile_id, revision) do update set user_id = excluded.user_id, \
        tenant_id = excluded.tenant_id, source_count = excluded.source_count, \
        pson_version = excluded.pson_version, updated_at = excluded.updated_at, \
@@ -398,7 +407,7 @@ fn render_statement(name: &str, n: &Names) -> String {
     ),
     "writeUserProfileIndex" => format!(
       "with wanted as ( \
-         select e.profile_id, e.ordinal from jsonb_array_elements_text($3::jsonb) with ordinality as e(profile_id, ordinal)), \
+         select e.profile_id, e.ordinal from jsonb_array_elements_text($3::text::jsonb) with ordinality as e(profile_id, ordinal)), \
        removed as ( \
          delete from {index} d where d.user_id = $1::text \
          and not exists (select 1 from wanted w where w.profile_id = d.profile_id)), \
@@ -421,35 +430,59 @@ fn render_statement(name: &str, n: &Names) -> String {
   }
 }
 
+/// Where the save statement takes its documents from.
+#[derive(Clone, Copy)]
+enum SaveInput {
+  /// `$1` document (jsonb text), `$2` expected revision (NULL: any), `$3` context (jsonb text or NULL).
+  One,
+  /// `$1` a JSON array of `{"d": document, "e": expected revision|null, "c": context|null}` with
+  /// distinct profile ids: several callers' saves in one statement and one commit.
+  Batch,
+}
+
 /// The save: one statement that bumps the revision under the row lock, appends
-/// the audit row and upserts the domain index.
+/// the audit row and upserts the domain index. Returns `(profile_id, revision)`
+/// per saved document; a document whose expected revision did not match gets
+/// no row and nothing of it is written.
 ///
-/// `$1` document (jsonb text), `$2` expected revision (NULL: any), `$3` context.
-/// Returns one row (the stored revision) or none when `$2` did not match.
-fn render_save(n: &Names) -> String {
+/// The single and the batched form differ only in the `input` CTE, so they
+/// cannot disagree on what a save does.
+fn render_save(n: &Names, input: SaveInput) -> String {
   let Names { profiles, audit, index, .. } = n;
   let seq = &n.index_seq_literal;
+  let input_rows = match input {
+    SaveInput::One => "select $1::text::jsonb as doc, $2::integer as expected_revision, $3::text::jsonb as context".to_owned(),
+    SaveInput::Batch => "select e.value -> 'd' as doc, (e.value ->> 'e')::integer as expected_revision, \
+       nullif(e.value -> 'c', 'null'::jsonb) as context \
+       from jsonb_array_elements($1::text::jsonb) as e"
+      .to_owned(),
+  };
   let sc_new = source_count("excluded.document");
   let sc_old = source_count("cur.document");
   let sc_input = source_count("i.doc");
   let sc_saved = source_count("s.document");
   let changed = changed_paths("cur.document", "excluded.document");
   let domains = active_domains("s.document");
+  // ON CONFLICT's WHERE sees only the proposed row, so it looks the caller's
+  // expected revision up in `input`.
+  let expected = "(select i.expected_revision from input i where i.profile_id = excluded.profile_id)";
   format!(
     r#"with input as (
-  select d as doc, $2::integer as expected_revision
-  from (select $1::jsonb as d) raw
+  select raw.doc ->> 'profile_id' as profile_id, raw.doc, raw.expected_revision, raw.context
+  from ({input_rows}) raw
 ),
 saved as (
   insert into {profiles} as cur (profile_id, user_id, tenant_id, revision, document,
                                  save_previous_revision, save_changed_paths, save_source_count_delta)
-  select i.doc ->> 'profile_id', i.doc ->> 'user_id', i.doc ->> 'tenant_id', 1,
+  select i.profile_id, i.doc ->> 'user_id', i.doc ->> 'tenant_id', 1,
          jsonb_set(i.doc, '{{metadata}}', coalesce(i.doc -> 'metadata', '{{}}'::jsonb) || '{{"revision": 1}}'::jsonb),
          null, array(select jsonb_object_keys(i.doc) k order by k), {sc_input}
   from input i
   -- With an expected revision the row must already exist; the upsert's WHERE then checks it under the lock.
   where coalesce(i.expected_revision, 0) = 0
-     or exists (select 1 from {profiles} p where p.profile_id = i.doc ->> 'profile_id')
+     or exists (select 1 from {profiles} p where p.profile_id = i.profile_id)
+  -- One lock order for every statement, so concurrent batches cannot deadlock.
+  order by i.profile_id
   on conflict (profile_id) do update set
     user_id = excluded.user_id,
     tenant_id = excluded.tenant_id,
@@ -459,7 +492,7 @@ saved as (
     save_previous_revision = cur.revision,
     save_changed_paths = {changed},
     save_source_count_delta = {sc_new} - coalesce({sc_old}, 0)
-  where $2::integer is null or cur.revision = $2::integer
+  where {expected} is null or cur.revision = {expected}
   returning cur.profile_id, cur.user_id, cur.tenant_id, cur.revision, cur.document,
             cur.save_previous_revision, cur.save_changed_paths, cur.save_source_count_delta
 ),
@@ -468,8 +501,8 @@ audited as (
                             source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document)
   select s.profile_id, s.revision, s.save_previous_revision, s.user_id, s.tenant_id, {sc_saved},
          s.save_source_count_delta, s.save_changed_paths, s.document ->> 'pson_version',
-         s.document #>> '{{metadata,updated_at}}', coalesce($3::jsonb, '{{}}'::jsonb), s.document
-  from saved s
+         s.document #>> '{{metadata,updated_at}}', coalesce(i.context, '{{}}'::jsonb), s.document
+  from saved s join input i on i.profile_id = s.profile_id
   -- A snapshot left at this revision by writeProfileRevision (the 0.2.2 path) is replaced, never duplicated.
   on conflict (profile_id, revision) do update set
     previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
@@ -484,11 +517,12 @@ indexed as (
   insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at)
   select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}), now()
   from saved s
+  order by s.profile_id
   on conflict (user_id, profile_id) do update set
     tenant_id = excluded.tenant_id, active_domains = excluded.active_domains,
     latest_seq = excluded.latest_seq, updated_at = excluded.updated_at
 )
-select s.revision from saved s"#
+select s.profile_id, s.revision from saved s"#
   )
 }
 

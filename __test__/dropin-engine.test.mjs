@@ -1,0 +1,176 @@
+// The drop-in promise: @pson5/serialization-engine 0.2.2 (the original
+// package, fetched by scripts/upstream-022.mjs) runs on this repository, both
+// through its createDocumentProfileStoreAdapter and with the repository itself
+// as `{ adapter }`.
+
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { appDir, ensureUpstream, importUpstream } from '../scripts/upstream-022.mjs'
+import { PostgresStoreError } from '../index.mjs'
+import { useDatabase } from './helpers/database.mjs'
+
+ensureUpstream()
+const engine = await importUpstream('serialization-engine')
+
+// Our package resolves the engine (for its ProfileStoreError class) from the
+// application, i.e. from the working directory: be that application.
+const originalCwd = process.cwd()
+process.chdir(appDir)
+
+const db = await useDatabase({ schemaPrefix: 'dropin' })
+
+// engine.saveProfile appends a best-effort audit line under `rootDir`.
+const rootDir = mkdtempSync(path.join(tmpdir(), 'pson5-dropin-'))
+after(() => {
+  process.chdir(originalCwd)
+  rmSync(rootDir, { recursive: true, force: true })
+})
+
+// createEmptyProfile names profiles `pson_<Date.now()>`: keep them distinct.
+async function freshMillisecond() {
+  await sleep(3)
+}
+
+async function rejection(promise) {
+  try {
+    await promise
+  } catch (error) {
+    return error
+  }
+  assert.fail('expected a rejection')
+}
+
+for (const mode of ['native', 'pg']) {
+  describe(`serialization-engine 0.2.2 on ${mode}`, () => {
+    let repository
+
+    before(async () => {
+      repository = db.repository(mode, { tablePrefix: `${mode}_` })
+      await repository.ensureSchema()
+    })
+
+    test('createDocumentProfileStoreAdapter(repository): init, bump, save, load', async () => {
+      const store = engine.createDocumentProfileStoreAdapter(repository)
+      assert.equal(store.kind, 'document:postgres')
+      const user = `adapter-user-${mode}`
+      const options = { adapter: store, rootDir }
+
+      await freshMillisecond()
+      const created = await engine.initProfile({ user_id: user, tenant_id: 'tenant-1' }, options)
+      const id = created.profile_id
+      assert.match(id, /^pson_\d+$/)
+      assert.equal(created.metadata.revision, 1)
+      assert.equal(await store.profileExists(id), true)
+
+      const bumped = engine.bumpRevision(created)
+      const saved = await engine.saveProfile(bumped, options)
+      assert.equal(saved.metadata.revision, 2)
+
+      const loaded = await store.loadProfileByUserId(user)
+      assert.equal(loaded.profile_id, id)
+      assert.equal(loaded.metadata.revision, 2)
+      assert.deepEqual(loaded, bumped)
+      assert.deepEqual(await store.listProfileRevisions(id), [1, 2])
+      assert.deepEqual(await store.findProfilesByUserId(user), [id])
+      assert.deepEqual(await engine.loadProfile(id, options), bumped)
+
+      // What the 0.2.2 path wrote is what the fast path reads.
+      assert.deepEqual(await repository.loadProfile(id), bumped)
+      assert.deepEqual(await repository.listProfileRevisions(id), [1, 2])
+      assert.deepEqual(await repository.findProfilesByUserId(user), [id])
+      assert.deepEqual(await repository.loadProfileByUserId(user), bumped)
+      assert.deepEqual(await repository.loadProfileRevision(id, 1), created)
+    })
+
+    test('createDocumentProfileStoreAdapter(repository): a second profile of the user becomes the latest', async () => {
+      const store = engine.createDocumentProfileStoreAdapter(repository)
+      const user = `adapter-two-${mode}`
+      const options = { adapter: store, rootDir }
+      await freshMillisecond()
+      const first = await engine.initProfile({ user_id: user }, options)
+      await freshMillisecond()
+      const second = await engine.initProfile({ user_id: user }, options)
+      assert.notEqual(first.profile_id, second.profile_id)
+      assert.deepEqual(await store.findProfilesByUserId(user), [first.profile_id, second.profile_id])
+      assert.equal((await store.loadProfileByUserId(user)).profile_id, second.profile_id)
+
+      // Saving the first again makes it the latest, and keeps the order of ids.
+      await engine.saveProfile(engine.bumpRevision(first), options)
+      assert.deepEqual(await store.findProfilesByUserId(user), [first.profile_id, second.profile_id])
+      const latest = await store.loadProfileByUserId(user)
+      assert.equal(latest.profile_id, first.profile_id)
+      assert.equal(latest.metadata.revision, 2)
+    })
+
+    test('createDocumentProfileStoreAdapter(repository): unknown profile and user', async () => {
+      const store = engine.createDocumentProfileStoreAdapter(repository)
+      const missing = await rejection(store.loadProfile('missing'))
+      assert.ok(missing instanceof engine.ProfileStoreError)
+      assert.equal(missing.storeCode, 'profile_not_found')
+      assert.equal(await store.profileExists('missing'), false)
+      assert.deepEqual(await store.findProfilesByUserId('nobody'), [])
+    })
+
+    test('not_found from the repository is an engine ProfileStoreError and ours', async () => {
+      for (const [call, storeCode] of [
+        [() => repository.loadProfile('missing'), 'profile_not_found'],
+        [() => repository.loadProfileByUserId('nobody'), 'profile_not_found'],
+        [() => repository.listProfileRevisions('missing'), 'profile_not_found'],
+        [() => repository.loadProfileRevision('missing', 1), 'revision_not_found'],
+      ]) {
+        const error = await rejection(call())
+        assert.ok(error instanceof engine.ProfileStoreError, `${storeCode}: not an engine ProfileStoreError`)
+        assert.ok(error instanceof PostgresStoreError, `${storeCode}: not a PostgresStoreError`)
+        assert.ok(error instanceof Error)
+        assert.equal(error.code, 'not_found')
+        assert.equal(error.storeCode, storeCode)
+      }
+    })
+
+    test('the repository as { adapter }: first init, then bump and save', async () => {
+      const user = `direct-user-${mode}`
+      const options = { adapter: repository, rootDir }
+
+      await freshMillisecond()
+      const created = await engine.initProfile({ user_id: user, tenant_id: 'tenant-1' }, options)
+      const id = created.profile_id
+      assert.equal(created.metadata.revision, 1)
+      assert.equal(await engine.profileExists(id, options), true)
+
+      const saved = await engine.saveProfile(engine.bumpRevision(created), options)
+      assert.equal(saved.metadata.revision, 2)
+
+      const loaded = await repository.loadProfile(id)
+      assert.equal(loaded.metadata.revision, 2)
+      assert.deepEqual(loaded, saved)
+      assert.deepEqual(await repository.listProfileRevisions(id), [1, 2])
+      assert.deepEqual(await repository.loadProfileByUserId(user), saved)
+      assert.deepEqual(await repository.findProfilesByUserId(user), [id])
+      assert.deepEqual(await engine.loadProfileByUserId(user, options), saved)
+      assert.deepEqual(await engine.listProfileRevisions(id, options), [1, 2])
+      assert.deepEqual(await engine.findProfilesByUserId(user, options), [id])
+
+      // The audit log holds each revision once, newest first.
+      const { entries } = await repository.listAuditEntries(id)
+      assert.deepEqual(
+        entries.map((entry) => [entry.revision, entry.previous_revision]),
+        [
+          [2, 1],
+          [1, null],
+        ],
+      )
+    })
+
+    test('the repository as { adapter }: engine errors other than not_found still reach the caller', async () => {
+      const options = { adapter: repository, rootDir }
+      const error = await rejection(engine.saveProfile({ profile_id: 42, user_id: 'u' }, options))
+      assert.equal(error.code, 'validation_error')
+      assert.ok(error instanceof PostgresStoreError)
+    })
+  })
+}

@@ -1,0 +1,114 @@
+//! Coalesces concurrent calls of one kind into one statement.
+//!
+//! Under load, the calls that arrive while earlier statements run are sent
+//! together: one round trip, one statement start and (for saves) one commit
+//! for many callers, each of whom still gets their own result or error. At
+//! light load a call goes out alone, at once, so batching adds no latency.
+//!
+//! `slots` bounds how many statements of a kind run at once; while they are
+//! all busy, the queue grows and the next batch with it.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::Shared;
+use crate::error::StoreError;
+
+/// Upper bound of calls in one statement (keeps statements and lock sets small).
+const MAX_BATCH: usize = 64;
+
+/// One kind of call that can be coalesced.
+pub trait BatchKind: Send + Sync + 'static {
+  type Request: Send + 'static;
+  type Output: Send + 'static;
+
+  /// Calls with the same key never share a statement (e.g. two saves of one
+  /// profile must be two revisions). `None`: any calls may share.
+  fn exclusive_key(request: &Self::Request) -> Option<&str>;
+
+  /// Runs a batch; one outcome per request, in order.
+  fn run(
+    shared: &Shared,
+    batch: &[Self::Request],
+  ) -> impl Future<Output = Vec<Result<Self::Output, StoreError>>> + Send;
+}
+
+struct Pending<K: BatchKind> {
+  request: K::Request,
+  reply: oneshot::Sender<Result<K::Output, StoreError>>,
+}
+
+pub struct Batcher<K: BatchKind> {
+  queue: mpsc::UnboundedSender<Pending<K>>,
+}
+
+impl<K: BatchKind> Batcher<K> {
+  /// Starts the dispatch task on the current tokio runtime; it ends when the
+  /// batcher is dropped.
+  pub fn start(shared: Arc<Shared>, slots: usize) -> Self {
+    let (queue, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(dispatch::<K>(shared, receiver, Arc::new(Semaphore::new(slots.max(1)))));
+    Self { queue }
+  }
+
+  pub async fn call(&self, request: K::Request) -> Result<K::Output, StoreError> {
+    let (reply, outcome) = oneshot::channel();
+    self.queue.send(Pending { request, reply }).map_err(|_| StoreError::Closed)?;
+    // A dropped reply means the batch task died (a panic): never hang the caller.
+    outcome.await.unwrap_or_else(|_| Err(StoreError::Connection("the statement was abandoned".to_owned())))
+  }
+}
+
+async fn dispatch<K: BatchKind>(
+  shared: Arc<Shared>,
+  mut receiver: mpsc::UnboundedReceiver<Pending<K>>,
+  slots: Arc<Semaphore>,
+) {
+  // Calls whose key is already in the batch being formed wait for the next one.
+  let mut deferred: VecDeque<Pending<K>> = VecDeque::new();
+  loop {
+    let first = match deferred.pop_front() {
+      Some(pending) => pending,
+      None => match receiver.recv().await {
+        Some(pending) => pending,
+        None => return,
+      },
+    };
+    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+    let mut keys = HashSet::new();
+    let mut batch = Vec::new();
+    let mut later = VecDeque::new();
+    let mut admit = |pending: Pending<K>, batch: &mut Vec<Pending<K>>, later: &mut VecDeque<Pending<K>>| {
+      let fits = batch.len() < MAX_BATCH
+        && K::exclusive_key(&pending.request).is_none_or(|key| keys.insert(key.to_owned()));
+      if fits {
+        batch.push(pending);
+      } else {
+        later.push_back(pending);
+      }
+    };
+    admit(first, &mut batch, &mut later);
+    while let Some(pending) = deferred.pop_front() {
+      admit(pending, &mut batch, &mut later);
+    }
+    while batch.len() < MAX_BATCH {
+      match receiver.try_recv() {
+        Ok(pending) => admit(pending, &mut batch, &mut later),
+        Err(_) => break,
+      }
+    }
+    deferred = later;
+    let shared = shared.clone();
+    tokio::spawn(async move {
+      let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+      let outcomes = K::run(&shared, &requests).await;
+      for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(outcome);
+      }
+      drop(permit);
+    });
+  }
+}

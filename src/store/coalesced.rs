@@ -1,0 +1,134 @@
+//! The two coalesced calls: saves (one commit for many) and profile loads (one
+//! index scan for many). Each falls back to the single-call statement that
+//! executor mode also runs when a batch holds one call.
+
+use super::batcher::BatchKind;
+use super::rows::Cell;
+use super::Shared;
+use crate::error::StoreError;
+
+/// One caller's save. `document` is validated JSON text (see `lib/validate.js`).
+pub struct SaveRequest {
+  pub profile_id: String,
+  pub document: String,
+  pub expected_revision: Option<i64>,
+  pub context: Option<String>,
+}
+
+/// Saves: distinct profiles per statement; the stored revision, or `None`
+/// when the expected revision did not match (nothing written).
+pub struct Saves;
+
+impl BatchKind for Saves {
+  type Request = SaveRequest;
+  type Output = Option<i64>;
+
+  fn exclusive_key(request: &SaveRequest) -> Option<&str> {
+    Some(&request.profile_id)
+  }
+
+  async fn run(shared: &Shared, batch: &[SaveRequest]) -> Vec<Result<Option<i64>, StoreError>> {
+    if let [request] = batch {
+      return vec![save_one(shared, request).await];
+    }
+    match save_many(shared, batch).await {
+      Ok(revisions) => revisions.into_iter().map(Ok).collect(),
+      // The statement failed as a whole and was rolled back: one bad save must
+      // not fail its neighbours, so each is retried alone for its own result.
+      Err(StoreError::Database { .. }) => {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for request in batch {
+          outcomes.push(save_one(shared, request).await);
+        }
+        outcomes
+      }
+      // A lost connection or a timeout leaves the commit's fate unknown;
+      // retrying could save twice, so every caller hears the error.
+      Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
+    }
+  }
+}
+
+async fn save_one(shared: &Shared, request: &SaveRequest) -> Result<Option<i64>, StoreError> {
+  let params = [
+    Some(request.document.clone()),
+    request.expected_revision.map(|expected| expected.to_string()),
+    request.context.clone(),
+  ];
+  let rows = shared.run("saveProfile", &params).await?;
+  Ok(rows.first().and_then(|row| int_at(row, 1)))
+}
+
+/// Revisions in the order of `batch`.
+async fn save_many(shared: &Shared, batch: &[SaveRequest]) -> Result<Vec<Option<i64>>, StoreError> {
+  let capacity = batch.iter().map(|request| request.document.len() + 48).sum();
+  let mut json = String::with_capacity(capacity);
+  json.push('[');
+  for (i, request) in batch.iter().enumerate() {
+    if i > 0 {
+      json.push(',');
+    }
+    // Document and context are JSON texts already; only the wrapper is built.
+    json.push_str("{\"d\":");
+    json.push_str(&request.document);
+    json.push_str(",\"e\":");
+    match request.expected_revision {
+      Some(expected) => json.push_str(&expected.to_string()),
+      None => json.push_str("null"),
+    }
+    json.push_str(",\"c\":");
+    json.push_str(request.context.as_deref().unwrap_or("null"));
+    json.push('}');
+  }
+  json.push(']');
+  let rows = shared.run("saveProfiles", &[Some(json)]).await?;
+  Ok(batch.iter().map(|request| row_for(&rows, &request.profile_id).and_then(|row| int_at(row, 1))).collect())
+}
+
+/// Loads by profile id; the document as JSON text, or `None` when missing.
+pub struct Loads;
+
+impl BatchKind for Loads {
+  type Request = String;
+  type Output = Option<String>;
+
+  fn exclusive_key(_: &String) -> Option<&str> {
+    None
+  }
+
+  async fn run(shared: &Shared, batch: &[String]) -> Vec<Result<Option<String>, StoreError>> {
+    let rows = if let [id] = batch {
+      shared.run("loadProfile", &[Some(id.clone())]).await.map(|rows| {
+        vec![rows.into_iter().next().and_then(|row| text_at(&row, 0))]
+      })
+    } else {
+      let ids = serde_json::to_string(batch).expect("strings serialise");
+      shared
+        .run("loadProfiles", &[Some(ids)])
+        .await
+        .map(|rows| batch.iter().map(|id| row_for(&rows, id).and_then(|row| text_at(row, 1))).collect())
+    };
+    match rows {
+      Ok(documents) => documents.into_iter().map(Ok).collect(),
+      Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
+    }
+  }
+}
+
+fn row_for<'a>(rows: &'a [Vec<Cell>], id: &str) -> Option<&'a [Cell]> {
+  rows.iter().find(|row| matches!(row.first(), Some(Cell::Text(key)) if key == id)).map(Vec::as_slice)
+}
+
+fn int_at(row: &[Cell], index: usize) -> Option<i64> {
+  match row.get(index) {
+    Some(Cell::Int(value)) => Some(*value),
+    _ => None,
+  }
+}
+
+fn text_at(row: &[Cell], index: usize) -> Option<String> {
+  match row.get(index) {
+    Some(Cell::Text(value)) => Some(value.clone()),
+    _ => None,
+  }
+}
