@@ -14,8 +14,12 @@ export declare class NativeRepository {
   constructor(options: NativeOptions)
   /** Runs the named statement (see `artifacts().queries`) with text parameters. */
   query(name: string, params: Array<string | undefined | null>): Promise<Array<Array<string | number | boolean | null>>>
-  /** Loads a profile document as JSON text (null when missing). */
-  load(profileId: string): Promise<string | null>
+  /**
+   * Loads profile documents as JSON text (null when missing), one entry per
+   * id. The JS layer gathers the loads of one tick into one call, so a
+   * burst costs one crossing of the boundary instead of one per load.
+   */
+  loadMany(profileIds: Array<string>): Promise<Array<string | undefined | null>>
   /**
    * Saves a validated document; resolves to the stored revision, or null
    * when `expectedRevision` did not match (nothing written).

@@ -26,11 +26,13 @@ function statementNamesFromTypes() {
 
 const EXPECTED_STATEMENTS = [
   'loadProfile',
+  'loadProfiles',
   'profileExists',
   'loadProfileByUserId',
   'findProfilesByUserId',
   'listRevisionNumbers',
   'saveProfile',
+  'saveProfiles',
   'deleteProfile',
   'listAuditEntries',
   'loadProfileRevision',

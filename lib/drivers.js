@@ -13,7 +13,7 @@ function nativeDriver(native) {
     mode: 'native',
     query: (name, params) => native.query(name, params),
     // Coalesced in Rust with concurrent loads / saves of other profiles.
-    load: (profileId) => native.load(profileId),
+    load: gatherPerTick((profileIds) => native.loadMany(profileIds)),
     save: (profileId, document, expected, context) => native.save(profileId, document, expected, context),
     ensureSchema: () => native.ensureSchema(),
     upgrade: () => native.upgrade(),
@@ -21,6 +21,32 @@ function nativeDriver(native) {
     status: () => native.status(),
     convertError: fromNative,
   }
+}
+
+// Calls made in the same tick go to `callMany` together: one N-API crossing
+// (and one promise) for a burst of loads, which is what a busy server sees.
+function gatherPerTick(callMany) {
+  let pending = null
+  const flush = () => {
+    const batch = pending
+    pending = null
+    callMany(batch.map((item) => item.arg)).then(
+      (results) => {
+        for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i])
+      },
+      (error) => {
+        for (const item of batch) item.reject(error)
+      },
+    )
+  }
+  return (arg) =>
+    new Promise((resolve, reject) => {
+      if (pending === null) {
+        pending = []
+        queueMicrotask(flush)
+      }
+      pending.push({ arg, resolve, reject })
+    })
 }
 
 function executorDriver(exec, artifacts) {

@@ -37,10 +37,14 @@ impl NativeRepository {
     Ok(rows.into_iter().map(|row| row.into_iter().map(JsCell).collect()).collect())
   }
 
-  /// Loads a profile document as JSON text (null when missing).
+  /// Loads profile documents as JSON text (null when missing), one entry per
+  /// id. The JS layer gathers the loads of one tick into one call, so a
+  /// burst costs one crossing of the boundary instead of one per load.
   #[napi]
-  pub async fn load(&self, profile_id: String) -> napi::Result<Option<String>> {
-    Ok(self.store.load(profile_id).await?)
+  pub async fn load_many(&self, profile_ids: Vec<String>) -> napi::Result<Vec<Option<String>>> {
+    let loads = profile_ids.into_iter().map(|id| self.store.load(id));
+    let documents = futures_util::future::join_all(loads).await;
+    Ok(documents.into_iter().collect::<Result<_, _>>()?)
   }
 
   /// Saves a validated document; resolves to the stored revision, or null
