@@ -7,19 +7,30 @@
 //! connection never mixes transaction state.
 //!
 //! A lane is chosen by load: an idle open lane first, then an empty slot (a new
-//! connection), then the open lane with the fewest calls in flight, so a call
-//! stuck behind a row lock does not hold up the others for long.
+//! connection), then the open lane with the fewest calls in flight. A lane
+//! whose calls have made no progress for `STALLED_AFTER` (a row lock, a slow
+//! statement) is passed over, so one stuck call does not hold up the rest; when
+//! every lane is stalled a call waits for progress up to the pool's acquire
+//! timeout (`connectionTimeoutMillis`), then fails with `timeout`, as a
+//! saturated node-postgres pool does.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool};
+use tokio::sync::Notify;
 
 use crate::error::StoreError;
 
+/// A lane with calls in flight and no completion for this long is stalled.
+const STALLED_AFTER: Duration = Duration::from_millis(250);
+
 pub struct Lanes {
   slots: Vec<Slot>,
+  /// Signalled whenever a call finishes, for calls waiting on stalled lanes.
+  progress: Notify,
+  acquire_timeout: Duration,
 }
 
 struct Slot {
@@ -27,12 +38,20 @@ struct Slot {
   /// Serialises opening a connection for this slot.
   opening: tokio::sync::Mutex<()>,
   in_flight: AtomicUsize,
+  /// Last time a call on this lane finished (or the lane was first used).
   last_used: Mutex<Instant>,
+}
+
+impl Slot {
+  fn stalled(&self) -> bool {
+    self.in_flight.load(Ordering::Acquire) > 0 && lock(&self.last_used).elapsed() >= STALLED_AFTER
+  }
 }
 
 /// A connection lent to one call; counts the call while it lives.
 pub struct Lease<'a> {
   slot: &'a Slot,
+  progress: &'a Notify,
   pub client: Arc<Object>,
 }
 
@@ -40,6 +59,7 @@ impl Drop for Lease<'_> {
   fn drop(&mut self) {
     self.slot.in_flight.fetch_sub(1, Ordering::AcqRel);
     *lock(&self.slot.last_used) = Instant::now();
+    self.progress.notify_waiters();
     // A connection that died is let go, so the pool replaces it.
     if self.client.is_closed() {
       let mut connection = lock(&self.slot.connection);
@@ -56,7 +76,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Lanes {
-  pub fn new(count: usize) -> Self {
+  pub fn new(count: usize, acquire_timeout: Duration) -> Self {
     let slots = (0..count.max(1))
       .map(|_| Slot {
         connection: Mutex::new(None),
@@ -65,14 +85,14 @@ impl Lanes {
         last_used: Mutex::new(Instant::now()),
       })
       .collect();
-    Self { slots }
+    Self { slots, progress: Notify::new(), acquire_timeout }
   }
 
   pub async fn lease(&self, pool: &Pool) -> Result<Lease<'_>, StoreError> {
     if pool.is_closed() {
       return Err(StoreError::Closed);
     }
-    let slot = self.pick();
+    let slot = self.pick_or_wait().await?;
     slot.in_flight.fetch_add(1, Ordering::AcqRel);
     // From here the count is undone by the Lease, or by this guard on error.
     let undo = scopeguard(|| {
@@ -93,18 +113,36 @@ impl Lanes {
       }
     };
     undo.disarm();
-    Ok(Lease { slot, client })
+    Ok(Lease { slot, progress: &self.progress, client })
   }
 
-  fn pick(&self) -> &Slot {
+  async fn pick_or_wait(&self) -> Result<&Slot, StoreError> {
+    let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+    loop {
+      // Register before looking, so a completion in between is not missed.
+      let progressed = self.progress.notified();
+      if let Some(slot) = self.pick() {
+        return Ok(slot);
+      }
+      if tokio::time::timeout_at(deadline, progressed).await.is_err() {
+        return Err(StoreError::Timeout(format!(
+          "no connection was free within {} ms: all {} are busy with statements that are not finishing",
+          self.acquire_timeout.as_millis(),
+          self.slots.len()
+        )));
+      }
+    }
+  }
+
+  fn pick(&self) -> Option<&Slot> {
     let open = |slot: &&Slot| live(slot).is_some();
     if let Some(idle) = self.slots.iter().filter(open).find(|s| s.in_flight.load(Ordering::Acquire) == 0) {
-      return idle;
+      return Some(idle);
     }
     if let Some(empty) = self.slots.iter().find(|s| !open(s)) {
-      return empty;
+      return Some(empty);
     }
-    self.slots.iter().min_by_key(|s| s.in_flight.load(Ordering::Acquire)).expect("at least one lane")
+    self.slots.iter().filter(|s| !s.stalled()).min_by_key(|s| s.in_flight.load(Ordering::Acquire))
   }
 
   /// Lets go of connections idle for longer than `idle` (the pool closes them).

@@ -76,9 +76,9 @@ impl Store {
   pub fn connect(options: &ConnectOptions, queries: Arc<Queries>) -> Result<Self, StoreError> {
     let resolved = options.resolve(|key| std::env::var(key).ok())?;
     let tls = tls::connector(&resolved.tls)?;
-    // `Fast` trusts `Client::is_closed()`: a backend that died is dropped
-    // instead of costing every checkout a round trip.
-    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    // Connections are checked out rarely (lanes keep them), so each checkout
+    // can afford a round trip proving the connection still works.
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Verified };
     let manager = Manager::from_config(resolved.pg, tls, manager_config);
     let timeouts = Timeouts {
       wait: Some(resolved.pool.connect_timeout),
@@ -91,7 +91,8 @@ impl Store {
       .runtime(Runtime::Tokio1)
       .build()
       .map_err(|error| StoreError::Connection(format!("cannot build the pool: {error}")))?;
-    let shared = Shared { lanes: Lanes::new(resolved.pool.max_size), pool, queries, settings: resolved.pool };
+    let lanes = Lanes::new(resolved.pool.max_size, resolved.pool.connect_timeout);
+    let shared = Shared { lanes, pool, queries, settings: resolved.pool };
     Ok(Self { shared: Arc::new(shared), saves: OnceLock::new(), loads: OnceLock::new() })
   }
 
