@@ -158,6 +158,7 @@ export type StatementName =
   | 'readUserProfileIndex'
   | 'writeUserProfileIndex'
   | 'serverInfo'
+  | 'checkSchema'
 
 export interface RepositoryOptions extends ArtifactOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
@@ -198,6 +199,21 @@ export interface NativeConnectionOptions extends RepositoryOptions {
 
 export interface ExecutorOptions extends RepositoryOptions {
   exec: QueryExecutor | PgQueryable | PostgresJsSql
+}
+
+export interface TableCheck {
+  exists: boolean
+  missingColumns: string[]
+}
+
+export interface SchemaCheck {
+  /** `server_version`, e.g. `17.2`. */
+  serverVersion: string
+  /** `server_version_num`, e.g. 170002. */
+  serverVersionNum: number
+  tables: { profiles: TableCheck; profileAudit: TableCheck; domainIndex: TableCheck }
+  /** All three tables exist with every expected column. */
+  ok: boolean
 }
 
 export interface PoolStatus {
@@ -259,6 +275,8 @@ export declare class PostgresProfileStoreRepository implements DocumentProfileSt
   ensureSchema(options?: OperationOptions): Promise<void>
   /** Runs `upgradeSql` (idempotent). */
   upgradeFrom022(options?: OperationOptions): Promise<void>
+  /** Server version and, per table, whether it exists and which expected columns it lacks. */
+  checkSchema(options?: OperationOptions): Promise<SchemaCheck>
   /** Native pool counters; null in executor mode or once closed. */
   poolStatus(): PoolStatus | null
   /** Later calls reject with `closed`; resolves when calls in flight settle (at most `timeoutMillis`, default 5000). */

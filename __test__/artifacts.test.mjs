@@ -41,6 +41,7 @@ const EXPECTED_STATEMENTS = [
   'readUserProfileIndex',
   'writeUserProfileIndex',
   'serverInfo',
+  'checkSchema',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

@@ -195,6 +195,21 @@ class PostgresProfileStoreRepository {
     return this.#op('upgradeFrom022', options, async () => [await this.#driver.upgrade(), 0])
   }
 
+  /**
+   * Server version and, per table, whether it exists and which columns it
+   * lacks. `ok` is true when all three tables are complete.
+   */
+  checkSchema(options) {
+    return this.#op('checkSchema', options, async () => {
+      const [server] = await this.#query('serverInfo', [])
+      const rows = await this.#query('checkSchema', [])
+      const tables = {}
+      for (const [key, exists, missing] of rows) tables[key] = { exists, missingColumns: JSON.parse(missing) }
+      const ok = rows.every(([, exists, missing]) => exists && missing === '[]')
+      return [{ serverVersion: server[1], serverVersionNum: server[0], tables, ok }, rows.length]
+    })
+  }
+
   /** Pool counters of the native pool; null in executor mode. */
   poolStatus() {
     return this.#closed ? null : this.#driver.status()

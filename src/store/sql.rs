@@ -40,7 +40,7 @@ const SUFFIXES: [&str; 9] = [
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 16] = [
+pub const STATEMENT_NAMES: [&str; 17] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -57,7 +57,39 @@ pub const STATEMENT_NAMES: [&str; 16] = [
   "readUserProfileIndex",
   "writeUserProfileIndex",
   "serverInfo",
+  "checkSchema",
 ];
+
+/// Columns each table must have; `checkSchema` reports the ones missing.
+const PROFILE_COLUMNS: [&str; 10] = [
+  "profile_id",
+  "user_id",
+  "tenant_id",
+  "revision",
+  "document",
+  "created_at",
+  "saved_at",
+  "save_previous_revision",
+  "save_changed_paths",
+  "save_source_count_delta",
+];
+const AUDIT_COLUMNS: [&str; 13] = [
+  "profile_id",
+  "revision",
+  "previous_revision",
+  "user_id",
+  "tenant_id",
+  "source_count",
+  "source_count_delta",
+  "changed_top_level_paths",
+  "pson_version",
+  "updated_at",
+  "recorded_at",
+  "context",
+  "document",
+];
+const INDEX_COLUMNS: [&str; 7] =
+  ["user_id", "profile_id", "tenant_id", "active_domains", "position", "latest_seq", "updated_at"];
 
 /// Fully qualified, quoted table names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,11 +455,31 @@ fn render_statement(name: &str, n: &Names) -> String {
        select count(*)::integer as written from written",
       domains = active_domains("p.document")
     ),
+    "checkSchema" => render_check(n),
     "serverInfo" => "select current_setting('server_version_num')::integer as version_num, \
        current_setting('server_version') as version"
       .to_owned(),
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
+}
+
+/// One row per table: key, whether it exists, and the JSON array of missing columns.
+fn render_check(n: &Names) -> String {
+  let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
+  let row = |key: &str, table: &str, columns: &[&str]| {
+    let columns = columns.iter().map(|c| literal(c)).collect::<Vec<_>>().join(", ");
+    format!("({}, {}, array[{columns}]::text[])", literal(key), literal(table))
+  };
+  format!(
+    "select t.key, to_regclass(t.qualified) is not null as exists, \
+     (select coalesce(json_agg(c order by c), '[]'::json) from unnest(t.columns) c \
+      where not exists (select 1 from pg_attribute a where a.attrelid = to_regclass(t.qualified) \
+      and a.attname = c and not a.attisdropped))::text as missing_columns \
+     from (values {}, {}, {}) as t(key, qualified, columns)",
+    row("profiles", &n.profiles, &PROFILE_COLUMNS),
+    row("profileAudit", &n.audit, &AUDIT_COLUMNS),
+    row("domainIndex", &n.index, &INDEX_COLUMNS)
+  )
 }
 
 /// Where the save statement takes its documents from.
@@ -581,6 +633,14 @@ mod tests {
         }
         assert!(rest[digits..].starts_with("::"), "{name}: uncast parameter at {}", &sql[at..]);
       }
+    }
+  }
+
+  #[test]
+  fn checked_columns_are_the_ones_the_schema_creates() {
+    let q = Queries::new("public", "pson_").unwrap();
+    for column in PROFILE_COLUMNS.iter().chain(&AUDIT_COLUMNS).chain(&INDEX_COLUMNS) {
+      assert!(q.schema_sql.contains(&format!("  {column} ")), "{column} is not in schemaSql");
     }
   }
 
