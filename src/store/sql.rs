@@ -237,11 +237,13 @@ fn iso(timestamp: &str) -> String {
   format!("to_char({timestamp} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
-/// Top-level keys whose values differ between two documents, sorted.
-fn changed_paths(old: &str, new: &str) -> String {
+/// Top-level keys whose values differ between two documents, sorted;
+/// `always` (if any) counts as changed whenever it is present.
+fn changed_paths(old: &str, new: &str, always: Option<&str>) -> String {
+  let forced = always.map(|key| format!("k = '{key}' or ")).unwrap_or_default();
   format!(
     "array(select k from (select jsonb_object_keys({old}) union select jsonb_object_keys({new})) keys(k) \
-     where {old} -> k is distinct from {new} -> k order by k)"
+     where {forced}{old} -> k is distinct from {new} -> k order by k)"
   )
 }
 
@@ -314,7 +316,7 @@ fn render_upgrade(n: &Names) -> String {
   let domains = active_domains("p.document");
   let source_count_doc = source_count("r.profile_document");
   let source_count_prev = source_count("r.previous_document");
-  let changed = changed_paths("r.previous_document", "r.profile_document");
+  let changed = changed_paths("r.previous_document", "r.profile_document", None);
   format!(
     r#"-- Copies a 0.2.2 deployment into the 0.3 tables. Idempotent; the old tables are kept.
 do $upgrade$
@@ -513,7 +515,9 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   let sc_old = source_count("cur.document");
   let sc_input = source_count("i.doc");
   let sc_saved = source_count("s.document");
-  let changed = changed_paths("cur.document", "excluded.document");
+  // `excluded.document` still carries the proposed revision; the stored one
+  // always moves, so `metadata` always counts as changed.
+  let changed = changed_paths("cur.document", "excluded.document", Some("metadata"));
   let domains = active_domains("s.document");
   // ON CONFLICT's WHERE sees only the proposed row, so it looks the caller's
   // expected revision up in `input`.
@@ -528,7 +532,8 @@ saved as (
                                  save_previous_revision, save_changed_paths, save_source_count_delta)
   select i.profile_id, i.doc ->> 'user_id', i.doc ->> 'tenant_id', 1,
          jsonb_set(i.doc, '{{metadata}}', coalesce(i.doc -> 'metadata', '{{}}'::jsonb) || '{{"revision": 1}}'::jsonb),
-         null, array(select jsonb_object_keys(i.doc) k order by k), {sc_input}
+         null, array(select k from (select jsonb_object_keys(i.doc) union select 'metadata') keys(k) order by k),
+         {sc_input}
   from input i
   -- With an expected revision the row must already exist; the upsert's WHERE then checks it under the lock.
   where coalesce(i.expected_revision, 0) = 0
