@@ -12,19 +12,22 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeRepository {
   /** Builds the pool; connections open on first use. */
   constructor(options: NativeOptions)
-  /** Runs the named statement (see `artifacts().queries`) with text parameters. */
-  query(name: string, params: Array<string | undefined | null>): Promise<Array<Array<string | number | boolean | null>>>
   /**
-   * Loads profile documents as JSON text (null when missing), one entry per
-   * id. The JS layer gathers the loads of one tick into one call, so a
-   * burst costs one crossing of the boundary instead of one per load.
+   * Runs named statements (see `artifacts().queries`) with text parameters.
+   * The JS layer gathers the calls of one tick into one crossing.
    */
-  loadMany(profileIds: Array<string>): Promise<Array<string | undefined | null>>
+  queryMany(calls: Array<QueryCall>): Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>
   /**
-   * Saves a validated document; resolves to the stored revision, or null
-   * when `expectedRevision` did not match (nothing written).
+   * Loads profile documents as JSON text (null when missing), coalesced in
+   * Rust with concurrent loads into as few statements as possible.
    */
-  save(profileId: string, document: string, expectedRevision?: number | undefined | null, context?: string | undefined | null): Promise<number | null>
+  loadMany(profileIds: Array<string>): Promise<Array<{ value?: string | null, error?: string }>>
+  /**
+   * Saves validated documents, coalesced with concurrent saves of other
+   * profiles. Each outcome is the stored revision, or null when its
+   * `expectedRevision` did not match (nothing of it written).
+   */
+  saveMany(calls: Array<SaveCall>): Promise<Array<{ value?: number | null, error?: string }>>
   /** Runs the schema DDL (idempotent). */
   ensureSchema(): Promise<void>
   /** Runs the 0.2.2 upgrade script (idempotent). */
@@ -93,6 +96,20 @@ export interface PoolStatusJs {
   size: number
   available: number
   waiting: number
+}
+
+/** One statement call of a gathered batch. */
+export interface QueryCall {
+  name: string
+  params: Array<string | undefined | null>
+}
+
+/** One save of a gathered batch; `document` is validated JSON text. */
+export interface SaveCall {
+  profileId: string
+  document: string
+  expectedRevision?: number
+  context?: string
 }
 
 /** node-postgres' `ssl: { ... }` form. */

@@ -116,6 +116,7 @@ export type QueryExecutor = (sql: string, params: ReadonlyArray<string | null>) 
 /** A node-postgres Pool/Client. */
 export interface PgQueryable {
   query(text: string, params?: any[]): Promise<QueryResultLike>
+  query(config: { name?: string; text: string; values?: any[] }): Promise<QueryResultLike>
 }
 
 /** A postgres.js `sql` instance. */
@@ -297,7 +298,14 @@ export declare function createPostgresProfileStoreRepository(
   options?: RepositoryOptions,
 ): PostgresProfileStoreRepository
 
-export declare function createPostgresQueryExecutor(queryable: PgQueryable | PostgresJsSql): QueryExecutor
+/**
+ * Adapts a pg Pool/Client or a postgres.js `sql`. Statements are prepared per connection unless
+ * `prepare: false` (for poolers that cannot keep prepared statements).
+ */
+export declare function createPostgresQueryExecutor(
+  queryable: PgQueryable | PostgresJsSql,
+  options?: { prepare?: boolean },
+): QueryExecutor
 
 /** Name of the diagnostics channel: `pson5:postgres-store`. */
 export declare const DIAGNOSTICS_CHANNEL: 'pson5:postgres-store'

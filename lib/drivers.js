@@ -6,15 +6,21 @@
 // - executor: the caller's `(sql, params) => Promise<{ rows }>` running the
 //   very same SQL text from the artifacts.
 
+const { createHash } = require('node:crypto')
+
 const { fromNative, fromExecutor, validationError } = require('./errors.js')
 
 function nativeDriver(native) {
   return {
     mode: 'native',
-    query: (name, params) => native.query(name, params),
-    // Coalesced in Rust with concurrent loads / saves of other profiles.
-    load: gatherPerTick((profileIds) => native.loadMany(profileIds)),
-    save: (profileId, document, expected, context) => native.save(profileId, document, expected, context),
+    // Calls of one tick cross into Rust together; loads and saves are then
+    // coalesced with concurrent ones into as few statements as possible.
+    query: gatherPerTick((calls) => native.queryMany(calls), (name, params) => ({ name, params })),
+    load: gatherPerTick((ids) => native.loadMany(ids), (profileId) => profileId),
+    save: gatherPerTick(
+      (calls) => native.saveMany(calls),
+      (profileId, document, expectedRevision, context) => ({ profileId, document, expectedRevision, context }),
+    ),
     ensureSchema: () => native.ensureSchema(),
     upgrade: () => native.upgrade(),
     close: () => native.close(),
@@ -23,29 +29,35 @@ function nativeDriver(native) {
   }
 }
 
-// Calls made in the same tick go to `callMany` together: one N-API crossing
-// (and one promise) for a burst of loads, which is what a busy server sees.
-function gatherPerTick(callMany) {
+// Calls made in the same tick go to `callMany` as one array: one N-API
+// crossing (and one promise) for a burst, which is what a busy server sees.
+// `callMany` resolves to one `{ value }` or `{ error }` per call, so calls
+// succeed and fail independently; `error` is the envelope fromNative reads.
+function gatherPerTick(callMany, toCall) {
   let pending = null
   const flush = () => {
     const batch = pending
     pending = null
-    callMany(batch.map((item) => item.arg)).then(
-      (results) => {
-        for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i])
+    callMany(batch.map((item) => item.call)).then(
+      (outcomes) => {
+        for (let i = 0; i < batch.length; i++) {
+          const outcome = outcomes[i]
+          if (outcome.error === undefined) batch[i].resolve(outcome.value)
+          else batch[i].reject(new Error(outcome.error))
+        }
       },
       (error) => {
         for (const item of batch) item.reject(error)
       },
     )
   }
-  return (arg) =>
+  return (...args) =>
     new Promise((resolve, reject) => {
       if (pending === null) {
         pending = []
         queueMicrotask(flush)
       }
-      pending.push({ arg, resolve, reject })
+      pending.push({ call: toCall(...args), resolve, reject })
     })
 }
 
@@ -81,12 +93,26 @@ function executorDriver(exec, artifacts) {
 }
 
 // Adapts a node-postgres Pool/Client or a postgres.js `sql` into an executor.
-function createPostgresQueryExecutor(queryable) {
+// Statements are prepared once per connection (named in pg, `prepare` in
+// postgres.js): planning the save costs more than running it. Pass
+// `{ prepare: false }` for poolers that cannot keep prepared statements.
+function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   if (typeof queryable?.unsafe === 'function') {
-    return async (sql, params) => ({ rows: await queryable.unsafe(sql, params ?? []) })
+    // Scripts (the DDL) have no parameters and several statements: never prepared.
+    return async (sql, params = []) => ({ rows: await queryable.unsafe(sql, params, { prepare: prepare && params.length > 0 }) })
   }
   if (typeof queryable?.query === 'function') {
-    return (sql, params) => queryable.query(sql, params)
+    if (!prepare) return (sql, params) => queryable.query(sql, params)
+    const names = new Map()
+    return (sql, params = []) => {
+      if (params.length === 0) return queryable.query(sql)
+      let name = names.get(sql)
+      if (name === undefined) {
+        name = `pson5_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`
+        names.set(sql, name)
+      }
+      return queryable.query({ name, text: sql, values: params })
+    }
   }
   throw validationError(
     'queryable',

@@ -43,7 +43,7 @@ class PostgresProfileStoreRepository {
 
   writeCurrentProfile(profile, options) {
     return this.#op('writeCurrentProfile', options, async () => {
-      const text = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
+      const { text } = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
       await this.#query('writeCurrentProfile', [text])
       return [undefined, 1]
     })
@@ -51,7 +51,7 @@ class PostgresProfileStoreRepository {
 
   writeProfileRevision(profile, options) {
     return this.#op('writeProfileRevision', options, async () => {
-      const text = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
+      const { text } = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
       await this.#query('writeProfileRevision', [text])
       return [undefined, 1]
     })
@@ -129,7 +129,7 @@ class PostgresProfileStoreRepository {
 
   saveProfile(profile, options) {
     return this.#op('saveProfile', options, async (context) => {
-      const text = v.profileText(profile, this.#maxDocumentBytes)
+      const { text, plain } = v.profileText(profile, this.#maxDocumentBytes)
       const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
       const revision = await this.#driver.save(
         profile.profile_id,
@@ -143,8 +143,9 @@ class PostgresProfileStoreRepository {
           `Profile '${profile.profile_id}' is not at revision ${expected}; nothing was written.`,
         )
       }
-      // The returned document is the stored one: JSON semantics, new revision.
-      const saved = JSON.parse(text)
+      // The returned document is the stored one: the caller's object with the
+      // new revision, or (when toJSON/undefined made them differ) the JSON.
+      const saved = plain ? { ...profile } : JSON.parse(text)
       saved.metadata = { ...saved.metadata, revision }
       return [saved, 1]
     })

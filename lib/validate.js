@@ -36,7 +36,7 @@ function pathOf(stack) {
 
 // Walks a value the way JSON.stringify would and rejects whatever it would
 // drop, change or choke on.
-function checkJsonValue(value, stack, ancestors) {
+function checkJsonValue(value, stack, ancestors, seen = { transformed: false }) {
   switch (typeof value) {
     case 'string': {
       const problem = badString(value)
@@ -55,7 +55,8 @@ function checkJsonValue(value, stack, ancestors) {
   }
   if (value === null) return
   if (typeof value.toJSON === 'function') {
-    checkJsonValue(value.toJSON(String(stack[stack.length - 1] ?? '')), stack, ancestors)
+    seen.transformed = true
+    checkJsonValue(value.toJSON(String(stack[stack.length - 1] ?? '')), stack, ancestors, seen)
     return
   }
   if (ancestors.has(value)) throw validationError(pathOf(stack), 'is a circular reference')
@@ -64,7 +65,7 @@ function checkJsonValue(value, stack, ancestors) {
     for (let i = 0; i < value.length; i++) {
       stack.push(i)
       if (value[i] === undefined) throw validationError(pathOf(stack), 'undefined cannot be stored in a JSON array')
-      checkJsonValue(value[i], stack, ancestors)
+      checkJsonValue(value[i], stack, ancestors, seen)
       stack.pop()
     }
   } else if (isPlainObject(value)) {
@@ -74,7 +75,8 @@ function checkJsonValue(value, stack, ancestors) {
       const keyProblem = badString(key)
       if (keyProblem) throw validationError(pathOf(stack), `key ${keyProblem}`)
       // JSON.stringify drops undefined properties; so do we (optional fields).
-      if (item !== undefined) checkJsonValue(item, stack, ancestors)
+      if (item === undefined) seen.transformed = true
+      else checkJsonValue(item, stack, ancestors, seen)
       stack.pop()
     }
   } else {
@@ -91,7 +93,9 @@ function checkId(value, field) {
   return value
 }
 
-// A profile document → its JSON text, after every check the SPEC names.
+// A profile document → `{ text, plain }` after every check the SPEC names;
+// `plain`: JSON.stringify changed nothing (no toJSON, no undefined dropped),
+// so the object itself is what the database will hold.
 function profileText(profile, maxDocumentBytes, { requireRevision = false } = {}) {
   if (!isPlainObject(profile)) throw validationError('profile', 'must be a plain object')
   checkId(profile.profile_id, 'profile_id')
@@ -105,7 +109,8 @@ function profileText(profile, maxDocumentBytes, { requireRevision = false } = {}
   if (requireRevision && !Number.isInteger(profile.metadata?.revision)) {
     throw validationError('metadata.revision', 'must be an integer')
   }
-  checkJsonValue(profile, [], new Set())
+  const seen = { transformed: false }
+  checkJsonValue(profile, [], new Set(), seen)
   const text = JSON.stringify(profile)
   // UTF-8 needs at most 3 bytes per UTF-16 unit: skip the count when it cannot matter.
   if (text.length * 3 > maxDocumentBytes) {
@@ -114,7 +119,7 @@ function profileText(profile, maxDocumentBytes, { requireRevision = false } = {}
       throw validationError('profile', `is ${bytes} bytes as JSON, over maxDocumentBytes (${maxDocumentBytes})`)
     }
   }
-  return text
+  return { text, plain: !seen.transformed }
 }
 
 function contextOf(options) {

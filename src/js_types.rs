@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 
-use napi::bindgen_prelude::{Either, Null, ToNapiValue};
-use napi::sys;
+use napi::bindgen_prelude::{Either, Null, Object, ToNapiValue};
+use napi::{sys, Env};
 use napi_derive::napi;
 
+use crate::error::StoreError;
 use crate::store::config::{ConnectOptions, SslOption};
 use crate::store::rows::Cell;
 use crate::store::sql::Queries;
@@ -142,5 +143,38 @@ impl ToNapiValue for JsCell {
       Cell::Int(int) => f64::to_napi_value(env, int as f64),
       Cell::Bool(flag) => bool::to_napi_value(env, flag),
     }
+  }
+}
+
+/// One statement call of a gathered batch.
+#[napi(object, object_to_js = false)]
+pub struct QueryCall {
+  pub name: String,
+  pub params: Vec<Option<String>>,
+}
+
+/// One save of a gathered batch; `document` is validated JSON text.
+#[napi(object, object_to_js = false)]
+pub struct SaveCall {
+  pub profile_id: String,
+  pub document: String,
+  pub expected_revision: Option<i64>,
+  pub context: Option<String>,
+}
+
+/// The result of one call of a gathered batch: `{ value }` or `{ error }`,
+/// where `error` is the same JSON envelope a rejection carries. Calls of one
+/// batch succeed and fail independently.
+pub struct Outcome<T>(pub Result<T, StoreError>);
+
+impl<T: ToNapiValue> ToNapiValue for Outcome<T> {
+  unsafe fn to_napi_value(raw_env: sys::napi_env, outcome: Self) -> napi::Result<sys::napi_value> {
+    let env = Env::from_raw(raw_env);
+    let mut object = Object::new(&env)?;
+    match outcome.0 {
+      Ok(value) => object.set("value", value)?,
+      Err(error) => object.set("error", napi::Error::from(error).reason)?,
+    }
+    Object::to_napi_value(raw_env, object)
   }
 }

@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, Weak};
 
+use futures_util::future::join_all;
 use napi::bindgen_prelude::spawn;
 use napi_derive::napi;
 
-use crate::js_types::{JsCell, NativeOptions, PoolStatusJs};
+use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
 use crate::store::coalesced::SaveRequest;
 use crate::store::sql::Queries;
 use crate::store::Store;
@@ -30,35 +31,40 @@ impl NativeRepository {
     Ok(Self { store })
   }
 
-  /// Runs the named statement (see `artifacts().queries`) with text parameters.
-  #[napi(ts_return_type = "Promise<Array<Array<string | number | boolean | null>>>")]
-  pub async fn query(&self, name: String, params: Vec<Option<String>>) -> napi::Result<Vec<Vec<JsCell>>> {
-    let rows = self.store.run(&name, &params).await?;
-    Ok(rows.into_iter().map(|row| row.into_iter().map(JsCell).collect()).collect())
+  /// Runs named statements (see `artifacts().queries`) with text parameters.
+  /// The JS layer gathers the calls of one tick into one crossing.
+  #[napi(ts_return_type = "Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>")]
+  pub async fn query_many(&self, calls: Vec<QueryCall>) -> Vec<Outcome<Vec<Vec<JsCell>>>> {
+    let runs = calls.iter().map(|call| self.store.run(&call.name, &call.params));
+    join_all(runs)
+      .await
+      .into_iter()
+      .map(|rows| Outcome(rows.map(|rows| rows.into_iter().map(|row| row.into_iter().map(JsCell).collect()).collect())))
+      .collect()
   }
 
-  /// Loads profile documents as JSON text (null when missing), one entry per
-  /// id. The JS layer gathers the loads of one tick into one call, so a
-  /// burst costs one crossing of the boundary instead of one per load.
-  #[napi]
-  pub async fn load_many(&self, profile_ids: Vec<String>) -> napi::Result<Vec<Option<String>>> {
+  /// Loads profile documents as JSON text (null when missing), coalesced in
+  /// Rust with concurrent loads into as few statements as possible.
+  #[napi(ts_return_type = "Promise<Array<{ value?: string | null, error?: string }>>")]
+  pub async fn load_many(&self, profile_ids: Vec<String>) -> Vec<Outcome<Option<String>>> {
     let loads = profile_ids.into_iter().map(|id| self.store.load(id));
-    let documents = futures_util::future::join_all(loads).await;
-    Ok(documents.into_iter().collect::<Result<_, _>>()?)
+    join_all(loads).await.into_iter().map(Outcome).collect()
   }
 
-  /// Saves a validated document; resolves to the stored revision, or null
-  /// when `expectedRevision` did not match (nothing written).
-  #[napi]
-  pub async fn save(
-    &self,
-    profile_id: String,
-    document: String,
-    expected_revision: Option<i64>,
-    context: Option<String>,
-  ) -> napi::Result<Option<i64>> {
-    let request = SaveRequest { profile_id, document, expected_revision, context };
-    Ok(self.store.save(request).await?)
+  /// Saves validated documents, coalesced with concurrent saves of other
+  /// profiles. Each outcome is the stored revision, or null when its
+  /// `expectedRevision` did not match (nothing of it written).
+  #[napi(ts_return_type = "Promise<Array<{ value?: number | null, error?: string }>>")]
+  pub async fn save_many(&self, calls: Vec<SaveCall>) -> Vec<Outcome<Option<i64>>> {
+    let saves = calls.into_iter().map(|call| {
+      self.store.save(SaveRequest {
+        profile_id: call.profile_id,
+        document: call.document,
+        expected_revision: call.expected_revision,
+        context: call.context,
+      })
+    });
+    join_all(saves).await.into_iter().map(Outcome).collect()
   }
 
   /// Runs the schema DDL (idempotent).

@@ -270,7 +270,10 @@ create table if not exists {profiles} (
   save_changed_paths text[] not null default '{{}}',
   save_source_count_delta numeric,
   constraint {profiles_pkey} primary key (profile_id)
-);
+)
+-- Every save rewrites the row: free space on the page keeps the update HOT
+-- (no index writes).
+with (fillfactor = 80);
 create index if not exists {profiles_user_idx} on {profiles} (user_id);
 
 create table if not exists {audit} (
@@ -301,7 +304,8 @@ create table if not exists {index} (
   latest_seq bigint not null,
   updated_at timestamptz not null default now(),
   constraint {index_pkey} primary key (user_id, profile_id)
-);
+)
+with (fillfactor = 80);
 create index if not exists {index_profile_idx} on {index} (profile_id);
 "#
   )
