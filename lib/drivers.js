@@ -19,7 +19,13 @@ function nativeDriver(native) {
     load: gatherPerTick((ids) => native.loadMany(ids), (profileId) => profileId),
     save: gatherPerTick(
       (calls) => native.saveMany(calls),
-      (profileId, document, expectedRevision, context) => ({ profileId, document, expectedRevision, context }),
+      // napi reads an absent optional field as undefined, never null.
+      (profileId, document, expected, context) => ({
+        profileId,
+        document,
+        expectedRevision: expected ?? undefined,
+        context: context ?? undefined,
+      }),
     ),
     ensureSchema: () => native.ensureSchema(),
     upgrade: () => native.upgrade(),
@@ -38,7 +44,18 @@ function gatherPerTick(callMany, toCall) {
   const flush = () => {
     const batch = pending
     pending = null
-    callMany(batch.map((item) => item.call)).then(
+    const failAll = (error) => {
+      for (const item of batch) item.reject(error)
+    }
+    let outcomes
+    try {
+      outcomes = callMany(batch.map((item) => item.call))
+    } catch (error) {
+      // napi rejects arguments it cannot convert synchronously.
+      failAll(error)
+      return
+    }
+    outcomes.then(
       (outcomes) => {
         for (let i = 0; i < batch.length; i++) {
           const outcome = outcomes[i]
@@ -46,9 +63,7 @@ function gatherPerTick(callMany, toCall) {
           else batch[i].reject(new Error(outcome.error))
         }
       },
-      (error) => {
-        for (const item of batch) item.reject(error)
-      },
+      failAll,
     )
   }
   return (...args) =>
