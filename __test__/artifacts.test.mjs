@@ -197,7 +197,7 @@ describe('schemaSql through pg', () => {
   })
 
   test('the longest accepted prefix creates every object under its full name', async () => {
-    const longest = `L${'p'.repeat(38)}` // 39 chars + 'domain_index_profile_idx' (24) = 63 bytes
+    const longest = `L${'p'.repeat(41)}` // 42 chars + 'domain_index_user_idx' (21) = 63 bytes
     const artifacts = createPostgresProfileStoreArtifacts({ schema: db.schema, tablePrefix: longest })
     await db.sql(artifacts.schemaSql)
     await db.sql(artifacts.schemaSql)
@@ -207,7 +207,7 @@ describe('schemaSql through pg', () => {
       `${longest}profiles`,
     ])
     const { indexes } = await catalogSnapshot(db.schema, longest)
-    assert.ok(indexes.some((i) => i.indexname === `${longest}domain_index_profile_idx`))
+    assert.ok(indexes.some((i) => i.indexname === `${longest}domain_index_user_idx`))
   })
 })
 
@@ -284,8 +284,8 @@ describe('invalid schema and tablePrefix', () => {
         assertValidation(() => create({ tablePrefix: bad }), 'tablePrefix')
       }
       assertValidation(() => create({ tablePrefix: LONG_PREFIX }), 'tablePrefix')
-      // One byte over: 40 + 'domain_index_profile_idx' = 64 bytes.
-      assertValidation(() => create({ tablePrefix: 'p'.repeat(40) }), 'tablePrefix')
+      // One byte over: 43 + 'domain_index_user_idx' = 64 bytes.
+      assertValidation(() => create({ tablePrefix: 'p'.repeat(43) }), 'tablePrefix')
       assertValidation(() => create({ schema: 's'.repeat(64) }), 'schema')
       assertValidation(() => create({ schema: 5 }), 'schema')
       assertValidation(() => create({ tablePrefix: 7 }), 'tablePrefix')
@@ -309,7 +309,7 @@ describe('invalid schema and tablePrefix', () => {
   })
 
   test('boundary values are accepted', () => {
-    assert.doesNotThrow(() => createPostgresProfileStoreArtifacts({ tablePrefix: 'p'.repeat(39) }))
+    assert.doesNotThrow(() => createPostgresProfileStoreArtifacts({ tablePrefix: 'p'.repeat(42) }))
     assert.doesNotThrow(() => createPostgresProfileStoreArtifacts({ schema: 's'.repeat(63) }))
     assert.doesNotThrow(() => createPostgresProfileStoreArtifacts({ schema: '_', tablePrefix: '_' }))
   })

@@ -137,12 +137,24 @@ for (const mode of MODES) {
     })
 
     test('users do not share index records', async () => {
-      const first = indexRecord(id('u8'), id('q1'), [id('q1')])
-      const second = indexRecord(id('u9'), id('q2'), [id('q2'), id('q1')])
+      const first = indexRecord(id('u8'), id('q1'), [id('q1'), id('q3')])
+      const second = indexRecord(id('u9'), id('q2'), [id('q2'), id('q4')])
       await repository.writeUserProfileIndex(first)
       await repository.writeUserProfileIndex(second)
       assert.deepEqual(await repository.readUserProfileIndex(id('u8')), first)
       assert.deepEqual(await repository.readUserProfileIndex(id('u9')), second)
+    })
+
+    // A profile has one user_id, so it is indexed under one user (unlike 0.2.2's
+    // free-form records): listing it in another user's record moves it there.
+    test('a profile listed in another user\'s record moves to that user', async () => {
+      await repository.writeUserProfileIndex(indexRecord(id('u10'), id('m1'), [id('m1'), id('m2')]))
+      const taker = indexRecord(id('u11'), id('m3'), [id('m3'), id('m2')])
+      await repository.writeUserProfileIndex(taker)
+      assert.deepEqual(await repository.readUserProfileIndex(id('u11')), taker)
+      const left = await repository.readUserProfileIndex(id('u10'))
+      assert.deepEqual(left.profile_ids, [id('m1')])
+      assert.equal(left.latest_profile_id, id('m1'))
     })
   })
 }

@@ -69,7 +69,18 @@ export async function useDatabase({ schemaPrefix = 't' } = {}) {
     },
   }
 
+  // Node 20's runner counts a file whose process ends early (a promise that
+  // never settles, a crash in a callback) as passing; make that a failure.
+  let finished = false
+  process.on('exit', () => {
+    if (!finished) {
+      console.error('the process exited before its tests finished (an operation never settled, or crashed)')
+      process.exitCode = 1
+    }
+  })
+
   after(async () => {
+    finished = true
     for (const close of closers.reverse()) await close().catch(() => {})
     await admin.query(`drop schema "${schema}" cascade`).catch(() => {})
     await admin.end()

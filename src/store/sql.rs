@@ -26,7 +26,7 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 const PROFILES: &str = "profiles";
 const AUDIT: &str = "profile_audit";
 const DOMAIN_INDEX: &str = "domain_index";
-const SUFFIXES: [&str; 9] = [
+const SUFFIXES: [&str; 10] = [
   PROFILES,
   AUDIT,
   DOMAIN_INDEX,
@@ -35,7 +35,8 @@ const SUFFIXES: [&str; 9] = [
   "profiles_user_idx",
   "profile_audit_pkey",
   "domain_index_pkey",
-  "domain_index_profile_idx",
+  "domain_index_user_idx",
+  "delete_profile",
 ];
 
 /// The statements the repository runs, by name. The names are the keys of
@@ -188,6 +189,7 @@ struct Names {
   index_seq: String,
   /// `regclass` literal of the sequence, for `nextval()`.
   index_seq_literal: String,
+  delete_function: String,
   legacy_current: String,
   legacy_revisions: String,
   legacy_user_index: String,
@@ -204,6 +206,7 @@ impl Names {
       audit: qualified(&format!("{prefix}{AUDIT}")),
       index: qualified(&format!("{prefix}{DOMAIN_INDEX}")),
       index_seq_literal: format!("'{}'", index_seq.replace('\'', "''")),
+      delete_function: qualified(&format!("{prefix}delete_profile")),
       index_seq,
       legacy_current: qualified("pson_profiles_current"),
       legacy_revisions: qualified("pson_profile_revisions"),
@@ -253,7 +256,8 @@ fn render_schema(n: &Names) -> String {
   let profiles_user_idx = n.object("profiles_user_idx");
   let audit_pkey = n.object("profile_audit_pkey");
   let index_pkey = n.object("domain_index_pkey");
-  let index_profile_idx = n.object("domain_index_profile_idx");
+  let index_user_idx = n.object("domain_index_user_idx");
+  let delete_function = &n.delete_function;
   format!(
     r#"create schema if not exists {schema};
 
@@ -295,18 +299,40 @@ create table if not exists {audit} (
 
 create sequence if not exists {index_seq};
 
+-- A profile is indexed under one user at a time: keyed by profile_id, a save
+-- that moves it to another user is a plain upsert under the row lock.
 create table if not exists {index} (
-  user_id text not null,
   profile_id text not null,
+  user_id text not null,
   tenant_id text,
   active_domains text[] not null default '{{}}',
   position bigint not null,
   latest_seq bigint not null,
   updated_at timestamptz not null default now(),
-  constraint {index_pkey} primary key (user_id, profile_id)
+  constraint {index_pkey} primary key (profile_id)
 )
 with (fillfactor = 80);
-create index if not exists {index_profile_idx} on {index} (profile_id);
+create index if not exists {index_user_idx} on {index} (user_id, position);
+
+-- deleteProfile. A function because its statements must not share one
+-- snapshot: the first waits for (and then removes) a save holding the row
+-- lock, and the next ones then see that save's audit and index rows.
+create or replace function {delete_function}(target_profile_id text) returns boolean
+language plpgsql as $delete_profile$
+declare
+  gone_profile bigint;
+  gone_audit bigint;
+  gone_index bigint;
+begin
+  delete from {profiles} where profile_id = target_profile_id;
+  get diagnostics gone_profile = row_count;
+  delete from {audit} where profile_id = target_profile_id;
+  get diagnostics gone_audit = row_count;
+  delete from {index} where profile_id = target_profile_id;
+  get diagnostics gone_index = row_count;
+  return gone_profile + gone_audit + gone_index > 0;
+end
+$delete_profile$;
 "#
   )
 }
@@ -364,7 +390,7 @@ begin
       case when jsonb_typeof(u.profile_ids) = 'array' then u.profile_ids else '[]'::jsonb end
     ) with ordinality as e(profile_id, ordinal)
     left join {profiles} p on p.profile_id = e.profile_id
-    on conflict (user_id, profile_id) do nothing;
+    on conflict (profile_id) do nothing;
   end if;
 end
 $upgrade$;
@@ -396,13 +422,7 @@ fn render_statement(name: &str, n: &Names) -> String {
     }
     "saveProfile" => render_save(n, SaveInput::One),
     "saveProfiles" => render_save(n, SaveInput::Batch),
-    "deleteProfile" => format!(
-      "with gone_profile as (delete from {profiles} where profile_id = $1::text returning 1), \
-       gone_audit as (delete from {audit} where profile_id = $1::text returning 1), \
-       gone_index as (delete from {index} where profile_id = $1::text returning 1) \
-       select ((select count(*) from gone_profile) + (select count(*) from gone_audit) \
-       + (select count(*) from gone_index)) > 0 as deleted"
-    ),
+    "deleteProfile" => format!("select {}($1::text) as deleted", n.delete_function),
     "listAuditEntries" => format!(
       "select json_build_object('profile_id', profile_id, 'user_id', user_id, 'tenant_id', tenant_id, \
        'revision', revision, 'previous_revision', previous_revision, 'source_count', source_count, \
@@ -454,7 +474,7 @@ fn render_statement(name: &str, n: &Names) -> String {
          select $1::text, w.profile_id, p.tenant_id, coalesce({domains}, '{{}}'), w.ordinal, \
          case when w.profile_id = $2::text then nextval({seq}) else 0 end, $4::timestamptz \
          from wanted w left join {profiles} p on p.profile_id = w.profile_id \
-         on conflict (user_id, profile_id) do update set position = excluded.position, \
+         on conflict (profile_id) do update set user_id = excluded.user_id, position = excluded.position, \
          latest_seq = case when excluded.profile_id = $2::text then excluded.latest_seq else cur.latest_seq end, \
          updated_at = excluded.updated_at \
          returning 1) \
@@ -571,16 +591,21 @@ audited as (
     changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
     updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
 ),
-moved_index as (
-  delete from {index} d using saved s where d.profile_id = s.profile_id and d.user_id <> s.user_id
+-- Audit rows above the new revision belong to an earlier life of this profile
+-- id (a delete that raced a save, or snapshots written ahead through the 0.2.2
+-- path): the log must not claim revisions the profile never had.
+stale_audit as (
+  delete from {audit} a using saved s where a.profile_id = s.profile_id and a.revision > s.revision
 ),
 indexed as (
   insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at)
   select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}), now()
   from saved s
   order by s.profile_id
-  on conflict (user_id, profile_id) do update set
-    tenant_id = excluded.tenant_id, active_domains = excluded.active_domains,
+  on conflict (profile_id) do update set
+    user_id = excluded.user_id, tenant_id = excluded.tenant_id, active_domains = excluded.active_domains,
+    -- A profile that moves to another user goes to the end of that user's list.
+    position = case when cur.user_id = excluded.user_id then cur.position else excluded.position end,
     latest_seq = excluded.latest_seq, updated_at = excluded.updated_at
 )
 select s.profile_id, s.revision from saved s"#
@@ -612,7 +637,7 @@ mod tests {
 
   #[test]
   fn rejects_names_postgres_would_truncate() {
-    let longest_ok = "p".repeat(MAX_IDENTIFIER_BYTES - "domain_index_profile_idx".len());
+    let longest_ok = "p".repeat(MAX_IDENTIFIER_BYTES - "domain_index_user_idx".len());
     assert!(Queries::new("public", &longest_ok).is_ok());
     let too_long = format!("{longest_ok}x");
     assert_eq!(Queries::new("public", &too_long).unwrap_err().field(), Some("tablePrefix"));
