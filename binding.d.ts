@@ -32,6 +32,11 @@ export declare class NativeRepository {
   ensureSchema(): Promise<void>
   /** Runs the 0.2.2 upgrade script (idempotent). */
   upgrade(): Promise<void>
+  /**
+   * Asks the server to cancel the statements running on the pool's
+   * connections (used by `close()` when calls outlive its timeout).
+   */
+  cancelRunning(): Promise<void>
   /** Closes the pool; later calls fail with `closed`. */
   close(): void
   status(): PoolStatusJs
@@ -85,6 +90,13 @@ export interface NativeOptions {
   statementTimeoutMillis?: number
   /** Default `pson5-postgres-store`. */
   applicationName?: string
+  /**
+   * Named prepared statements, cached per connection. `false` for poolers
+   * without prepared-statement support (pgbouncer < 1.21 in transaction
+   * mode). Default `true`; a "prepared statement does not exist" error also
+   * turns it off.
+   */
+  prepare?: boolean
   /** Default `public`. */
   schema?: string
   /** Default `pson_`. */

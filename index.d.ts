@@ -196,10 +196,17 @@ export interface NativeConnectionOptions extends RepositoryOptions {
   statementTimeoutMillis?: number
   /** Default `pson5-postgres-store`. */
   applicationName?: string
+  /**
+   * Named prepared statements, cached per connection. Default true; set false behind a
+   * transaction-mode pooler without prepared-statement support (pgbouncer < 1.21).
+   */
+  prepare?: boolean
 }
 
 export interface ExecutorOptions extends RepositoryOptions {
   exec: QueryExecutor | PgQueryable | PostgresJsSql
+  /** When `exec` is a pg or postgres.js instance: prepare statements (default true). */
+  prepare?: boolean
 }
 
 export interface TableCheck {

@@ -59,6 +59,7 @@ const NATIVE_OPTIONS = [
   'idleTimeoutMillis',
   'statementTimeoutMillis',
   'applicationName',
+  'prepare',
   'schema',
   'tablePrefix',
 ]
@@ -85,12 +86,15 @@ function createPostgresProfileStoreRepository(first, second) {
     exec = first
     options = second ?? {}
   } else if (isPostgresJs(first) || typeof first?.query === 'function') {
-    exec = createPostgresQueryExecutor(first)
     options = second ?? {}
+    exec = createPostgresQueryExecutor(first, { prepare: options.prepare })
   } else if (isPlainObject(first)) {
     options = first
     if (first.exec !== undefined) {
-      exec = typeof first.exec === 'function' && !isPostgresJs(first.exec) ? first.exec : createPostgresQueryExecutor(first.exec)
+      exec =
+        typeof first.exec === 'function' && !isPostgresJs(first.exec)
+          ? first.exec
+          : createPostgresQueryExecutor(first.exec, { prepare: first.prepare })
     }
   } else {
     throw validationError('options', 'expected nothing, an options object, or an executor function')

@@ -3,7 +3,6 @@
 // expectedRevision, and each caller's own outcome when saves are coalesced.
 
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { before, describe, test } from 'node:test'
 
 import { MODES, useDatabase } from './helpers/database.mjs'
@@ -226,14 +225,18 @@ for (const mode of MODES) {
     })
 
     test('one save the database rejects does not fail concurrent saves of other profiles', async () => {
-      // A profile id too large for a btree index entry: valid JSON, refused by
-      // PostgreSQL (program_limit_exceeded) when indexing it.
-      const hugeId = `${mode}-${randomBytes(9000).toString('base64')}`
+      // A document that passes validation but that a CHECK constraint on the
+      // profiles table refuses (check_violation).
+      const hugeId = uniqueId(`${mode}-refused`)
+      const constraint = `refuse_${mode}`
+      await db.sql(
+        `alter table "${db.schema}"."pson_profiles" add constraint ${constraint} check (profile_id <> '${hugeId}')`,
+      )
       const userId = uniqueId(`${mode}-isolated`)
       const goodIds = range(1, 9).map((i) => uniqueId(`${mode}-good${i}`))
       const before = await db.snapshot()
       const bad = await settle([repository.saveProfile(buildProfile({ profileId: hugeId, userId }))])
-      assert.equal(bad.rejected.length, 1, 'the oversized id alone is rejected by the database')
+      assert.equal(bad.rejected.length, 1, 'the refused document alone is rejected by the database')
       assert.equal(bad.rejected[0].code, 'database_error')
       assert.equal(typeof bad.rejected[0].sqlState, 'string')
       assert.deepEqual(await db.snapshot(), before)
@@ -253,6 +256,7 @@ for (const mode of MODES) {
       assert.deepEqual([...(await repository.findProfilesByUserId(userId))].sort(), [...goodIds].sort())
       assert.equal(await repository.profileExists(hugeId), false)
       await expectStoreError(repository.loadProfile(hugeId), { code: 'not_found' })
+      await db.sql(`alter table "${db.schema}"."pson_profiles" drop constraint ${constraint}`)
     })
 
     test('concurrent loads of present and missing profiles each get their own answer', async () => {

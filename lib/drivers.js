@@ -30,6 +30,7 @@ function nativeDriver(native) {
     ensureSchema: () => native.ensureSchema(),
     upgrade: () => native.upgrade(),
     close: () => native.close(),
+    cancelRunning: () => native.cancelRunning(),
     status: () => native.status(),
     convertError: fromNative,
   }
@@ -100,8 +101,10 @@ function executorDriver(exec, artifacts) {
     },
     ensureSchema: () => run(artifacts.schemaSql, []),
     upgrade: () => run(artifacts.upgradeSql, []),
-    // The caller owns its pool: closing the repository does not end it.
+    // The caller owns its pool: closing the repository does not end it, and
+    // its statements are its own to cancel.
     close: () => {},
+    cancelRunning: async () => {},
     status: () => null,
     convertError: fromExecutor,
   }
@@ -109,24 +112,48 @@ function executorDriver(exec, artifacts) {
 
 // Adapts a node-postgres Pool/Client or a postgres.js `sql` into an executor.
 // Statements are prepared once per connection (named in pg, `prepare` in
-// postgres.js): planning the save costs more than running it. Pass
-// `{ prepare: false }` for poolers that cannot keep prepared statements.
+// postgres.js): planning the save costs more than running it. Poolers in
+// transaction mode without prepared-statement support answer 26000/42P05;
+// the statement did not run then, so the executor retries it unprepared and
+// stays unprepared. `{ prepare: false }` starts that way.
 function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
+  let prepared = prepare
+  const fallBack = (error) => {
+    if (!prepared || (error?.code !== '26000' && error?.code !== '42P05')) return false
+    prepared = false
+    return true
+  }
   if (typeof queryable?.unsafe === 'function') {
     // Scripts (the DDL) have no parameters and several statements: never prepared.
-    return async (sql, params = []) => ({ rows: await queryable.unsafe(sql, params, { prepare: prepare && params.length > 0 }) })
+    const run = (sql, params, usePrepared) => queryable.unsafe(sql, params, { prepare: usePrepared && params.length > 0 })
+    return async (sql, params = []) => {
+      try {
+        return { rows: await run(sql, params, prepared) }
+      } catch (error) {
+        if (!fallBack(error)) throw error
+        return { rows: await run(sql, params, false) }
+      }
+    }
   }
   if (typeof queryable?.query === 'function') {
-    if (!prepare) return (sql, params) => queryable.query(sql, params)
     const names = new Map()
-    return (sql, params = []) => {
-      if (params.length === 0) return queryable.query(sql)
+    const nameOf = (sql) => {
       let name = names.get(sql)
       if (name === undefined) {
         name = `pson5_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`
         names.set(sql, name)
       }
-      return queryable.query({ name, text: sql, values: params })
+      return name
+    }
+    return async (sql, params = []) => {
+      if (params.length === 0) return queryable.query(sql)
+      if (!prepared) return queryable.query(sql, params)
+      try {
+        return await queryable.query({ name: nameOf(sql), text: sql, values: params })
+      } catch (error) {
+        if (!fallBack(error)) throw error
+        return queryable.query(sql, params)
+      }
     }
   }
   throw validationError(

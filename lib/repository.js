@@ -24,12 +24,16 @@ class PostgresProfileStoreRepository {
   #closed = false
   #inFlight = 0
   #idle = null
+  // Rejects every call still in flight when close() gives up on them.
+  #abandoned = withResolvers()
+  #abandon = (error) => this.#abandoned.reject(error)
 
   constructor(driver, { label, onEvent, maxDocumentBytes }) {
     this.#driver = driver
     this.#label = label
     this.#onEvent = onEvent
     this.#maxDocumentBytes = maxDocumentBytes
+    this.#abandoned.promise.catch(() => {})
   }
 
   // ---- DocumentProfileStoreRepository (0.2.2 semantics) ----
@@ -217,8 +221,10 @@ class PostgresProfileStoreRepository {
   }
 
   /**
-   * Stops new calls (they reject with `closed`), closes the native pool and
-   * resolves once calls in flight have settled, or after `timeoutMillis`.
+   * Stops new calls (they reject with `closed`) and closes the native pool.
+   * Calls in flight may finish for `timeoutMillis`; then the statements still
+   * running are cancelled on the server and whatever has not settled rejects
+   * with `closed`, so close() never hangs and no call is left pending.
    */
   async close({ timeoutMillis = 5000 } = {}) {
     if (!this.#closed) {
@@ -226,14 +232,22 @@ class PostgresProfileStoreRepository {
       this.#driver.close()
     }
     if (this.#inFlight === 0) return
-    this.#idle ??= Promise.withResolvers?.() ?? withResolvers()
+    if (await this.#settledWithin(timeoutMillis)) return
+    // Cancelled statements roll back: a call told `closed` wrote nothing.
+    await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(1000)])
+    if (await this.#settledWithin(1000)) return
+    this.#abandon(new PostgresStoreError('closed', 'The repository was closed before this call finished.'))
+  }
+
+  async #settledWithin(millis) {
+    this.#idle ??= withResolvers()
     let timer
     const timeout = new Promise((resolve) => {
-      timer = setTimeout(resolve, timeoutMillis)
-      timer.unref?.()
+      timer = setTimeout(resolve, millis, false)
     })
-    await Promise.race([this.#idle.promise, timeout])
+    const settled = await Promise.race([this.#idle.promise.then(() => true), timeout])
     clearTimeout(timer)
+    return settled
   }
 
   toString() {
@@ -260,7 +274,7 @@ class PostgresProfileStoreRepository {
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await body(context)
+      const [value, rowCount] = await Promise.race([body(context), this.#abandoned.promise])
       if (observed) {
         publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
       }
@@ -282,8 +296,16 @@ class PostgresProfileStoreRepository {
 
 function withResolvers() {
   let resolve
-  const promise = new Promise((r) => (resolve = r))
-  return { promise, resolve }
+  let reject
+  const promise = new Promise((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+function delay(millis) {
+  return new Promise((resolve) => setTimeout(resolve, millis))
 }
 
 // `not_found` as an instance of serialization-engine's ProfileStoreError when

@@ -86,8 +86,13 @@ function checkJsonValue(value, stack, ancestors, seen = { transformed: false }) 
   ancestors.delete(value)
 }
 
+// Ids are primary-key columns: a btree entry holds at most ~2.7 KB.
+const MAX_ID_LENGTH = 512
+const MAX_INT4 = 2147483647
+
 function checkId(value, field) {
   if (typeof value !== 'string' || value.length === 0) throw validationError(field, 'must be a non-empty string')
+  if (value.length > MAX_ID_LENGTH) throw validationError(field, `must be at most ${MAX_ID_LENGTH} characters`)
   const problem = badString(value)
   if (problem) throw validationError(field, problem)
   return value
@@ -132,14 +137,14 @@ function contextOf(options) {
 
 function optionalRevision(value, field) {
   if (value === undefined || value === null) return null
-  if (!Number.isInteger(value) || value < 0 || value > 2147483647) {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_INT4) {
     throw validationError(field, 'must be a non-negative integer')
   }
   return value
 }
 
 function revisionNumber(value, field) {
-  if (!Number.isInteger(value) || value < 1 || value > 2147483647) {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_INT4) {
     throw validationError(field, 'must be a positive integer')
   }
   return value
@@ -163,7 +168,9 @@ function decodeCursor(cursor) {
   if (typeof cursor === 'string') {
     try {
       const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-      if (parsed?.v === 1 && Number.isInteger(parsed.before) && parsed.before > 0) return parsed.before
+      if (parsed?.v === 1 && Number.isInteger(parsed.before) && parsed.before > 0 && parsed.before <= MAX_INT4) {
+        return parsed.before
+      }
     } catch {
       // fall through to the validation error
     }
@@ -185,10 +192,30 @@ function userIndexRecord(record) {
   if (!seen.has(record.latest_profile_id)) {
     throw validationError('latest_profile_id', 'must be one of profile_ids')
   }
-  if (typeof record.updated_at !== 'string' || Number.isNaN(Date.parse(record.updated_at))) {
-    throw validationError('updated_at', 'must be an ISO-8601 timestamp string')
+  if (!isIsoTimestamp(record.updated_at)) {
+    throw validationError('updated_at', 'must be an ISO-8601 timestamp such as 2026-01-31T12:00:00.000Z')
   }
   return record
+}
+
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})$/
+
+// Stricter than Date.parse, which accepts '2026', '2026-02-30' or '1', none
+// of which PostgreSQL takes as a timestamptz.
+function isIsoTimestamp(value) {
+  const match = typeof value === 'string' ? ISO_TIMESTAMP.exec(value) : null
+  if (!match) return false
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0))
+  const date = new Date(Date.UTC(year, month - 1, day))
+  return (
+    year >= 1 &&
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    hour < 24 &&
+    minute < 60 &&
+    second < 60
+  )
 }
 
 function maxDocumentBytesOption(value) {

@@ -16,8 +16,10 @@ pub enum StoreError {
   #[error("{message}")]
   Validation { field: &'static str, message: String },
 
-  #[error("{0}")]
-  Connection(String),
+  /// `sql_state` when the server refused the connection (bad password,
+  /// unknown database) or ended it (57P01 admin shutdown).
+  #[error("{message}")]
+  Connection { message: String, sql_state: Option<String> },
 
   #[error("{0}")]
   Timeout(String),
@@ -41,11 +43,22 @@ impl StoreError {
     Self::Validation { field, message: message.into() }
   }
 
+  pub fn connection(message: impl Into<String>) -> Self {
+    Self::Connection { message: message.into(), sql_state: None }
+  }
+
+  /// SQLSTATE 26000 / 42P05: a prepared statement the connection does not know
+  /// (or already has): what a transaction-mode pooler without prepared
+  /// statement support (pgbouncer < 1.21) produces.
+  pub fn is_lost_prepared_statement(&self) -> bool {
+    matches!(self, Self::Database { sql_state, .. } if sql_state == "26000" || sql_state == "42P05")
+  }
+
   /// The stable string the JS error carries as `code`.
   pub fn code(&self) -> &'static str {
     match self {
       Self::Validation { .. } => "validation_error",
-      Self::Connection(_) => "connection_error",
+      Self::Connection { .. } => "connection_error",
       Self::Timeout(_) => "timeout",
       Self::Closed => "closed",
       Self::Database { .. } => "database_error",
@@ -63,6 +76,7 @@ impl StoreError {
     let mut envelope = Envelope { code: self.code(), message: self.to_string(), ..Envelope::default() };
     match self {
       Self::Validation { field, .. } => envelope.field = Some(field),
+      Self::Connection { sql_state, .. } => envelope.sql_state = sql_state.as_deref(),
       Self::Database { sql_state, detail, constraint, table, schema, .. } => {
         envelope.sql_state = Some(sql_state);
         envelope.detail = detail.as_deref();
@@ -105,7 +119,10 @@ impl From<tokio_postgres::Error> for StoreError {
       // Class 08 (connection exception) and 57P01..57P03 (server shutting down,
       // backend terminated): the connection is gone, not the statement wrong.
       if sql_state.starts_with("08") || sql_state.starts_with("57P") {
-        return Self::Connection(format!("connection lost: {}", db.message()));
+        return Self::Connection {
+          message: format!("connection lost: {}", db.message()),
+          sql_state: Some(sql_state.to_owned()),
+        };
       }
       return Self::Database {
         message: db.message().to_owned(),
@@ -117,7 +134,16 @@ impl From<tokio_postgres::Error> for StoreError {
       };
     }
     // No server error: an I/O failure, a closed socket or a protocol error.
-    Self::Connection(error.to_string())
+    // The driver's top-level message ("error connecting to server") hides the
+    // cause, so the chain is spelled out.
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+      message.push_str(": ");
+      message.push_str(&cause.to_string());
+      source = cause.source();
+    }
+    Self::connection(message)
   }
 }
 
@@ -129,20 +155,20 @@ impl From<PoolError> for StoreError {
         Self::Timeout("timed out waiting for a free connection in the pool".to_owned())
       }
       PoolError::Timeout(TimeoutType::Create) => {
-        Self::Connection("timed out connecting to the server".to_owned())
+        Self::connection("timed out connecting to the server")
       }
       PoolError::Timeout(TimeoutType::Recycle) => {
-        Self::Connection("timed out checking a pooled connection".to_owned())
+        Self::connection("timed out checking a pooled connection")
       }
       PoolError::Backend(error) => match Self::from(error) {
         // A connect that the server refused outright (bad password, unknown
         // database) is still a connection error to the caller.
         Self::Database { message, sql_state, .. } => {
-          Self::Connection(format!("could not connect: {message} (SQLSTATE {sql_state})"))
+          Self::Connection { message: format!("could not connect: {message}"), sql_state: Some(sql_state) }
         }
         other => other,
       },
-      PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => Self::Connection(error.to_string()),
+      PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => Self::connection(error.to_string()),
     }
   }
 }

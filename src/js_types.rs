@@ -49,6 +49,11 @@ pub struct NativeOptions {
   pub statement_timeout_millis: Option<u32>,
   /// Default `pson5-postgres-store`.
   pub application_name: Option<String>,
+  /// Named prepared statements, cached per connection. `false` for poolers
+  /// without prepared-statement support (pgbouncer < 1.21 in transaction
+  /// mode). Default `true`; a "prepared statement does not exist" error also
+  /// turns it off.
+  pub prepare: Option<bool>,
   /// Default `public`.
   pub schema: Option<String>,
   /// Default `pson_`.
@@ -76,6 +81,7 @@ impl NativeOptions {
       idle_timeout_millis: self.idle_timeout_millis,
       statement_timeout_millis: self.statement_timeout_millis,
       application_name: self.application_name.clone(),
+      prepare: self.prepare,
     }
   }
 }

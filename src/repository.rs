@@ -1,10 +1,16 @@
 //! `NativeRepository`: the JS class over `store::Store`. Each method converts
-//! at the edge and delegates; the logic lives in `store/` and in `index.js`.
+//! at the edge and delegates; the logic lives in `store/` and in `lib/`.
+//!
+//! Every async method clones the `Arc<Store>` into a `'static` future instead
+//! of borrowing `&self`: a worker thread that is terminated with calls in
+//! flight finalizes the JS object while those futures still run.
 
+use std::future::Future;
 use std::sync::{Arc, Weak};
 
 use futures_util::future::join_all;
-use napi::bindgen_prelude::spawn;
+use napi::bindgen_prelude::{spawn, PromiseRaw, ToNapiValue};
+use napi::Env;
 use napi_derive::napi;
 
 use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
@@ -15,6 +21,15 @@ use crate::store::Store;
 #[napi]
 pub struct NativeRepository {
   store: Arc<Store>,
+}
+
+/// Runs `work` with its own handle on the store, as a JS promise.
+fn promise<'env, T, F>(env: &'env Env, store: &Arc<Store>, work: impl FnOnce(Arc<Store>) -> F) -> napi::Result<PromiseRaw<'env, T>>
+where
+  T: ToNapiValue + Send + 'static,
+  F: Future<Output = napi::Result<T>> + Send + 'static,
+{
+  env.spawn_future(work(store.clone()))
 }
 
 #[napi]
@@ -34,51 +49,82 @@ impl NativeRepository {
   /// Runs named statements (see `artifacts().queries`) with text parameters.
   /// The JS layer gathers the calls of one tick into one crossing.
   #[napi(ts_return_type = "Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>")]
-  pub async fn query_many(&self, calls: Vec<QueryCall>) -> Vec<Outcome<Vec<Vec<JsCell>>>> {
-    let runs = calls.iter().map(|call| self.store.run(&call.name, &call.params));
-    join_all(runs)
-      .await
-      .into_iter()
-      .map(|rows| Outcome(rows.map(|rows| rows.into_iter().map(|row| row.into_iter().map(JsCell).collect()).collect())))
-      .collect()
+  pub fn query_many<'env>(
+    &self,
+    env: &'env Env,
+    calls: Vec<QueryCall>,
+  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Vec<Vec<JsCell>>>>>> {
+    promise(env, &self.store, |store| async move {
+      let runs = calls.iter().map(|call| store.run(&call.name, &call.params));
+      let outcomes = join_all(runs).await.into_iter().map(|rows| {
+        Outcome(rows.map(|rows| rows.into_iter().map(|row| row.into_iter().map(JsCell).collect()).collect()))
+      });
+      Ok(outcomes.collect())
+    })
   }
 
   /// Loads profile documents as JSON text (null when missing), coalesced in
   /// Rust with concurrent loads into as few statements as possible.
   #[napi(ts_return_type = "Promise<Array<{ value?: string | null, error?: string }>>")]
-  pub async fn load_many(&self, profile_ids: Vec<String>) -> Vec<Outcome<Option<String>>> {
-    let loads = profile_ids.into_iter().map(|id| self.store.load(id));
-    join_all(loads).await.into_iter().map(Outcome).collect()
+  pub fn load_many<'env>(
+    &self,
+    env: &'env Env,
+    profile_ids: Vec<String>,
+  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Option<String>>>>> {
+    promise(env, &self.store, |store| async move {
+      let loads = profile_ids.into_iter().map(|id| store.load(id));
+      Ok(join_all(loads).await.into_iter().map(Outcome).collect())
+    })
   }
 
   /// Saves validated documents, coalesced with concurrent saves of other
   /// profiles. Each outcome is the stored revision, or null when its
   /// `expectedRevision` did not match (nothing of it written).
   #[napi(ts_return_type = "Promise<Array<{ value?: number | null, error?: string }>>")]
-  pub async fn save_many(&self, calls: Vec<SaveCall>) -> Vec<Outcome<Option<i64>>> {
-    let saves = calls.into_iter().map(|call| {
-      self.store.save(SaveRequest {
-        profile_id: call.profile_id,
-        document: call.document,
-        expected_revision: call.expected_revision,
-        context: call.context,
-      })
-    });
-    join_all(saves).await.into_iter().map(Outcome).collect()
+  pub fn save_many<'env>(
+    &self,
+    env: &'env Env,
+    calls: Vec<SaveCall>,
+  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Option<i64>>>>> {
+    promise(env, &self.store, |store| async move {
+      let saves = calls.into_iter().map(|call| {
+        store.save(SaveRequest {
+          profile_id: call.profile_id,
+          document: call.document,
+          expected_revision: call.expected_revision,
+          context: call.context,
+        })
+      });
+      Ok(join_all(saves).await.into_iter().map(Outcome).collect())
+    })
   }
 
   /// Runs the schema DDL (idempotent).
-  #[napi]
-  pub async fn ensure_schema(&self) -> napi::Result<()> {
-    let sql = self.store.queries().schema_sql.clone();
-    Ok(self.store.batch(&sql).await?)
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn ensure_schema<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    promise(env, &self.store, |store| async move {
+      let sql = store.queries().schema_sql.clone();
+      Ok(store.batch(&sql).await?)
+    })
   }
 
   /// Runs the 0.2.2 upgrade script (idempotent).
-  #[napi]
-  pub async fn upgrade(&self) -> napi::Result<()> {
-    let sql = self.store.queries().upgrade_sql.clone();
-    Ok(self.store.batch(&sql).await?)
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn upgrade<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    promise(env, &self.store, |store| async move {
+      let sql = store.queries().upgrade_sql.clone();
+      Ok(store.batch(&sql).await?)
+    })
+  }
+
+  /// Asks the server to cancel the statements running on the pool's
+  /// connections (used by `close()` when calls outlive its timeout).
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn cancel_running<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    promise(env, &self.store, |store| async move {
+      store.cancel_running().await;
+      Ok(())
+    })
   }
 
   /// Closes the pool; later calls fail with `closed`.

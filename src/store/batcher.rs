@@ -6,11 +6,14 @@
 //! light load a call goes out alone, at once, so batching adds no latency.
 //!
 //! `slots` bounds how many statements of a kind run at once; while they are
-//! all busy, the queue grows and the next batch with it.
+//! all busy, the queue grows and the next batch with it. A batch that finds
+//! no free slot for `STALLED_AFTER` (the running ones are stuck, e.g. behind
+//! a row lock) goes out anyway.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -19,6 +22,9 @@ use crate::error::StoreError;
 
 /// Upper bound of calls in one statement (keeps statements and lock sets small).
 const MAX_BATCH: usize = 64;
+
+/// How long a batch waits for a free slot before going out regardless.
+const STALLED_AFTER: Duration = Duration::from_millis(250);
 
 /// One kind of call that can be coalesced.
 pub trait BatchKind: Send + Sync + 'static {
@@ -58,7 +64,7 @@ impl<K: BatchKind> Batcher<K> {
     let (reply, outcome) = oneshot::channel();
     self.queue.send(Pending { request, reply }).map_err(|_| StoreError::Closed)?;
     // A dropped reply means the batch task died (a panic): never hang the caller.
-    outcome.await.unwrap_or_else(|_| Err(StoreError::Connection("the statement was abandoned".to_owned())))
+    outcome.await.unwrap_or_else(|_| Err(StoreError::connection("the statement was abandoned")))
   }
 }
 
@@ -77,7 +83,13 @@ async fn dispatch<K: BatchKind>(
         None => return,
       },
     };
-    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+    // A batch stuck behind a row lock must not hold up the others: past
+    // STALLED_AFTER without a free slot, this one goes out anyway.
+    let permit = match tokio::time::timeout(STALLED_AFTER, slots.clone().acquire_owned()).await {
+      Ok(Ok(permit)) => Some(permit),
+      Ok(Err(_closed)) => return,
+      Err(_elapsed) => None,
+    };
     let mut keys = HashSet::new();
     let mut batch = Vec::new();
     let mut later = VecDeque::new();
@@ -103,12 +115,12 @@ async fn dispatch<K: BatchKind>(
     deferred = later;
     let shared = shared.clone();
     tokio::spawn(async move {
+      let _permit = permit;
       let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.request, p.reply)).unzip();
       let outcomes = K::run(&shared, &requests).await;
       for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
       }
-      drop(permit);
     });
   }
 }

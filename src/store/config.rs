@@ -92,6 +92,8 @@ pub struct PoolSettings {
   pub max_size: usize,
   pub connect_timeout: Duration,
   pub idle_timeout: Option<Duration>,
+  /// Use named prepared statements (cached per connection).
+  pub prepare: bool,
 }
 
 /// What the JS layer passes for the native pool (already free of JS types).
@@ -109,6 +111,7 @@ pub struct ConnectOptions {
   pub idle_timeout_millis: Option<u32>,
   pub statement_timeout_millis: Option<u32>,
   pub application_name: Option<String>,
+  pub prepare: Option<bool>,
 }
 
 // Hand-written so the password can never reach a log line.
@@ -211,6 +214,7 @@ impl ConnectOptions {
         Some(millis) => Some(Duration::from_millis(millis.into())),
         None => Some(DEFAULT_IDLE_TIMEOUT),
       },
+      prepare: self.prepare.unwrap_or(true),
     };
     Ok(ResolvedConfig { pg, tls, pool })
   }

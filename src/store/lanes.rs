@@ -154,6 +154,16 @@ impl Lanes {
     }
   }
 
+  /// The connections that have calls in flight.
+  pub fn busy_connections(&self) -> Vec<Arc<Object>> {
+    self
+      .slots
+      .iter()
+      .filter(|slot| slot.in_flight.load(Ordering::Acquire) > 0)
+      .filter_map(|slot| lock(&slot.connection).clone())
+      .collect()
+  }
+
   /// Lets go of every connection (calls in flight keep theirs until done).
   pub fn release_all(&self) {
     for slot in &self.slots {

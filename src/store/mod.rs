@@ -9,9 +9,11 @@ pub mod rows;
 pub mod sql;
 mod tls;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::types::{ToSql, Type};
 
@@ -35,9 +37,13 @@ const CONCURRENT_LOAD_BATCHES: usize = 4;
 /// What the pool, the lanes and the batcher share.
 pub struct Shared {
   pool: Pool,
+  /// For cancel requests, which open a connection of their own.
+  tls: tokio_postgres_rustls::MakeRustlsConnect,
   lanes: Lanes,
   queries: Arc<Queries>,
   settings: PoolSettings,
+  /// Named, cached statements; off for poolers that cannot keep them.
+  prepare: AtomicBool,
 }
 
 impl Shared {
@@ -48,9 +54,33 @@ impl Shared {
       return Err(StoreError::validation("params", "too many parameters"));
     }
     let lease = self.lanes.lease(&self.pool).await?;
-    let statement = lease.client.prepare_typed_cached(sql, &TEXT_PARAMS[..params.len()]).await?;
+    if self.prepare.load(Ordering::Relaxed) {
+      match self.run_prepared(&lease.client, sql, params).await {
+        // The statement never ran (its name was unknown or taken on the
+        // server connection), so running it unnamed cannot run it twice.
+        Err(error) if error.is_lost_prepared_statement() => {
+          self.prepare.store(false, Ordering::Relaxed);
+        }
+        outcome => return outcome,
+      }
+    }
+    // One round trip with an unnamed statement: nothing outlives the call, as
+    // a transaction-mode pooler requires.
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+      params.iter().map(|p| (p as &(dyn ToSql + Sync), Type::TEXT)).collect();
+    let rows = lease.client.query_typed(sql, &typed).await?;
+    rows::decode(&rows)
+  }
+
+  async fn run_prepared(
+    &self,
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    params: &[Option<String>],
+  ) -> Result<Vec<Vec<Cell>>, StoreError> {
+    let statement = client.prepare_typed_cached(sql, &TEXT_PARAMS[..params.len()]).await?;
     let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    let rows = lease.client.query(&statement, &values).await?;
+    let rows = client.query(&statement, &values).await?;
     rows::decode(&rows)
   }
 }
@@ -79,7 +109,7 @@ impl Store {
     // Connections are checked out rarely (lanes keep them), so each checkout
     // can afford a round trip proving the connection still works.
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Verified };
-    let manager = Manager::from_config(resolved.pg, tls, manager_config);
+    let manager = Manager::from_config(resolved.pg, tls.clone(), manager_config);
     let timeouts = Timeouts {
       wait: Some(resolved.pool.connect_timeout),
       create: Some(resolved.pool.connect_timeout),
@@ -90,9 +120,10 @@ impl Store {
       .timeouts(timeouts)
       .runtime(Runtime::Tokio1)
       .build()
-      .map_err(|error| StoreError::Connection(format!("cannot build the pool: {error}")))?;
+      .map_err(|error| StoreError::connection(format!("cannot build the pool: {error}")))?;
     let lanes = Lanes::new(resolved.pool.max_size, resolved.pool.connect_timeout);
-    let shared = Shared { lanes, pool, queries, settings: resolved.pool };
+    let prepare = AtomicBool::new(resolved.pool.prepare);
+    let shared = Shared { lanes, pool, tls, queries, settings: resolved.pool, prepare };
     Ok(Self { shared: Arc::new(shared), saves: OnceLock::new(), loads: OnceLock::new() })
   }
 
@@ -136,6 +167,17 @@ impl Store {
   pub fn close(&self) {
     self.shared.pool.close();
     self.shared.lanes.release_all();
+  }
+
+  /// Asks the server to cancel what runs on busy connections; best effort
+  /// (a statement that already finished is not affected).
+  pub async fn cancel_running(&self) {
+    let cancels = self.shared.lanes.busy_connections().into_iter().map(|client| {
+      let token = client.cancel_token();
+      let tls = self.shared.tls.clone();
+      async move { token.cancel_query(tls).await }
+    });
+    join_all(cancels).await;
   }
 
   pub fn is_closed(&self) -> bool {

@@ -34,7 +34,7 @@ fn decode_cell(row: &Row, index: usize) -> Result<Cell, StoreError> {
     Type::INT8 => row.try_get::<_, Option<i64>>(index)?.map_or(Cell::Null, Cell::Int),
     Type::BOOL => row.try_get::<_, Option<bool>>(index)?.map_or(Cell::Null, Cell::Bool),
     ref other => {
-      return Err(StoreError::Connection(format!(
+      return Err(StoreError::connection(format!(
         "column '{}' has type {other}, which this package's statements never return",
         column.name()
       )))

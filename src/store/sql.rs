@@ -258,8 +258,17 @@ fn render_schema(n: &Names) -> String {
   let index_pkey = n.object("domain_index_pkey");
   let index_user_idx = n.object("domain_index_user_idx");
   let delete_function = &n.delete_function;
+  let schema_literal = format!("'{}'", schema.replace('\'', "''"));
   format!(
-    r#"create schema if not exists {schema};
+    r#"-- Guarded, because CREATE SCHEMA IF NOT EXISTS still needs CREATE on the
+-- database, which a role owning only its schema lacks.
+do $create_schema$
+begin
+  if to_regnamespace({schema_literal}) is null then
+    create schema if not exists {schema};
+  end if;
+end
+$create_schema$;
 
 create table if not exists {profiles} (
   profile_id text not null,

@@ -20,13 +20,13 @@ pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, StoreError
   let provider = Arc::new(rustls::crypto::ring::default_provider());
   let builder = ClientConfig::builder_with_provider(provider.clone())
     .with_safe_default_protocol_versions()
-    .map_err(|error| StoreError::Connection(format!("TLS setup failed: {error}")))?;
+    .map_err(|error| StoreError::connection(format!("TLS setup failed: {error}")))?;
   let verifier: Arc<dyn ServerCertVerifier> = match settings.mode {
     SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(AcceptAnyServer { provider }),
     SslMode::VerifyCa | SslMode::VerifyFull => {
       let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(&settings.roots)?), provider)
         .build()
-        .map_err(|error| StoreError::Connection(format!("TLS setup failed: {error}")))?;
+        .map_err(|error| StoreError::connection(format!("TLS setup failed: {error}")))?;
       if settings.mode == SslMode::VerifyCa {
         Arc::new(AnyHostName { inner: webpki })
       } else {

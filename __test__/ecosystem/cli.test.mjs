@@ -1,0 +1,133 @@
+// bin/pson5-postgres-store.js, spawned as a user would run it.
+
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { test } from 'node:test'
+
+import { createPostgresProfileStoreArtifacts } from '../../index.mjs'
+import { ROOT, cleanEnv, freePortNow, run, useSchema, useServer } from './helpers.mjs'
+
+const CLI = path.join(ROOT, 'bin', 'pson5-postgres-store.js')
+const server = await useServer()
+const schema = await useSchema(server, 'cli')
+
+function cli(args, env = cleanEnv({ DATABASE_URL: server.url })) {
+  // Run through the shebang, as npx does.
+  return run(CLI, args, { env })
+}
+
+test('--help prints the usage and exits 0', async () => {
+  for (const args of [['--help'], ['-h'], ['help']]) {
+    const result = await cli(args)
+    assert.equal(result.code, 0)
+    assert.match(result.stdout, /^Usage: pson5-postgres-store <command>/)
+    assert.match(result.stdout, /Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error/)
+  }
+})
+
+test('usage errors exit 2 with "error [usage]: ..."', async () => {
+  for (const [args, message] of [
+    [[], 'missing command'],
+    [['migrate'], 'unknown command migrate'],
+    [['schema', '--schema'], '--schema needs a value'],
+    [['schema', '--bogus'], 'unknown option --bogus'],
+    [['upgrade', '--json'], '--json only applies to check'],
+  ]) {
+    const result = await cli(args)
+    assert.equal(result.code, 2, args.join(' '))
+    assert.ok(result.stderr.includes(`error [usage]: ${message}`), result.stderr)
+    assert.equal(result.stdout, '')
+  }
+})
+
+test('schema and upgrade print the artifacts for --schema/--prefix', async () => {
+  const artifacts = createPostgresProfileStoreArtifacts({ schema: 'app', tablePrefix: 'x_' })
+  const schemaOut = await cli(['schema', '--schema', 'app', '--prefix', 'x_'])
+  assert.equal(schemaOut.code, 0, schemaOut.stderr)
+  assert.equal(schemaOut.stdout.trimEnd(), artifacts.schemaSql.trimEnd())
+  const upgradeOut = await cli(['upgrade', '--schema=app', '--prefix=x_'])
+  assert.equal(upgradeOut.code, 0, upgradeOut.stderr)
+  assert.equal(upgradeOut.stdout.trimEnd(), artifacts.upgradeSql.trimEnd())
+  const defaults = await cli(['schema'])
+  assert.equal(defaults.stdout.trimEnd(), createPostgresProfileStoreArtifacts().schemaSql.trimEnd())
+})
+
+test('a bad schema or prefix is a usage error naming the option', async () => {
+  const result = await cli(['schema', '--prefix', 'bad-prefix'])
+  assert.equal(result.code, 2)
+  assert.match(result.stderr, /^error \[validation_error\]: .*tablePrefix/m)
+  const long = await cli(['upgrade', '--schema', 's'.repeat(64)])
+  assert.equal(long.code, 2)
+  assert.match(long.stderr, /^error \[validation_error\]: .*schema/m)
+})
+
+test('check: missing tables exit 1; after applying `schema` it exits 0', async () => {
+  const missing = await cli(['check', '--schema', schema, '--prefix', 'chk_'])
+  assert.equal(missing.code, 1, missing.stderr)
+  const { rows } = await server.sql('show server_version')
+  assert.ok(missing.stdout.includes(`PostgreSQL ${rows[0].server_version}`), missing.stdout)
+  assert.equal(missing.stdout.match(/ missing$/gm)?.length, 3, missing.stdout)
+  assert.match(missing.stdout, /result: {2}3 problem/)
+
+  const ddl = await cli(['schema', '--schema', schema, '--prefix', 'chk_'])
+  await server.sql(ddl.stdout)
+  const ok = await cli(['check', '--schema', schema, '--prefix', 'chk_'])
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+  assert.equal(ok.stdout.match(/ ok$/gm)?.length, 4, ok.stdout) // three tables + result
+  assert.match(ok.stdout, /pool: {4}max 10, open \d+/)
+})
+
+test('check: a missing column is named; --json gives the same report', async () => {
+  await server.sql(`create table "${schema}".col_profiles (like "${schema}".chk_profiles)`)
+  await server.sql(`create table "${schema}".col_profile_audit (like "${schema}".chk_profile_audit)`)
+  await server.sql(`create table "${schema}".col_domain_index (like "${schema}".chk_domain_index)`)
+  await server.sql(`alter table "${schema}".col_profile_audit drop column context`)
+  const text = await cli(['check', '--schema', schema, '--prefix', 'col_'])
+  assert.equal(text.code, 1)
+  assert.match(text.stdout, /"col_profile_audit"\s+missing columns: context$/m)
+
+  const json = await cli(['check', '--json', '--schema', schema, '--prefix', 'col_'])
+  assert.equal(json.code, 1)
+  const report = JSON.parse(json.stdout)
+  assert.equal(report.ok, false)
+  assert.deepEqual(report.tables.profileAudit.missingColumns, ['context'])
+  assert.equal(report.tables.profiles.exists, true)
+  assert.deepEqual(report.tables.profiles.missingColumns, [])
+  assert.equal(typeof report.serverVersionNum, 'number')
+  assert.equal(report.pool.maxSize, 10)
+  assert.ok(!('password' in report))
+})
+
+test('check connects with the PG* variables when DATABASE_URL is unset', async () => {
+  const url = new URL(server.url)
+  const env = cleanEnv({
+    PGHOST: url.hostname,
+    PGPORT: url.port || '5432',
+    PGUSER: decodeURIComponent(url.username),
+    PGDATABASE: url.pathname.slice(1),
+    PGSSLMODE: 'disable',
+  })
+  const result = await cli(['check', '--schema', schema, '--prefix', 'chk_'], env)
+  assert.equal(result.code, 0, result.stdout + result.stderr)
+  assert.match(result.stdout, /\(PG\* variables\)/)
+})
+
+test('connection errors exit 3 and never print the password', async () => {
+  const port = await freePortNow()
+  const refused = await cli(['check'], cleanEnv({ DATABASE_URL: `postgres://postgres:hunter2-secret@127.0.0.1:${port}/x` }))
+  assert.equal(refused.code, 3, refused.stdout + refused.stderr)
+  assert.match(refused.stderr, /^error \[(connection_error|timeout)\]: /m)
+  assert.ok(!(refused.stdout + refused.stderr).includes('hunter2'))
+
+  const url = new URL(server.url)
+  url.password = 'hunter3-secret'
+  url.pathname = '/no_such_database_pson5'
+  const noDatabase = await cli(['check'], cleanEnv({ DATABASE_URL: url.href }))
+  assert.equal(noDatabase.code, 3, noDatabase.stdout + noDatabase.stderr)
+  assert.match(noDatabase.stderr, /^error \[\w+\]: /m)
+  assert.ok(!(noDatabase.stdout + noDatabase.stderr).includes('hunter3'))
+
+  const viaEnv = await cli(['check'], cleanEnv({ PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'u', PGPASSWORD: 'hunter4-secret' }))
+  assert.equal(viaEnv.code, 3)
+  assert.ok(!(viaEnv.stdout + viaEnv.stderr).includes('hunter4'))
+})

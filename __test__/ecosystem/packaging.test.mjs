@@ -1,0 +1,175 @@
+// What `npm install @pson5/postgres-store` gives a user: the main package and
+// the platform package built here (linux-x64-gnu), each from `npm pack`,
+// installed from their tarballs into an empty application folder.
+//
+// The main package.json lists the platform packages in optionalDependencies
+// only at publish time (`napi prepublish`), so the platform tarball is named
+// explicitly here. The repository's npm/ folder is never written to: the
+// platform package is packed from a temporary copy holding the built addon.
+
+import assert from 'node:assert/strict'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { ROOT, run, runNode, unique, useSchema, useServer } from './helpers.mjs'
+
+const PLATFORM = 'linux-x64-gnu'
+const PLATFORM_PACKAGE = `@pson5/postgres-store-${PLATFORM}`
+const ADDON = `postgres-store.${PLATFORM}.node`
+
+const server = await useServer()
+const schema = await useSchema(server, 'pack')
+const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-pack-'))
+after(() => rmSync(work, { recursive: true, force: true }))
+
+const rootManifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+
+async function npm(args, cwd) {
+  const result = await run('npm', args, { cwd, timeoutMillis: 180000, env: { ...process.env, npm_config_update_notifier: 'false' } })
+  assert.equal(result.code, 0, `npm ${args.join(' ')} failed:\n${result.stderr}`)
+  return result.stdout
+}
+
+/** `npm pack` of `dir` into `work`; returns { file, files } from npm's JSON report. */
+async function pack(dir) {
+  // --ignore-scripts: `prepare` would build the addon from source here.
+  const [report] = JSON.parse(await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], dir))
+  return { file: path.join(work, report.filename), files: report.files.map((f) => f.path) }
+}
+
+function manifestIn(tarball) {
+  const out = path.join(work, unique('manifest'))
+  mkdirSync(out)
+  return run('tar', ['xzf', tarball, '-C', out, 'package/package.json']).then(() =>
+    JSON.parse(readFileSync(path.join(out, 'package', 'package.json'), 'utf8')),
+  )
+}
+
+async function app(name, tarballs) {
+  const dir = path.join(work, name)
+  mkdirSync(dir)
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true }))
+  // --offline: nothing but the tarballs may be needed.
+  await npm(['install', ...tarballs, '--no-audit', '--no-fund', '--offline'], dir)
+  return dir
+}
+
+let main
+let platform
+
+before(async () => {
+  main = await pack(ROOT)
+  const platformDir = path.join(work, 'platform-src')
+  cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
+  cpSync(path.join(ROOT, ADDON), path.join(platformDir, ADDON))
+  platform = await pack(platformDir)
+})
+
+describe('the packed main package', () => {
+  test('has no runtime dependencies (offline install, nothing to resolve)', () => {
+    assert.deepEqual(rootManifest.dependencies ?? {}, {})
+  })
+
+  test('ships the JS entries, types and loader, and no binary', () => {
+    for (const file of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'lib/native.js']) {
+      assert.ok(main.files.includes(file), `${file} is missing from the tarball`)
+    }
+    assert.deepEqual(main.files.filter((file) => file.endsWith('.node')), [])
+    assert.deepEqual(main.files.filter((file) => /^(src|target|__test__|npm|bench)\//.test(file)), [])
+  })
+
+  test('runs no install script', async () => {
+    const manifest = await manifestIn(main.file)
+    for (const hook of ['preinstall', 'install', 'postinstall']) {
+      assert.equal(manifest.scripts?.[hook], undefined, `the published package must not run "${hook}"`)
+    }
+    // npm adds `install: node-gyp rebuild` to packages with a binding.gyp.
+    assert.ok(!main.files.includes('binding.gyp'))
+    assert.deepEqual(manifest.dependencies ?? {}, {})
+  })
+
+  test('the platform package holds exactly the addon, for linux x64 glibc', async () => {
+    const manifest = await manifestIn(platform.file)
+    assert.equal(manifest.name, PLATFORM_PACKAGE)
+    assert.equal(manifest.version, rootManifest.version)
+    assert.equal(manifest.main, ADDON)
+    assert.deepEqual(manifest.os, ['linux'])
+    assert.deepEqual(manifest.cpu, ['x64'])
+    assert.deepEqual(manifest.libc, ['glibc'])
+    assert.deepEqual(platform.files.sort(), [ADDON, 'README.md', 'package.json'].sort())
+    assert.equal(manifest.scripts, undefined)
+  })
+})
+
+describe('installed from the tarballs into an empty folder', () => {
+  let dir
+
+  before(async () => {
+    dir = await app('app-full', [main.file, platform.file])
+  })
+
+  const roundTrip = (prefix) => `
+    const repository = createPostgresProfileStoreRepository({ connectionString: process.env.DATABASE_URL, schema: ${JSON.stringify(schema)}, tablePrefix: '${prefix}' })
+    await repository.ensureSchema()
+    const saved = await repository.saveProfile({ profile_id: 'packed-${prefix}', user_id: 'u1', metadata: {} })
+    const loaded = await repository.loadProfile('packed-${prefix}')
+    await repository.close()
+    console.log(JSON.stringify({ revision: saved.metadata.revision, loaded: loaded.profile_id }))`
+
+  test('require() resolves the installed package and its platform binary, and a query runs', async () => {
+    const code = `
+      const assert = require('node:assert')
+      const pkg = require('@pson5/postgres-store')
+      assert.ok(require.resolve('@pson5/postgres-store').startsWith(process.cwd()))
+      assert.ok(require.resolve('${PLATFORM_PACKAGE}').startsWith(process.cwd()))
+      const { createPostgresProfileStoreRepository } = pkg
+      ;(async () => { ${roundTrip('cjs_')} })().catch((error) => { console.error(error); process.exit(1) })`
+    const result = await run(process.execPath, ['-e', code], { cwd: dir, env: { ...process.env, DATABASE_URL: server.url } })
+    assert.equal(result.code, 0, result.stderr)
+    assert.deepEqual(JSON.parse(result.stdout), { revision: 1, loaded: 'packed-cjs_' })
+  })
+
+  test('import() works and shares the CommonJS instance', async () => {
+    const code = `
+      import assert from 'node:assert'
+      import { createRequire } from 'node:module'
+      import { createPostgresProfileStoreRepository, PostgresStoreError } from '@pson5/postgres-store'
+      const cjs = createRequire(process.cwd() + '/')('@pson5/postgres-store')
+      assert.equal(PostgresStoreError, cjs.PostgresStoreError)
+      ${roundTrip('esm_')}`
+    const result = await runNode(code, { cwd: dir, env: { ...process.env, DATABASE_URL: server.url } })
+    assert.equal(result.code, 0, result.stderr)
+    assert.deepEqual(JSON.parse(result.stdout), { revision: 1, loaded: 'packed-esm_' })
+    const { rows } = await server.sql(`select profile_id from "${schema}".esm_profiles`)
+    assert.deepEqual(rows, [{ profile_id: 'packed-esm_' }])
+  })
+
+  test('the CLI is installed as a bin (npx pson5-postgres-store)', async () => {
+    const bin = path.join(dir, 'node_modules', '.bin', 'pson5-postgres-store')
+    assert.ok(existsSync(bin), 'package.json needs "bin": { "pson5-postgres-store": "bin/pson5-postgres-store.js" } and "bin/" in "files"')
+    const result = await run(bin, ['schema', '--schema', 'app', '--prefix', 'x_'], { cwd: dir })
+    assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stdout, /create table if not exists "app"\."x_profiles"/i)
+  })
+})
+
+describe('installed without the platform package', () => {
+  let dir
+
+  before(async () => {
+    dir = await app('app-main-only', [main.file])
+  })
+
+  for (const [kind, code] of [
+    ['require', `const m = require('@pson5/postgres-store'); try { m.createPostgresProfileStoreArtifacts() } catch (e) { console.log(e.message); process.exit(7) }`],
+    ['import', `import('@pson5/postgres-store').then((m) => m.createPostgresProfileStoreArtifacts()).catch((e) => { console.log(e.message); process.exit(7) })`],
+  ]) {
+    test(`${kind}: the error names ${PLATFORM_PACKAGE}`, async () => {
+      const result = await run(process.execPath, ['-e', code], { cwd: dir })
+      assert.equal(result.code, 7, `expected the load to fail:\n${result.stdout}${result.stderr}`)
+      assert.ok(result.stdout.includes(PLATFORM_PACKAGE), result.stdout)
+    })
+  }
+})

@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+'use strict'
+
+// pson5-postgres-store: prints the schema or the 0.2.2 upgrade SQL for a
+// schema/table prefix, or checks a database (DATABASE_URL, else the PG*
+// variables) against them.
+//
+// Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error.
+
+const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3 }
+
+const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P]
+
+Commands:
+  schema    print the DDL (schemaSql) for the schema and table prefix
+  upgrade   print the SQL that copies a 0.2.2 deployment (pson_profiles_current,
+            pson_profile_revisions, pson_user_profile_index) into the new tables
+  check     connect and report the server version, whether the three tables
+            exist with every expected column, and the pool settings
+
+Options:
+  --schema S   PostgreSQL schema (default: public)
+  --prefix P   table prefix (default: pson_)
+  --json       check: print the report as JSON
+  -h, --help   show this help
+
+check connects with DATABASE_URL, else the libpq variables (PGHOST, PGPORT,
+PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT).
+
+Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error.
+`
+
+class UsageError extends Error {}
+
+function parseArgs(argv) {
+  const options = { command: null, schema: undefined, tablePrefix: undefined, json: false, help: false }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    const value = () => {
+      if (inline !== undefined) return inline
+      const next = argv[++i]
+      if (next === undefined || next.startsWith('-')) throw new UsageError(`${flag} needs a value`)
+      return next
+    }
+    switch (flag) {
+      case '-h':
+      case '--help':
+        options.help = true
+        break
+      case '--schema':
+        options.schema = value()
+        break
+      case '--prefix':
+      case '--table-prefix':
+        options.tablePrefix = value()
+        break
+      case '--json':
+        options.json = true
+        break
+      default:
+        if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`)
+        if (options.command !== null) throw new UsageError(`unexpected argument ${arg}`)
+        options.command = arg
+    }
+  }
+  if (options.help) return options
+  if (options.command === null) throw new UsageError('missing command')
+  if (options.command === 'help') return { ...options, help: true }
+  if (!['schema', 'upgrade', 'check'].includes(options.command)) throw new UsageError(`unknown command ${options.command}`)
+  if (options.json && options.command !== 'check') throw new UsageError('--json only applies to check')
+  return options
+}
+
+// Secrets that must never be printed, whatever a message contains.
+function secrets() {
+  const found = []
+  if (process.env.PGPASSWORD) found.push(process.env.PGPASSWORD)
+  const url = process.env.DATABASE_URL
+  if (url) {
+    try {
+      const parsed = new URL(url)
+      if (parsed.password) found.push(parsed.password, decodeURIComponent(parsed.password))
+    } catch {
+      const match = /(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/.exec(url)
+      if (match) found.push(match[1].replace(/^'|'$/g, ''))
+    }
+    found.push(url)
+  }
+  return found.filter((secret) => secret.length > 0).sort((a, b) => b.length - a.length)
+}
+
+function redact(text) {
+  let out = String(text)
+  for (const secret of secrets()) out = out.split(secret).join('***')
+  return out
+}
+
+function fail(code, message, exitCode) {
+  process.stderr.write(`error [${code}]: ${redact(message)}\n`)
+  return exitCode
+}
+
+/** Where check connects to, for the report: never the password. */
+function describeTarget() {
+  const url = process.env.DATABASE_URL
+  if (url) {
+    try {
+      const parsed = new URL(url)
+      parsed.password = ''
+      parsed.search = ''
+      return `${parsed.href} (DATABASE_URL)`
+    } catch {
+      return url.replace(/password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/g, 'password=***') + ' (DATABASE_URL)'
+    }
+  }
+  const env = process.env
+  const user = env.PGUSER || env.USER || 'postgres'
+  return `postgres://${user}@${env.PGHOST || 'localhost'}:${env.PGPORT || 5432}/${env.PGDATABASE || user} (PG* variables)`
+}
+
+function hasConnectTimeout() {
+  return Boolean(process.env.PGCONNECT_TIMEOUT) || /connect_timeout=/.test(process.env.DATABASE_URL ?? '')
+}
+
+const CONNECTION_SQLSTATE = /^(08|28|3D|57P)/
+
+function isConnectionError(error) {
+  if (['connection_error', 'timeout', 'closed'].includes(error?.code)) return true
+  return error?.code === 'database_error' && CONNECTION_SQLSTATE.test(error.sqlState ?? '')
+}
+
+async function check(pkg, options) {
+  const repository = pkg.createPostgresProfileStoreRepository({
+    connectionString: process.env.DATABASE_URL || undefined,
+    schema: options.schema,
+    tablePrefix: options.tablePrefix,
+    // libpq waits forever by default; a command-line check should not.
+    ...(hasConnectTimeout() ? {} : { connectionTimeoutMillis: 10000 }),
+  })
+  try {
+    const report = await repository.checkSchema()
+    const pool = repository.poolStatus()
+    const { tables } = pkg.createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
+    const problems = []
+    for (const [key, name] of Object.entries(tables)) {
+      const table = report.tables[key]
+      if (!table?.exists) problems.push(`${name} does not exist`)
+      else if (table.missingColumns.length > 0) problems.push(`${name} lacks column(s) ${table.missingColumns.join(', ')}`)
+    }
+    if (options.json) {
+      process.stdout.write(
+        JSON.stringify(
+          { target: describeTarget(), serverVersion: report.serverVersion, serverVersionNum: report.serverVersionNum, schema: options.schema ?? 'public', tablePrefix: options.tablePrefix ?? 'pson_', tables: Object.fromEntries(Object.entries(tables).map(([key, name]) => [key, { name, ...report.tables[key] }])), pool, ok: problems.length === 0, problems },
+          null,
+          2,
+        ) + '\n',
+      )
+    } else {
+      const lines = [
+        `target:  ${describeTarget()}`,
+        `server:  PostgreSQL ${report.serverVersion} (server_version_num ${report.serverVersionNum})${report.serverVersionNum < 140000 ? ' -- below the supported 14' : ''}`,
+        `schema:  ${options.schema ?? 'public'}, table prefix ${options.tablePrefix ?? 'pson_'}`,
+        'tables:',
+      ]
+      for (const [key, name] of Object.entries(tables)) {
+        const table = report.tables[key]
+        const state = !table?.exists ? 'missing' : table.missingColumns.length > 0 ? `missing columns: ${table.missingColumns.join(', ')}` : 'ok'
+        lines.push(`  ${name.padEnd(48)} ${state}`)
+      }
+      if (pool) lines.push(`pool:    max ${pool.maxSize}, open ${pool.size}, available ${pool.available}, waiting ${pool.waiting}`)
+      if (problems.length === 0) lines.push('result:  ok')
+      else {
+        lines.push(`result:  ${problems.length} problem(s)`)
+        lines.push("hint:    apply the output of 'pson5-postgres-store schema' (then 'upgrade' when coming from 0.2.2)")
+      }
+      process.stdout.write(lines.join('\n') + '\n')
+    }
+    if (report.serverVersionNum < 140000) problems.push(`PostgreSQL ${report.serverVersion} is older than 14`)
+    return problems.length === 0 ? EXIT.ok : EXIT.problems
+  } finally {
+    await repository.close()
+  }
+}
+
+async function main(argv) {
+  let options
+  try {
+    options = parseArgs(argv)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    process.stderr.write(USAGE)
+    return fail('usage', error.message, EXIT.usage)
+  }
+  if (options.help) {
+    process.stdout.write(USAGE)
+    return EXIT.ok
+  }
+  let pkg
+  try {
+    pkg = require('../index.js')
+  } catch (error) {
+    return fail('load_error', error.message, EXIT.problems)
+  }
+  try {
+    if (options.command === 'check') return await check(pkg, options)
+    const artifacts = pkg.createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
+    const sql = options.command === 'schema' ? artifacts.schemaSql : artifacts.upgradeSql
+    process.stdout.write(sql.endsWith('\n') ? sql : `${sql}\n`)
+    return EXIT.ok
+  } catch (error) {
+    const code = typeof error?.code === 'string' ? error.code : 'error'
+    const message = error?.message ?? String(error)
+    if (code === 'validation_error') return fail(code, message, EXIT.usage)
+    if (isConnectionError(error)) return fail(code, message, EXIT.connection)
+    return fail(code, error?.sqlState ? `${message} (SQLSTATE ${error.sqlState})` : message, EXIT.problems)
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error) => {
+    process.exitCode = fail('internal', error?.stack ?? String(error), EXIT.problems)
+  },
+)
