@@ -26,6 +26,8 @@ class PostgresProfileStoreRepository {
   #idle = null
   // Rejects every call still in flight when close() gives up on them.
   #abandoned = withResolvers()
+  // close() cancelled running statements: their errors mean `closed`.
+  #cancelling = false
   #abandon = (error) => this.#abandoned.reject(error)
 
   constructor(driver, { label, onEvent, maxDocumentBytes }) {
@@ -222,9 +224,10 @@ class PostgresProfileStoreRepository {
 
   /**
    * Stops new calls (they reject with `closed`) and closes the native pool.
-   * Calls in flight may finish for `timeoutMillis`; then the statements still
-   * running are cancelled on the server and whatever has not settled rejects
-   * with `closed`, so close() never hangs and no call is left pending.
+   * Calls in flight may finish until one second before `timeoutMillis`; then
+   * the statements still running are cancelled on the server (so they write
+   * nothing) and, at `timeoutMillis`, whatever has not settled rejects with
+   * `closed`. close() never hangs and leaves no call pending.
    */
   async close({ timeoutMillis = 5000 } = {}) {
     if (!this.#closed) {
@@ -232,10 +235,11 @@ class PostgresProfileStoreRepository {
       this.#driver.close()
     }
     if (this.#inFlight === 0) return
-    if (await this.#settledWithin(timeoutMillis)) return
-    // Cancelled statements roll back: a call told `closed` wrote nothing.
-    await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(1000)])
-    if (await this.#settledWithin(1000)) return
+    const deadline = performance.now() + timeoutMillis
+    if (await this.#settledWithin(Math.max(0, timeoutMillis - 1000))) return
+    this.#cancelling = true
+    await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(500)])
+    if (await this.#settledWithin(Math.max(0, deadline - performance.now()))) return
     this.#abandon(new PostgresStoreError('closed', 'The repository was closed before this call finished.'))
   }
 
@@ -280,7 +284,10 @@ class PostgresProfileStoreRepository {
       }
       return value
     } catch (raw) {
-      const error = this.#driver.convertError(raw, operation)
+      let error = this.#driver.convertError(raw, operation)
+      if (this.#cancelling && error.code === 'timeout') {
+        error = new PostgresStoreError('closed', 'The repository was closed; this call was cancelled.', { cause: error })
+      }
       if (error.operation === undefined) error.operation = operation
       if (observed) {
         const failure = { code: error.code, message: error.message }

@@ -13,6 +13,7 @@ use napi::bindgen_prelude::{spawn, PromiseRaw, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
 
+use crate::error::StoreError;
 use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
 use crate::store::coalesced::SaveRequest;
 use crate::store::sql::Queries;
@@ -124,6 +125,22 @@ impl NativeRepository {
     promise(env, &self.store, |store| async move {
       store.cancel_running().await;
       Ok(())
+    })
+  }
+
+  /// Test hook, not part of the API: panics inside the runtime, directly in
+  /// the call's future or in a task it waits on (as coalesced calls do), to
+  /// show that a panic rejects the promise instead of aborting the process.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn debug_panic<'env>(&self, env: &'env Env, in_spawned_task: bool) -> napi::Result<PromiseRaw<'env, ()>> {
+    env.spawn_future(async move {
+      if in_spawned_task {
+        let task = tokio::spawn(async { panic!("debug_panic in a spawned task") });
+        task.await.map_err(|error| napi::Error::from(StoreError::connection(format!("task failed: {error}"))))?;
+        Ok(())
+      } else {
+        panic!("debug_panic in the call's future")
+      }
     })
   }
 

@@ -14,7 +14,7 @@
 //! timeout (`connectionTimeoutMillis`), then fails with `timeout`, as a
 //! saturated node-postgres pool does.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ const STALLED_AFTER: Duration = Duration::from_millis(250);
 
 pub struct Lanes {
   slots: Vec<Slot>,
+  /// Set by `release_all`: connections go back as their last call finishes.
+  closing: AtomicBool,
   /// Signalled whenever a call finishes, for calls waiting on stalled lanes.
   progress: Notify,
   acquire_timeout: Duration,
@@ -52,16 +54,18 @@ impl Slot {
 pub struct Lease<'a> {
   slot: &'a Slot,
   progress: &'a Notify,
+  closing: &'a AtomicBool,
   pub client: Arc<Object>,
 }
 
 impl Drop for Lease<'_> {
   fn drop(&mut self) {
-    self.slot.in_flight.fetch_sub(1, Ordering::AcqRel);
+    let others = self.slot.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
     *lock(&self.slot.last_used) = Instant::now();
     self.progress.notify_waiters();
-    // A connection that died is let go, so the pool replaces it.
-    if self.client.is_closed() {
+    // A connection that died is let go, so the pool replaces it; after close,
+    // the last call on a connection lets it go.
+    if self.client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire)) {
       let mut connection = lock(&self.slot.connection);
       if connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.client)) {
         *connection = None;
@@ -85,7 +89,7 @@ impl Lanes {
         last_used: Mutex::new(Instant::now()),
       })
       .collect();
-    Self { slots, progress: Notify::new(), acquire_timeout }
+    Self { slots, closing: AtomicBool::new(false), progress: Notify::new(), acquire_timeout }
   }
 
   pub async fn lease(&self, pool: &Pool) -> Result<Lease<'_>, StoreError> {
@@ -113,7 +117,7 @@ impl Lanes {
       }
     };
     undo.disarm();
-    Ok(Lease { slot, progress: &self.progress, client })
+    Ok(Lease { slot, progress: &self.progress, closing: &self.closing, client })
   }
 
   async fn pick_or_wait(&self) -> Result<&Slot, StoreError> {
@@ -164,10 +168,14 @@ impl Lanes {
       .collect()
   }
 
-  /// Lets go of every connection (calls in flight keep theirs until done).
+  /// Lets go of idle connections now and of busy ones when their calls
+  /// finish (until then `busy_connections` can still cancel them).
   pub fn release_all(&self) {
+    self.closing.store(true, Ordering::Release);
     for slot in &self.slots {
-      lock(&slot.connection).take();
+      if slot.in_flight.load(Ordering::Acquire) == 0 {
+        lock(&slot.connection).take();
+      }
     }
   }
 }
