@@ -118,8 +118,9 @@ function executorDriver(exec, artifacts) {
 // stays unprepared. `{ prepare: false }` starts that way.
 function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   let prepared = prepare
-  const fallBack = (error) => {
-    if (!prepared || (error?.code !== '26000' && error?.code !== '42P05')) return false
+  // Every call that failed this way retries, not only the first to notice.
+  const lostPreparedStatement = (error) => {
+    if (error?.code !== '26000' && error?.code !== '42P05') return false
     prepared = false
     return true
   }
@@ -127,10 +128,11 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
     // Scripts (the DDL) have no parameters and several statements: never prepared.
     const run = (sql, params, usePrepared) => queryable.unsafe(sql, params, { prepare: usePrepared && params.length > 0 })
     return async (sql, params = []) => {
+      const usePrepared = prepared
       try {
-        return { rows: await run(sql, params, prepared) }
+        return { rows: await run(sql, params, usePrepared) }
       } catch (error) {
-        if (!fallBack(error)) throw error
+        if (!usePrepared || !lostPreparedStatement(error)) throw error
         return { rows: await run(sql, params, false) }
       }
     }
@@ -151,7 +153,7 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
       try {
         return await queryable.query({ name: nameOf(sql), text: sql, values: params })
       } catch (error) {
-        if (!fallBack(error)) throw error
+        if (!lostPreparedStatement(error)) throw error
         return queryable.query(sql, params)
       }
     }

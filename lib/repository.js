@@ -24,18 +24,16 @@ class PostgresProfileStoreRepository {
   #closed = false
   #inFlight = 0
   #idle = null
-  // Rejects every call still in flight when close() gives up on them.
-  #abandoned = withResolvers()
+  // One reject function per call in flight, for close() to give up on them.
+  #abandoners = new Set()
   // close() cancelled running statements: their errors mean `closed`.
   #cancelling = false
-  #abandon = (error) => this.#abandoned.reject(error)
 
   constructor(driver, { label, onEvent, maxDocumentBytes }) {
     this.#driver = driver
     this.#label = label
     this.#onEvent = onEvent
     this.#maxDocumentBytes = maxDocumentBytes
-    this.#abandoned.promise.catch(() => {})
   }
 
   // ---- DocumentProfileStoreRepository (0.2.2 semantics) ----
@@ -240,7 +238,8 @@ class PostgresProfileStoreRepository {
     this.#cancelling = true
     await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(500)])
     if (await this.#settledWithin(Math.max(0, deadline - performance.now()))) return
-    this.#abandon(new PostgresStoreError('closed', 'The repository was closed before this call finished.'))
+    const error = new PostgresStoreError('closed', 'The repository was closed before this call finished.')
+    for (const abandon of this.#abandoners) abandon(error)
   }
 
   async #settledWithin(millis) {
@@ -268,6 +267,21 @@ class PostgresProfileStoreRepository {
     return this.#driver.query(name, params)
   }
 
+  // `work`, unless close() gives up on it first. A promise per call (not one
+  // shared by all) so nothing accumulates on a promise that never settles.
+  async #abandonable(work) {
+    let abandon
+    const abandoned = new Promise((_, reject) => {
+      abandon = reject
+    })
+    this.#abandoners.add(abandon)
+    try {
+      return await Promise.race([work, abandoned])
+    } finally {
+      this.#abandoners.delete(abandon)
+    }
+  }
+
   // Runs one operation: closed check, context validation, timing, event, and
   // error conversion, in one place for every method.
   async #op(operation, options, body) {
@@ -278,7 +292,7 @@ class PostgresProfileStoreRepository {
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await Promise.race([body(context), this.#abandoned.promise])
+      const [value, rowCount] = await this.#abandonable(body(context))
       if (observed) {
         publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
       }

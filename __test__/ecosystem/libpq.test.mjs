@@ -160,8 +160,8 @@ describe('zero-argument form: DATABASE_URL and PG* variables', () => {
     )
     assert.equal(outcome.ok, false)
     assert.equal(outcome.code, 'connection_error', outcome.message)
-    // The server's SQLSTATE is in the message (not in `sqlState`) for connect-time errors.
-    assert.match(outcome.message, /password authentication failed for user "app".*28P01/)
+    assert.match(outcome.message, /password authentication failed for user "app"/)
+    assert.equal(outcome.sqlState, '28P01')
   })
 
   test('PGSSLMODE=require is honoured (fails against a server without TLS; disable works)', async () => {
