@@ -14,12 +14,18 @@ const QUERY_CANCELED: &str = "57014";
 #[derive(Debug, Clone, Error)]
 pub enum StoreError {
   #[error("{message}")]
-  Validation { field: &'static str, message: String },
+  Validation {
+    field: &'static str,
+    message: String,
+  },
 
   /// `sql_state` when the server refused the connection (bad password,
   /// unknown database) or ended it (57P01 admin shutdown).
   #[error("{message}")]
-  Connection { message: String, sql_state: Option<String> },
+  Connection {
+    message: String,
+    sql_state: Option<String>,
+  },
 
   #[error("{0}")]
   Timeout(String),
@@ -27,31 +33,43 @@ pub enum StoreError {
   #[error("the repository is closed")]
   Closed,
 
-  #[error("{message}")]
-  Database {
-    message: String,
-    sql_state: String,
-    detail: Option<String>,
-    constraint: Option<String>,
-    table: Option<String>,
-    schema: Option<String>,
-  },
+  /// Boxed: the details are large and errors travel by value through every
+  /// `Result` of the crate.
+  #[error("{}", .0.message)]
+  Database(Box<DatabaseFailure>),
+}
+
+/// What the server said about a failed statement.
+#[derive(Debug, Clone)]
+pub struct DatabaseFailure {
+  pub message: String,
+  pub sql_state: String,
+  pub detail: Option<String>,
+  pub constraint: Option<String>,
+  pub table: Option<String>,
+  pub schema: Option<String>,
 }
 
 impl StoreError {
   pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
-    Self::Validation { field, message: message.into() }
+    Self::Validation {
+      field,
+      message: message.into(),
+    }
   }
 
   pub fn connection(message: impl Into<String>) -> Self {
-    Self::Connection { message: message.into(), sql_state: None }
+    Self::Connection {
+      message: message.into(),
+      sql_state: None,
+    }
   }
 
   /// SQLSTATE 26000 / 42P05: a prepared statement the connection does not know
   /// (or already has): what a transaction-mode pooler without prepared
   /// statement support (pgbouncer < 1.21) produces.
   pub fn is_lost_prepared_statement(&self) -> bool {
-    matches!(self, Self::Database { sql_state, .. } if sql_state == "26000" || sql_state == "42P05")
+    matches!(self, Self::Database(failure) if failure.sql_state == "26000" || failure.sql_state == "42P05")
   }
 
   /// The stable string the JS error carries as `code`.
@@ -61,7 +79,7 @@ impl StoreError {
       Self::Connection { .. } => "connection_error",
       Self::Timeout(_) => "timeout",
       Self::Closed => "closed",
-      Self::Database { .. } => "database_error",
+      Self::Database(_) => "database_error",
     }
   }
 
@@ -73,16 +91,20 @@ impl StoreError {
   }
 
   fn envelope(&self) -> Envelope<'_> {
-    let mut envelope = Envelope { code: self.code(), message: self.to_string(), ..Envelope::default() };
+    let mut envelope = Envelope {
+      code: self.code(),
+      message: self.to_string(),
+      ..Envelope::default()
+    };
     match self {
       Self::Validation { field, .. } => envelope.field = Some(field),
       Self::Connection { sql_state, .. } => envelope.sql_state = sql_state.as_deref(),
-      Self::Database { sql_state, detail, constraint, table, schema, .. } => {
-        envelope.sql_state = Some(sql_state);
-        envelope.detail = detail.as_deref();
-        envelope.constraint = constraint.as_deref();
-        envelope.table = table.as_deref();
-        envelope.schema = schema.as_deref();
+      Self::Database(failure) => {
+        envelope.sql_state = Some(&failure.sql_state);
+        envelope.detail = failure.detail.as_deref();
+        envelope.constraint = failure.constraint.as_deref();
+        envelope.table = failure.table.as_deref();
+        envelope.schema = failure.schema.as_deref();
       }
       _ => {}
     }
@@ -124,14 +146,14 @@ impl From<tokio_postgres::Error> for StoreError {
           sql_state: Some(sql_state.to_owned()),
         };
       }
-      return Self::Database {
+      return Self::Database(Box::new(DatabaseFailure {
         message: db.message().to_owned(),
         sql_state: sql_state.to_owned(),
         detail: db.detail().map(str::to_owned),
         constraint: db.constraint().map(str::to_owned),
         table: db.table().map(str::to_owned),
         schema: db.schema().map(str::to_owned),
-      };
+      }));
     }
     // No server error: an I/O failure, a closed socket or a protocol error.
     // The driver's top-level message ("error connecting to server") hides the
@@ -163,20 +185,27 @@ impl From<PoolError> for StoreError {
       PoolError::Backend(error) => match Self::from(error) {
         // A connect that the server refused outright (bad password, unknown
         // database) is still a connection error to the caller.
-        Self::Database { message, sql_state, .. } => {
-          Self::Connection { message: format!("could not connect: {message}"), sql_state: Some(sql_state) }
-        }
+        Self::Database(failure) => Self::Connection {
+          message: format!("could not connect: {}", failure.message),
+          sql_state: Some(failure.sql_state),
+        },
         other => other,
       },
-      PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => Self::connection(error.to_string()),
+      PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => {
+        Self::connection(error.to_string())
+      }
     }
   }
 }
 
 impl From<StoreError> for napi::Error {
   fn from(error: StoreError) -> Self {
-    let envelope = serde_json::to_string(&error.envelope())
-      .unwrap_or_else(|_| format!(r#"{{"code":"{}","message":"unprintable error"}}"#, error.code()));
+    let envelope = serde_json::to_string(&error.envelope()).unwrap_or_else(|_| {
+      format!(
+        r#"{{"code":"{}","message":"unprintable error"}}"#,
+        error.code()
+      )
+    });
     napi::Error::new(napi::Status::GenericFailure, envelope)
   }
 }
@@ -197,20 +226,26 @@ mod tests {
   #[test]
   fn pool_errors_map_to_stable_codes() {
     assert_eq!(StoreError::from(PoolError::Closed).code(), "closed");
-    assert_eq!(StoreError::from(PoolError::Timeout(TimeoutType::Wait)).code(), "timeout");
-    assert_eq!(StoreError::from(PoolError::Timeout(TimeoutType::Create)).code(), "connection_error");
+    assert_eq!(
+      StoreError::from(PoolError::Timeout(TimeoutType::Wait)).code(),
+      "timeout"
+    );
+    assert_eq!(
+      StoreError::from(PoolError::Timeout(TimeoutType::Create)).code(),
+      "connection_error"
+    );
   }
 
   #[test]
   fn database_error_envelope_carries_sql_state() {
-    let error = StoreError::Database {
+    let error = StoreError::Database(Box::new(DatabaseFailure {
       message: "duplicate key".into(),
       sql_state: "23505".into(),
       detail: Some("Key (id)=(1) exists".into()),
       constraint: Some("t_pkey".into()),
       table: Some("t".into()),
       schema: Some("public".into()),
-    };
+    }));
     let json: serde_json::Value = serde_json::from_str(&napi::Error::from(error).reason).unwrap();
     assert_eq!(json["code"], "database_error");
     assert_eq!(json["sqlState"], "23505");

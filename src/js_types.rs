@@ -72,9 +72,10 @@ impl NativeOptions {
       ssl: match &self.ssl {
         None => SslOption::Unset,
         Some(Either::A(enabled)) => SslOption::Enabled(*enabled),
-        Some(Either::B(custom)) => {
-          SslOption::Custom { reject_unauthorized: custom.reject_unauthorized, ca: custom.ca.clone() }
-        }
+        Some(Either::B(custom)) => SslOption::Custom {
+          reject_unauthorized: custom.reject_unauthorized,
+          ca: custom.ca.clone(),
+        },
       },
       max: self.max,
       connection_timeout_millis: self.connection_timeout_millis,
@@ -117,7 +118,10 @@ impl From<&Queries> for Artifacts {
         profile_audit: queries.tables.profile_audit.clone(),
         domain_index: queries.tables.domain_index.clone(),
       },
-      queries: queries.statements().map(|(name, sql)| (name.to_owned(), sql.to_owned())).collect(),
+      queries: queries
+        .statements()
+        .map(|(name, sql)| (name.to_owned(), sql.to_owned()))
+        .collect(),
     }
   }
 }
@@ -133,7 +137,12 @@ pub struct PoolStatusJs {
 impl From<PoolStatus> for PoolStatusJs {
   fn from(status: PoolStatus) -> Self {
     let n = |v: usize| v.min(u32::MAX as usize) as u32;
-    Self { max_size: n(status.max_size), size: n(status.size), available: n(status.available), waiting: n(status.waiting) }
+    Self {
+      max_size: n(status.max_size),
+      size: n(status.size),
+      available: n(status.available),
+      waiting: n(status.waiting),
+    }
   }
 }
 

@@ -24,6 +24,9 @@ use store::sql::Queries;
 /// Renders the schema, upgrade script and statements for a schema/prefix.
 #[napi]
 pub fn artifacts(schema: Option<String>, table_prefix: Option<String>) -> napi::Result<Artifacts> {
-  let queries = Queries::new(schema.as_deref().unwrap_or("public"), table_prefix.as_deref().unwrap_or("pson_"))?;
+  let queries = Queries::new(
+    schema.as_deref().unwrap_or("public"),
+    table_prefix.as_deref().unwrap_or("pson_"),
+  )?;
   Ok(Artifacts::from(&queries))
 }

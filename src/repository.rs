@@ -19,13 +19,20 @@ use crate::store::coalesced::SaveRequest;
 use crate::store::sql::Queries;
 use crate::store::Store;
 
+/// Rows as the JS side receives them.
+type JsRows = Vec<Vec<JsCell>>;
+
 #[napi]
 pub struct NativeRepository {
   store: Arc<Store>,
 }
 
 /// Runs `work` with its own handle on the store, as a JS promise.
-fn promise<'env, T, F>(env: &'env Env, store: &Arc<Store>, work: impl FnOnce(Arc<Store>) -> F) -> napi::Result<PromiseRaw<'env, T>>
+fn promise<'env, T, F>(
+  env: &'env Env,
+  store: &Arc<Store>,
+  work: impl FnOnce(Arc<Store>) -> F,
+) -> napi::Result<PromiseRaw<'env, T>>
 where
   T: ToNapiValue + Send + 'static,
   F: Future<Output = napi::Result<T>> + Send + 'static,
@@ -42,23 +49,33 @@ impl NativeRepository {
       options.schema.as_deref().unwrap_or("public"),
       options.table_prefix.as_deref().unwrap_or("pson_"),
     )?;
-    let store = Arc::new(Store::connect(&options.connect_options(), Arc::new(queries))?);
+    let store = Arc::new(Store::connect(
+      &options.connect_options(),
+      Arc::new(queries),
+    )?);
     start_idle_reaper(Arc::downgrade(&store));
     Ok(Self { store })
   }
 
   /// Runs named statements (see `artifacts().queries`) with text parameters.
   /// The JS layer gathers the calls of one tick into one crossing.
-  #[napi(ts_return_type = "Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>")]
+  #[napi(
+    ts_return_type = "Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>"
+  )]
   pub fn query_many<'env>(
     &self,
     env: &'env Env,
     calls: Vec<QueryCall>,
-  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Vec<Vec<JsCell>>>>>> {
+  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<JsRows>>>> {
     promise(env, &self.store, |store| async move {
       let runs = calls.iter().map(|call| store.run(&call.name, &call.params));
       let outcomes = join_all(runs).await.into_iter().map(|rows| {
-        Outcome(rows.map(|rows| rows.into_iter().map(|row| row.into_iter().map(JsCell).collect()).collect()))
+        Outcome(rows.map(|rows| {
+          rows
+            .into_iter()
+            .map(|row| row.into_iter().map(JsCell).collect())
+            .collect()
+        }))
       });
       Ok(outcomes.collect())
     })
@@ -132,11 +149,17 @@ impl NativeRepository {
   /// the call's future or in a task it waits on (as coalesced calls do), to
   /// show that a panic rejects the promise instead of aborting the process.
   #[napi(ts_return_type = "Promise<void>")]
-  pub fn debug_panic<'env>(&self, env: &'env Env, in_spawned_task: bool) -> napi::Result<PromiseRaw<'env, ()>> {
+  pub fn debug_panic<'env>(
+    &self,
+    env: &'env Env,
+    in_spawned_task: bool,
+  ) -> napi::Result<PromiseRaw<'env, ()>> {
     env.spawn_future(async move {
       if in_spawned_task {
         let task = tokio::spawn(async { panic!("debug_panic in a spawned task") });
-        task.await.map_err(|error| napi::Error::from(StoreError::connection(format!("task failed: {error}"))))?;
+        task.await.map_err(|error| {
+          napi::Error::from(StoreError::connection(format!("task failed: {error}")))
+        })?;
         Ok(())
       } else {
         panic!("debug_panic in the call's future")

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use pson5_postgres_store::store::coalesced::SaveRequest;
 use pson5_postgres_store::store::config::ConnectOptions;
 use pson5_postgres_store::store::rows::Cell;
 use pson5_postgres_store::store::sql::Queries;
@@ -15,9 +16,18 @@ fn database_url() -> String {
 /// A store on a fresh schema of its own.
 async fn fresh_store(label: &str) -> Store {
   let schema = format!("rs_{label}_{}", std::process::id());
-  let options = ConnectOptions { connection_string: Some(database_url()), max: Some(4), ..Default::default() };
+  let options = ConnectOptions {
+    connection_string: Some(database_url()),
+    max: Some(4),
+    ..Default::default()
+  };
   let admin = Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
-  admin.batch(&format!("drop schema if exists {schema} cascade; create schema {schema};")).await.unwrap();
+  admin
+    .batch(&format!(
+      "drop schema if exists {schema} cascade; create schema {schema};"
+    ))
+    .await
+    .unwrap();
   admin.close();
   let store = Store::connect(&options, Arc::new(Queries::new(&schema, "pson_").unwrap())).unwrap();
   let ddl = store.queries().schema_sql.clone();
@@ -34,8 +44,15 @@ fn document(id: &str, user: &str) -> String {
   .to_string()
 }
 
-async fn save(store: &Store, doc: String, expected: Option<i64>) -> Vec<Vec<Cell>> {
-  store.run("saveProfile", &[Some(doc), expected.map(|e| e.to_string()), None]).await.unwrap()
+/// The stored revision, or `None` on an expected-revision mismatch.
+async fn save(store: &Store, id: &str, user: &str, expected: Option<i64>) -> Option<i64> {
+  let request = SaveRequest {
+    profile_id: id.into(),
+    document: document(id, user),
+    expected_revision: expected,
+    context: None,
+  };
+  store.save(request).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,53 +61,108 @@ async fn concurrent_saves_of_one_profile_get_every_revision_once() {
   let tasks: Vec<_> = (0..30)
     .map(|_| {
       let store = store.clone();
-      tokio::spawn(async move { save(&store, document("p1", "u1"), None).await })
+      tokio::spawn(async move { save(&store, "p1", "u1", None).await })
     })
     .collect();
   let mut revisions = Vec::new();
   for task in tasks {
-    match &task.await.unwrap()[0][0] {
-      Cell::Int(revision) => revisions.push(*revision),
-      other => panic!("unexpected cell {other:?}"),
-    }
+    revisions.push(
+      task
+        .await
+        .unwrap()
+        .expect("no expected revision, so no conflict"),
+    );
   }
   revisions.sort_unstable();
   assert_eq!(revisions, (1..=30).collect::<Vec<_>>());
-  let audit = store.run("listRevisionNumbers", &[Some("p1".into())]).await.unwrap();
+  let audit = store
+    .run("listRevisionNumbers", &[Some("p1".into())])
+    .await
+    .unwrap();
   assert_eq!(audit.len(), 30);
 }
 
 #[tokio::test]
 async fn expected_revision_mismatch_writes_nothing() {
   let store = fresh_store("conflict").await;
-  save(&store, document("p1", "u1"), None).await;
-  assert!(save(&store, document("p1", "u1"), Some(5)).await.is_empty());
-  assert!(save(&store, document("p2", "u1"), Some(3)).await.is_empty(), "a missing profile is not at revision 3");
-  let revisions = store.run("listRevisionNumbers", &[Some("p1".into())]).await.unwrap();
+  assert_eq!(save(&store, "p1", "u1", None).await, Some(1));
+  assert_eq!(save(&store, "p1", "u1", Some(5)).await, None);
+  assert_eq!(
+    save(&store, "p2", "u1", Some(3)).await,
+    None,
+    "a missing profile is not at revision 3"
+  );
+  let revisions = store
+    .run("listRevisionNumbers", &[Some("p1".into())])
+    .await
+    .unwrap();
   assert_eq!(revisions, vec![vec![Cell::Int(1)]]);
-  assert_eq!(save(&store, document("p1", "u1"), Some(1)).await, vec![vec![Cell::Int(2)]]);
+  assert_eq!(save(&store, "p1", "u1", Some(1)).await, Some(2));
 }
 
 #[tokio::test]
 async fn index_rows_follow_saves_and_deletes() {
   let store = fresh_store("index").await;
-  save(&store, document("a", "u1"), None).await;
-  save(&store, document("b", "u1"), None).await;
-  let ids = store.run("findProfilesByUserId", &[Some("u1".into())]).await.unwrap();
-  assert_eq!(ids, vec![vec![Cell::Text("a".into())], vec![Cell::Text("b".into())]]);
-  let deleted = store.run("deleteProfile", &[Some("a".into())]).await.unwrap();
+  save(&store, "a", "u1", None).await;
+  save(&store, "b", "u1", None).await;
+  let ids = store
+    .run("findProfilesByUserId", &[Some("u1".into())])
+    .await
+    .unwrap();
+  assert_eq!(
+    ids,
+    vec![vec![Cell::Text("a".into())], vec![Cell::Text("b".into())]]
+  );
+  let deleted = store
+    .run("deleteProfile", &[Some("a".into())])
+    .await
+    .unwrap();
   assert_eq!(deleted, vec![vec![Cell::Bool(true)]]);
-  let ids = store.run("findProfilesByUserId", &[Some("u1".into())]).await.unwrap();
+  let ids = store
+    .run("findProfilesByUserId", &[Some("u1".into())])
+    .await
+    .unwrap();
   assert_eq!(ids, vec![vec![Cell::Text("b".into())]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_each_get_their_own_document() {
+  let store = Arc::new(fresh_store("loads").await);
+  for i in 0..20 {
+    save(&store, &format!("l{i}"), "u1", None).await;
+  }
+  let tasks: Vec<_> = (0..40)
+    .map(|i| {
+      let store = store.clone();
+      tokio::spawn(async move { (i, store.load(format!("l{i}")).await.unwrap()) })
+    })
+    .collect();
+  for task in tasks {
+    let (i, document) = task.await.unwrap();
+    match document {
+      Some(text) => {
+        assert!(i < 20);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["profile_id"], format!("l{i}"));
+      }
+      None => assert!(i >= 20, "l{i} exists"),
+    }
+  }
 }
 
 #[tokio::test]
 async fn database_errors_carry_sql_state_and_closed_pool_says_closed() {
   let store = fresh_store("errors").await;
-  let error = store.run("saveProfile", &[Some("not json".into()), None, None]).await.unwrap_err();
+  let error = store
+    .run("saveProfile", &[Some("not json".into()), None, None])
+    .await
+    .unwrap_err();
   assert_eq!(error.code(), "database_error");
   store.close();
-  let error = store.run("loadProfile", &[Some("x".into())]).await.unwrap_err();
+  let error = store
+    .run("loadProfile", &[Some("x".into())])
+    .await
+    .unwrap_err();
   assert_eq!(error.code(), "closed");
 }
 
@@ -102,7 +174,10 @@ async fn unreachable_server_is_a_connection_error() {
     ..Default::default()
   };
   let store = Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
-  let error = store.run("loadProfile", &[Some("x".into())]).await.unwrap_err();
+  let error = store
+    .run("loadProfile", &[Some("x".into())])
+    .await
+    .unwrap_err();
   assert_eq!(error.code(), "connection_error");
   assert!(!error.to_string().contains("hunter2"));
 }

@@ -56,15 +56,24 @@ impl<K: BatchKind> Batcher<K> {
   /// batcher is dropped.
   pub fn start(shared: Arc<Shared>, slots: usize) -> Self {
     let (queue, receiver) = mpsc::unbounded_channel();
-    tokio::spawn(dispatch::<K>(shared, receiver, Arc::new(Semaphore::new(slots.max(1)))));
+    tokio::spawn(dispatch::<K>(
+      shared,
+      receiver,
+      Arc::new(Semaphore::new(slots.max(1))),
+    ));
     Self { queue }
   }
 
   pub async fn call(&self, request: K::Request) -> Result<K::Output, StoreError> {
     let (reply, outcome) = oneshot::channel();
-    self.queue.send(Pending { request, reply }).map_err(|_| StoreError::Closed)?;
+    self
+      .queue
+      .send(Pending { request, reply })
+      .map_err(|_| StoreError::Closed)?;
     // A dropped reply means the batch task died (a panic): never hang the caller.
-    outcome.await.unwrap_or_else(|_| Err(StoreError::connection("the statement was abandoned")))
+    outcome
+      .await
+      .unwrap_or_else(|_| Err(StoreError::connection("the statement was abandoned")))
   }
 }
 
@@ -93,15 +102,16 @@ async fn dispatch<K: BatchKind>(
     let mut keys = HashSet::new();
     let mut batch = Vec::new();
     let mut later = VecDeque::new();
-    let mut admit = |pending: Pending<K>, batch: &mut Vec<Pending<K>>, later: &mut VecDeque<Pending<K>>| {
-      let fits = batch.len() < MAX_BATCH
-        && K::exclusive_key(&pending.request).is_none_or(|key| keys.insert(key.to_owned()));
-      if fits {
-        batch.push(pending);
-      } else {
-        later.push_back(pending);
-      }
-    };
+    let mut admit =
+      |pending: Pending<K>, batch: &mut Vec<Pending<K>>, later: &mut VecDeque<Pending<K>>| {
+        let fits = batch.len() < MAX_BATCH
+          && K::exclusive_key(&pending.request).is_none_or(|key| keys.insert(key.to_owned()));
+        if fits {
+          batch.push(pending);
+        } else {
+          later.push_back(pending);
+        }
+      };
     admit(first, &mut batch, &mut later);
     while let Some(pending) = deferred.pop_front() {
       admit(pending, &mut batch, &mut later);
@@ -116,7 +126,8 @@ async fn dispatch<K: BatchKind>(
     let shared = shared.clone();
     tokio::spawn(async move {
       let _permit = permit;
-      let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+      let (requests, replies): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|p| (p.request, p.reply)).unzip();
       let outcomes = K::run(&shared, &requests).await;
       for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);

@@ -35,7 +35,7 @@ impl BatchKind for Saves {
       Ok(revisions) => revisions.into_iter().map(Ok).collect(),
       // The statement failed as a whole and was rolled back: one bad save must
       // not fail its neighbours, so each is retried alone for its own result.
-      Err(StoreError::Database { .. }) => {
+      Err(StoreError::Database(_)) => {
         let mut outcomes = Vec::with_capacity(batch.len());
         for request in batch {
           outcomes.push(save_one(shared, request).await);
@@ -52,7 +52,9 @@ impl BatchKind for Saves {
 async fn save_one(shared: &Shared, request: &SaveRequest) -> Result<Option<i64>, StoreError> {
   let params = [
     Some(request.document.clone()),
-    request.expected_revision.map(|expected| expected.to_string()),
+    request
+      .expected_revision
+      .map(|expected| expected.to_string()),
     request.context.clone(),
   ];
   let rows = shared.run("saveProfile", &params).await?;
@@ -61,7 +63,10 @@ async fn save_one(shared: &Shared, request: &SaveRequest) -> Result<Option<i64>,
 
 /// Revisions in the order of `batch`.
 async fn save_many(shared: &Shared, batch: &[SaveRequest]) -> Result<Vec<Option<i64>>, StoreError> {
-  let capacity = batch.iter().map(|request| request.document.len() + 48).sum();
+  let capacity = batch
+    .iter()
+    .map(|request| request.document.len() + 48)
+    .sum();
   let mut json = String::with_capacity(capacity);
   json.push('[');
   for (i, request) in batch.iter().enumerate() {
@@ -82,7 +87,12 @@ async fn save_many(shared: &Shared, batch: &[SaveRequest]) -> Result<Vec<Option<
   }
   json.push(']');
   let rows = shared.run("saveProfiles", &[Some(json)]).await?;
-  Ok(batch.iter().map(|request| row_for(&rows, &request.profile_id).and_then(|row| int_at(row, 1))).collect())
+  Ok(
+    batch
+      .iter()
+      .map(|request| row_for(&rows, &request.profile_id).and_then(|row| int_at(row, 1)))
+      .collect(),
+  )
 }
 
 /// Loads by profile id; the document as JSON text, or `None` when missing.
@@ -98,15 +108,18 @@ impl BatchKind for Loads {
 
   async fn run(shared: &Shared, batch: &[String]) -> Vec<Result<Option<String>, StoreError>> {
     let rows = if let [id] = batch {
-      shared.run("loadProfile", &[Some(id.clone())]).await.map(|rows| {
-        vec![rows.into_iter().next().and_then(|row| text_at(&row, 0))]
-      })
+      shared
+        .run("loadProfile", &[Some(id.clone())])
+        .await
+        .map(|rows| vec![rows.into_iter().next().and_then(|row| text_at(&row, 0))])
     } else {
       let ids = serde_json::to_string(batch).expect("strings serialise");
-      shared
-        .run("loadProfiles", &[Some(ids)])
-        .await
-        .map(|rows| batch.iter().map(|id| row_for(&rows, id).and_then(|row| text_at(row, 1))).collect())
+      shared.run("loadProfiles", &[Some(ids)]).await.map(|rows| {
+        batch
+          .iter()
+          .map(|id| row_for(&rows, id).and_then(|row| text_at(row, 1)))
+          .collect()
+      })
     };
     match rows {
       Ok(documents) => documents.into_iter().map(Ok).collect(),
@@ -116,7 +129,10 @@ impl BatchKind for Loads {
 }
 
 fn row_for<'a>(rows: &'a [Vec<Cell>], id: &str) -> Option<&'a [Cell]> {
-  rows.iter().find(|row| matches!(row.first(), Some(Cell::Text(key)) if key == id)).map(Vec::as_slice)
+  rows
+    .iter()
+    .find(|row| matches!(row.first(), Some(Cell::Text(key)) if key == id))
+    .map(Vec::as_slice)
 }
 
 fn int_at(row: &[Cell], index: usize) -> Option<i64> {

@@ -45,7 +45,9 @@ impl SslMode {
       "verify-full" => Ok(Self::VerifyFull),
       other => Err(StoreError::validation(
         field,
-        format!("sslmode '{other}' is not one of disable, allow, prefer, require, verify-ca, verify-full"),
+        format!(
+          "sslmode '{other}' is not one of disable, allow, prefer, require, verify-ca, verify-full"
+        ),
       )),
     }
   }
@@ -84,7 +86,10 @@ pub enum SslOption {
   /// `ssl: false` / `ssl: true`.
   Enabled(bool),
   /// `ssl: { rejectUnauthorized, ca }`.
-  Custom { reject_unauthorized: Option<bool>, ca: Option<String> },
+  Custom {
+    reject_unauthorized: Option<bool>,
+    ca: Option<String>,
+  },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,7 +123,10 @@ pub struct ConnectOptions {
 impl fmt::Debug for ConnectOptions {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.debug_struct("ConnectOptions")
-      .field("connection_string", &self.connection_string.as_ref().map(|_| "<redacted>"))
+      .field(
+        "connection_string",
+        &self.connection_string.as_ref().map(|_| "<redacted>"),
+      )
       .field("host", &self.host)
       .field("port", &self.port)
       .field("user", &self.user)
@@ -139,7 +147,10 @@ pub struct ResolvedConfig {
 impl ConnectOptions {
   /// Resolves options against the connection string and `env` (a lookup, so
   /// tests need not touch the process environment).
-  pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<ResolvedConfig, StoreError> {
+  pub fn resolve(
+    &self,
+    env: impl Fn(&str) -> Option<String>,
+  ) -> Result<ResolvedConfig, StoreError> {
     let mut tls_params = Vec::new();
     let mut pg = match &self.connection_string {
       Some(text) => {
@@ -147,7 +158,10 @@ impl ConnectOptions {
         tls_params = taken;
         rest.parse::<tokio_postgres::Config>().map_err(|error| {
           // The driver's message never echoes the string, so no secret leaks.
-          StoreError::validation("connectionString", format!("invalid connection string: {error}"))
+          StoreError::validation(
+            "connectionString",
+            format!("invalid connection string: {error}"),
+          )
         })?
       }
       None => tokio_postgres::Config::new(),
@@ -159,14 +173,23 @@ impl ConnectOptions {
       let host = env("PGHOST").unwrap_or_else(|| "localhost".to_owned());
       pg = replace_hosts(pg, &host);
     }
-    match self.port.or_else(|| env("PGPORT").and_then(|p| p.parse().ok())) {
+    match self
+      .port
+      .or_else(|| env("PGPORT").and_then(|p| p.parse().ok()))
+    {
       Some(port) if self.port.is_some() || pg.get_ports().is_empty() => {
         pg = replace_ports(pg, port);
       }
       _ => {}
     }
-    let user = self.user.clone().or_else(|| pg.get_user().map(str::to_owned));
-    let user = user.or_else(|| env("PGUSER")).or_else(|| env("USER")).unwrap_or_else(|| "postgres".to_owned());
+    let user = self
+      .user
+      .clone()
+      .or_else(|| pg.get_user().map(str::to_owned));
+    let user = user
+      .or_else(|| env("PGUSER"))
+      .or_else(|| env("USER"))
+      .unwrap_or_else(|| "postgres".to_owned());
     pg.user(&user);
     if let Some(password) = self.password.clone().or_else(|| {
       if pg.get_password().is_none() {
@@ -177,10 +200,18 @@ impl ConnectOptions {
     }) {
       pg.password(password);
     }
-    let database = self.database.clone().or_else(|| pg.get_dbname().map(str::to_owned));
+    let database = self
+      .database
+      .clone()
+      .or_else(|| pg.get_dbname().map(str::to_owned));
     pg.dbname(database.or_else(|| env("PGDATABASE")).unwrap_or(user));
     if pg.get_application_name().is_none() {
-      pg.application_name(self.application_name.as_deref().unwrap_or(DEFAULT_APPLICATION_NAME));
+      pg.application_name(
+        self
+          .application_name
+          .as_deref()
+          .unwrap_or(DEFAULT_APPLICATION_NAME),
+      );
     }
     if let Some(millis) = self.statement_timeout_millis {
       pg.options(format!("-c statement_timeout={millis}"));
@@ -191,7 +222,11 @@ impl ConnectOptions {
       .filter(|millis| *millis > 0)
       .map(|millis| Duration::from_millis(millis.into()))
       .or_else(|| pg.get_connect_timeout().copied())
-      .or_else(|| env("PGCONNECT_TIMEOUT").and_then(|s| s.parse().ok()).map(Duration::from_secs))
+      .or_else(|| {
+        env("PGCONNECT_TIMEOUT")
+          .and_then(|s| s.parse().ok())
+          .map(Duration::from_secs)
+      })
       .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     pg.connect_timeout(connect_timeout);
     // Dead peers are noticed by the kernel, not only when a query times out.
@@ -224,7 +259,12 @@ impl ConnectOptions {
     url_params: &[(String, String)],
     env: &impl Fn(&str) -> Option<String>,
   ) -> Result<TlsSettings, StoreError> {
-    let url_param = |key: &str| url_params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let url_param = |key: &str| {
+      url_params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+    };
     let root_file = url_param("sslrootcert").or_else(|| env("PGSSLROOTCERT"));
     let roots = |ca: Option<String>| match (ca, root_file.clone()) {
       (Some(pem), _) => RootCerts::Pem(pem),
@@ -235,8 +275,16 @@ impl ConnectOptions {
       SslOption::Enabled(false) => SslMode::Disable,
       // node-postgres verifies the certificate and host name unless told not to.
       SslOption::Enabled(true) => SslMode::VerifyFull,
-      SslOption::Custom { reject_unauthorized: Some(false), .. } => SslMode::Require,
-      SslOption::Custom { ca, .. } => return Ok(TlsSettings { mode: SslMode::VerifyFull, roots: roots(ca.clone()) }),
+      SslOption::Custom {
+        reject_unauthorized: Some(false),
+        ..
+      } => SslMode::Require,
+      SslOption::Custom { ca, .. } => {
+        return Ok(TlsSettings {
+          mode: SslMode::VerifyFull,
+          roots: roots(ca.clone()),
+        })
+      }
       SslOption::Unset => match url_param("sslmode") {
         Some(mode) => SslMode::parse(&mode, "connectionString")?,
         None => match env("PGSSLMODE") {
@@ -247,7 +295,10 @@ impl ConnectOptions {
         },
       },
     };
-    Ok(TlsSettings { mode, roots: roots(None) })
+    Ok(TlsSettings {
+      mode,
+      roots: roots(None),
+    })
   }
 }
 
@@ -268,13 +319,19 @@ fn take_params(text: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
         kept.push(pair);
       }
     }
-    let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    let rest = if kept.is_empty() {
+      base.to_owned()
+    } else {
+      format!("{base}?{}", kept.join("&"))
+    };
     (rest, taken)
   } else {
     let mut kept = Vec::new();
     for token in text.split_whitespace() {
       match token.split_once('=') {
-        Some((key, value)) if keys.contains(&key) => taken.push((key.to_owned(), value.trim_matches('\'').to_owned())),
+        Some((key, value)) if keys.contains(&key) => {
+          taken.push((key.to_owned(), value.trim_matches('\'').to_owned()))
+        }
         _ => kept.push(token),
       }
     }
@@ -426,11 +483,23 @@ mod tests {
 
   #[test]
   fn node_postgres_ssl_option() {
-    let resolve = |ssl| ConnectOptions { ssl, ..Default::default() }.resolve(no_env).unwrap().tls.mode;
+    let resolve = |ssl| {
+      ConnectOptions {
+        ssl,
+        ..Default::default()
+      }
+      .resolve(no_env)
+      .unwrap()
+      .tls
+      .mode
+    };
     assert_eq!(resolve(SslOption::Enabled(true)), SslMode::VerifyFull);
     assert_eq!(resolve(SslOption::Enabled(false)), SslMode::Disable);
     assert_eq!(
-      resolve(SslOption::Custom { reject_unauthorized: Some(false), ca: None }),
+      resolve(SslOption::Custom {
+        reject_unauthorized: Some(false),
+        ca: None
+      }),
       SslMode::Require
     );
   }
@@ -459,7 +528,9 @@ mod tests {
   #[test]
   fn several_hosts_and_target_session_attrs() {
     let options = ConnectOptions {
-      connection_string: Some("postgresql://u@h1:5432,h2:5433/d?target_session_attrs=read-write".into()),
+      connection_string: Some(
+        "postgresql://u@h1:5432,h2:5433/d?target_session_attrs=read-write".into(),
+      ),
       ..Default::default()
     };
     let resolved = options.resolve(no_env).unwrap();

@@ -67,7 +67,10 @@ impl Drop for Lease<'_> {
     // the last call on a connection lets it go.
     if self.client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire)) {
       let mut connection = lock(&self.slot.connection);
-      if connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.client)) {
+      if connection
+        .as_ref()
+        .is_some_and(|c| Arc::ptr_eq(c, &self.client))
+      {
         *connection = None;
       }
     }
@@ -76,7 +79,9 @@ impl Drop for Lease<'_> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
   // A panic while holding these short locks cannot leave them inconsistent.
-  mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+  mutex
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Lanes {
@@ -89,7 +94,12 @@ impl Lanes {
         last_used: Mutex::new(Instant::now()),
       })
       .collect();
-    Self { slots, closing: AtomicBool::new(false), progress: Notify::new(), acquire_timeout }
+    Self {
+      slots,
+      closing: AtomicBool::new(false),
+      progress: Notify::new(),
+      acquire_timeout,
+    }
   }
 
   pub async fn lease(&self, pool: &Pool) -> Result<Lease<'_>, StoreError> {
@@ -117,7 +127,12 @@ impl Lanes {
       }
     };
     undo.disarm();
-    Ok(Lease { slot, progress: &self.progress, closing: &self.closing, client })
+    Ok(Lease {
+      slot,
+      progress: &self.progress,
+      closing: &self.closing,
+      client,
+    })
   }
 
   async fn pick_or_wait(&self) -> Result<&Slot, StoreError> {
@@ -140,13 +155,22 @@ impl Lanes {
 
   fn pick(&self) -> Option<&Slot> {
     let open = |slot: &&Slot| live(slot).is_some();
-    if let Some(idle) = self.slots.iter().filter(open).find(|s| s.in_flight.load(Ordering::Acquire) == 0) {
+    if let Some(idle) = self
+      .slots
+      .iter()
+      .filter(open)
+      .find(|s| s.in_flight.load(Ordering::Acquire) == 0)
+    {
       return Some(idle);
     }
     if let Some(empty) = self.slots.iter().find(|s| !open(s)) {
       return Some(empty);
     }
-    self.slots.iter().filter(|s| !s.stalled()).min_by_key(|s| s.in_flight.load(Ordering::Acquire))
+    self
+      .slots
+      .iter()
+      .filter(|s| !s.stalled())
+      .min_by_key(|s| s.in_flight.load(Ordering::Acquire))
   }
 
   /// Lets go of connections idle for longer than `idle` (the pool closes them).
@@ -181,7 +205,10 @@ impl Lanes {
 }
 
 fn live(slot: &Slot) -> Option<Arc<Object>> {
-  lock(&slot.connection).as_ref().filter(|c| !c.is_closed()).cloned()
+  lock(&slot.connection)
+    .as_ref()
+    .filter(|c| !c.is_closed())
+    .cloned()
 }
 
 /// Runs `undo` on drop unless disarmed.

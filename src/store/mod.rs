@@ -1,9 +1,9 @@
 //! The core: a deadpool-postgres pool shared through lanes, the rendered
 //! statements, and the save batcher. No napi here.
 
-pub mod config;
 mod batcher;
 pub mod coalesced;
+pub mod config;
 mod lanes;
 pub mod rows;
 pub mod sql;
@@ -13,16 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use futures_util::future::join_all;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::error::StoreError;
+use batcher::Batcher;
+use coalesced::{Loads, SaveRequest, Saves};
 use config::{ConnectOptions, PoolSettings};
 use lanes::Lanes;
 use rows::Cell;
-use batcher::Batcher;
-use coalesced::{Loads, SaveRequest, Saves};
 use sql::Queries;
 
 /// Every parameter is sent as text; SQL casts it (see `sql.rs`).
@@ -48,7 +48,11 @@ pub struct Shared {
 
 impl Shared {
   /// Runs a named statement with text parameters and decodes its rows.
-  pub async fn run(&self, name: &str, params: &[Option<String>]) -> Result<Vec<Vec<Cell>>, StoreError> {
+  pub async fn run(
+    &self,
+    name: &str,
+    params: &[Option<String>],
+  ) -> Result<Vec<Vec<Cell>>, StoreError> {
     let sql = self.queries.statement(name)?;
     if params.len() > TEXT_PARAMS.len() {
       return Err(StoreError::validation("params", "too many parameters"));
@@ -66,8 +70,10 @@ impl Shared {
     }
     // One round trip with an unnamed statement: nothing outlives the call, as
     // a transaction-mode pooler requires.
-    let typed: Vec<(&(dyn ToSql + Sync), Type)> =
-      params.iter().map(|p| (p as &(dyn ToSql + Sync), Type::TEXT)).collect();
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+      .iter()
+      .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+      .collect();
     let rows = lease.client.query_typed(sql, &typed).await?;
     rows::decode(&rows)
   }
@@ -78,8 +84,11 @@ impl Shared {
     sql: &str,
     params: &[Option<String>],
   ) -> Result<Vec<Vec<Cell>>, StoreError> {
-    let statement = client.prepare_typed_cached(sql, &TEXT_PARAMS[..params.len()]).await?;
-    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    let statement = client
+      .prepare_typed_cached(sql, &TEXT_PARAMS[..params.len()])
+      .await?;
+    let values: Vec<&(dyn ToSql + Sync)> =
+      params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
     let rows = client.query(&statement, &values).await?;
     rows::decode(&rows)
   }
@@ -108,7 +117,9 @@ impl Store {
     let tls = tls::connector(&resolved.tls)?;
     // Connections are checked out rarely (lanes keep them), so each checkout
     // can afford a round trip proving the connection still works.
-    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Verified };
+    let manager_config = ManagerConfig {
+      recycling_method: RecyclingMethod::Verified,
+    };
     let manager = Manager::from_config(resolved.pg, tls.clone(), manager_config);
     let timeouts = Timeouts {
       wait: Some(resolved.pool.connect_timeout),
@@ -123,8 +134,19 @@ impl Store {
       .map_err(|error| StoreError::connection(format!("cannot build the pool: {error}")))?;
     let lanes = Lanes::new(resolved.pool.max_size, resolved.pool.connect_timeout);
     let prepare = AtomicBool::new(resolved.pool.prepare);
-    let shared = Shared { lanes, pool, tls, queries, settings: resolved.pool, prepare };
-    Ok(Self { shared: Arc::new(shared), saves: OnceLock::new(), loads: OnceLock::new() })
+    let shared = Shared {
+      lanes,
+      pool,
+      tls,
+      queries,
+      settings: resolved.pool,
+      prepare,
+    };
+    Ok(Self {
+      shared: Arc::new(shared),
+      saves: OnceLock::new(),
+      loads: OnceLock::new(),
+    })
   }
 
   pub fn queries(&self) -> &Queries {
@@ -132,7 +154,11 @@ impl Store {
   }
 
   /// Runs a named statement with text parameters and decodes its rows.
-  pub async fn run(&self, name: &str, params: &[Option<String>]) -> Result<Vec<Vec<Cell>>, StoreError> {
+  pub async fn run(
+    &self,
+    name: &str,
+    params: &[Option<String>],
+  ) -> Result<Vec<Vec<Cell>>, StoreError> {
     self.shared.run(name, params).await
   }
 
@@ -142,7 +168,9 @@ impl Store {
     if self.shared.pool.is_closed() {
       return Err(StoreError::Closed);
     }
-    let saves = self.saves.get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_SAVE_BATCHES));
+    let saves = self
+      .saves
+      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_SAVE_BATCHES));
     saves.call(request).await
   }
 
@@ -151,7 +179,9 @@ impl Store {
     if self.shared.pool.is_closed() {
       return Err(StoreError::Closed);
     }
-    let loads = self.loads.get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES));
+    let loads = self
+      .loads
+      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES));
     loads.call(profile_id).await
   }
 
@@ -172,11 +202,16 @@ impl Store {
   /// Asks the server to cancel what runs on busy connections; best effort
   /// (a statement that already finished is not affected).
   pub async fn cancel_running(&self) {
-    let cancels = self.shared.lanes.busy_connections().into_iter().map(|client| {
-      let token = client.cancel_token();
-      let tls = self.shared.tls.clone();
-      async move { token.cancel_query(tls).await }
-    });
+    let cancels = self
+      .shared
+      .lanes
+      .busy_connections()
+      .into_iter()
+      .map(|client| {
+        let token = client.cancel_token();
+        let tls = self.shared.tls.clone();
+        async move { token.cancel_query(tls).await }
+      });
     join_all(cancels).await;
   }
 
@@ -186,19 +221,31 @@ impl Store {
 
   pub fn status(&self) -> PoolStatus {
     let status = self.shared.pool.status();
-    PoolStatus { max_size: status.max_size, size: status.size, available: status.available, waiting: status.waiting }
+    PoolStatus {
+      max_size: status.max_size,
+      size: status.size,
+      available: status.available,
+      waiting: status.waiting,
+    }
   }
 
   /// Closes connections idle for longer than `idleTimeoutMillis`.
   pub fn reap_idle(&self) {
     if let Some(idle) = self.shared.settings.idle_timeout {
       self.shared.lanes.release_idle(idle);
-      self.shared.pool.retain(|_, metrics| metrics.last_used() < idle);
+      self
+        .shared
+        .pool
+        .retain(|_, metrics| metrics.last_used() < idle);
     }
   }
 
   /// How often `reap_idle` should run, if at all.
   pub fn reap_interval(&self) -> Option<Duration> {
-    self.shared.settings.idle_timeout.map(|idle| (idle / 2).max(Duration::from_millis(100)))
+    self
+      .shared
+      .settings
+      .idle_timeout
+      .map(|idle| (idle / 2).max(Duration::from_millis(100)))
   }
 }

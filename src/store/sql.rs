@@ -89,8 +89,15 @@ const AUDIT_COLUMNS: [&str; 13] = [
   "context",
   "document",
 ];
-const INDEX_COLUMNS: [&str; 7] =
-  ["user_id", "profile_id", "tenant_id", "active_domains", "position", "latest_seq", "updated_at"];
+const INDEX_COLUMNS: [&str; 7] = [
+  "user_id",
+  "profile_id",
+  "tenant_id",
+  "active_domains",
+  "position",
+  "latest_seq",
+  "updated_at",
+];
 
 /// Fully qualified, quoted table names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +121,11 @@ impl Queries {
   pub fn new(schema: &str, table_prefix: &str) -> Result<Self, StoreError> {
     check_identifier("schema", schema, schema)?;
     for suffix in SUFFIXES {
-      check_identifier("tablePrefix", table_prefix, &format!("{table_prefix}{suffix}"))?;
+      check_identifier(
+        "tablePrefix",
+        table_prefix,
+        &format!("{table_prefix}{suffix}"),
+      )?;
     }
     let names = Names::new(schema, table_prefix);
     let statements = STATEMENT_NAMES
@@ -144,7 +155,10 @@ impl Queries {
 
   /// All statements by name, in name order.
   pub fn statements(&self) -> impl Iterator<Item = (&'static str, &str)> {
-    self.statements.iter().map(|(name, sql)| (*name, sql.as_str()))
+    self
+      .statements
+      .iter()
+      .map(|(name, sql)| (*name, sql.as_str()))
   }
 }
 
@@ -243,7 +257,9 @@ fn iso(timestamp: &str) -> String {
 /// Top-level keys whose values differ between two documents, sorted;
 /// `always` (if any) counts as changed whenever it is present.
 fn changed_paths(old: &str, new: &str, always: Option<&str>) -> String {
-  let forced = always.map(|key| format!("k = '{key}' or ")).unwrap_or_default();
+  let forced = always
+    .map(|key| format!("k = '{key}' or "))
+    .unwrap_or_default();
   format!(
     "array(select k from (select jsonb_object_keys({old}) union select jsonb_object_keys({new})) keys(k) \
      where {forced}{old} -> k is distinct from {new} -> k order by k)"
@@ -251,7 +267,14 @@ fn changed_paths(old: &str, new: &str, always: Option<&str>) -> String {
 }
 
 fn render_schema(n: &Names) -> String {
-  let Names { schema, profiles, audit, index, index_seq, .. } = n;
+  let Names {
+    schema,
+    profiles,
+    audit,
+    index,
+    index_seq,
+    ..
+  } = n;
   let profiles_pkey = n.object("profiles_pkey");
   let profiles_user_idx = n.object("profiles_user_idx");
   let audit_pkey = n.object("profile_audit_pkey");
@@ -347,11 +370,22 @@ $delete_profile$;
 }
 
 fn render_upgrade(n: &Names) -> String {
-  let Names { profiles, audit, index, legacy_current, legacy_revisions, legacy_user_index, .. } = n;
+  let Names {
+    profiles,
+    audit,
+    index,
+    legacy_current,
+    legacy_revisions,
+    legacy_user_index,
+    ..
+  } = n;
   let seq = &n.index_seq_literal;
   let lit = |name: &str| format!("'{}'", name.replace('\'', "''"));
-  let (current_lit, revisions_lit, user_index_lit) =
-    (lit(legacy_current), lit(legacy_revisions), lit(legacy_user_index));
+  let (current_lit, revisions_lit, user_index_lit) = (
+    lit(legacy_current),
+    lit(legacy_revisions),
+    lit(legacy_user_index),
+  );
   let domains = active_domains("p.document");
   let source_count_doc = source_count("r.profile_document");
   let source_count_prev = source_count("r.previous_document");
@@ -408,7 +442,12 @@ $upgrade$;
 }
 
 fn render_statement(name: &str, n: &Names) -> String {
-  let Names { profiles, audit, index, .. } = n;
+  let Names {
+    profiles,
+    audit,
+    index,
+    ..
+  } = n;
   let seq = &n.index_seq_literal;
   match name {
     "loadProfile" => format!("select document::text as document from {profiles} where profile_id = $1::text"),
@@ -502,8 +541,16 @@ fn render_statement(name: &str, n: &Names) -> String {
 fn render_check(n: &Names) -> String {
   let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
   let row = |key: &str, table: &str, columns: &[&str]| {
-    let columns = columns.iter().map(|c| literal(c)).collect::<Vec<_>>().join(", ");
-    format!("({}, {}, array[{columns}]::text[])", literal(key), literal(table))
+    let columns = columns
+      .iter()
+      .map(|c| literal(c))
+      .collect::<Vec<_>>()
+      .join(", ");
+    format!(
+      "({}, {}, array[{columns}]::text[])",
+      literal(key),
+      literal(table)
+    )
   };
   format!(
     "select t.key, to_regclass(t.qualified) is not null as exists, \
@@ -535,14 +582,24 @@ enum SaveInput {
 /// The single and the batched form differ only in the `input` CTE, so they
 /// cannot disagree on what a save does.
 fn render_save(n: &Names, input: SaveInput) -> String {
-  let Names { profiles, audit, index, .. } = n;
+  let Names {
+    profiles,
+    audit,
+    index,
+    ..
+  } = n;
   let seq = &n.index_seq_literal;
   let input_rows = match input {
-    SaveInput::One => "select $1::text::jsonb as doc, $2::integer as expected_revision, $3::text::jsonb as context".to_owned(),
-    SaveInput::Batch => "select e.value -> 'd' as doc, (e.value ->> 'e')::integer as expected_revision, \
+    SaveInput::One => {
+      "select $1::text::jsonb as doc, $2::integer as expected_revision, $3::text::jsonb as context"
+        .to_owned()
+    }
+    SaveInput::Batch => {
+      "select e.value -> 'd' as doc, (e.value ->> 'e')::integer as expected_revision, \
        nullif(e.value -> 'c', 'null'::jsonb) as context \
        from jsonb_array_elements($1::text::jsonb) as e"
-      .to_owned(),
+        .to_owned()
+    }
   };
   let sc_new = source_count("excluded.document");
   let sc_old = source_count("cur.document");
@@ -554,7 +611,8 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   let domains = active_domains("s.document");
   // ON CONFLICT's WHERE sees only the proposed row, so it looks the caller's
   // expected revision up in `input`.
-  let expected = "(select i.expected_revision from input i where i.profile_id = excluded.profile_id)";
+  let expected =
+    "(select i.expected_revision from input i where i.profile_id = excluded.profile_id)";
   format!(
     r#"with input as (
   select raw.doc ->> 'profile_id' as profile_id, raw.doc, raw.expected_revision, raw.context
@@ -635,7 +693,15 @@ mod tests {
 
   #[test]
   fn rejects_injection_in_schema_and_prefix() {
-    for bad in ["", "1abc", "a-b", "a\"b", "x; drop table y", "pson_\u{0}", "é"] {
+    for bad in [
+      "",
+      "1abc",
+      "a-b",
+      "a\"b",
+      "x; drop table y",
+      "pson_\u{0}",
+      "é",
+    ] {
       let err = Queries::new(bad, "pson_").unwrap_err();
       assert_eq!(err.code(), "validation_error");
       assert_eq!(err.field(), Some("schema"));
@@ -649,16 +715,28 @@ mod tests {
     let longest_ok = "p".repeat(MAX_IDENTIFIER_BYTES - "domain_index_user_idx".len());
     assert!(Queries::new("public", &longest_ok).is_ok());
     let too_long = format!("{longest_ok}x");
-    assert_eq!(Queries::new("public", &too_long).unwrap_err().field(), Some("tablePrefix"));
-    assert_eq!(Queries::new(&"s".repeat(64), "pson_").unwrap_err().field(), Some("schema"));
+    assert_eq!(
+      Queries::new("public", &too_long).unwrap_err().field(),
+      Some("tablePrefix")
+    );
+    assert_eq!(
+      Queries::new(&"s".repeat(64), "pson_").unwrap_err().field(),
+      Some("schema")
+    );
   }
 
   #[test]
   fn every_statement_is_rendered_with_its_tables() {
     let q = Queries::new("public", "pson_").unwrap();
     assert_eq!(q.statements().count(), STATEMENT_NAMES.len());
-    assert!(q.statement("loadProfile").unwrap().contains(r#""public"."pson_profiles""#));
-    assert!(q.statement("saveProfile").unwrap().contains(r#""public"."pson_profile_audit""#));
+    assert!(q
+      .statement("loadProfile")
+      .unwrap()
+      .contains(r#""public"."pson_profiles""#));
+    assert!(q
+      .statement("saveProfile")
+      .unwrap()
+      .contains(r#""public"."pson_profile_audit""#));
     assert_eq!(q.statement("nope").unwrap_err().code(), "validation_error");
   }
 
@@ -674,7 +752,11 @@ mod tests {
         if digits == 0 {
           continue; // dollar quoting, not a parameter
         }
-        assert!(rest[digits..].starts_with("::"), "{name}: uncast parameter at {}", &sql[at..]);
+        assert!(
+          rest[digits..].starts_with("::"),
+          "{name}: uncast parameter at {}",
+          &sql[at..]
+        );
       }
     }
   }
@@ -682,8 +764,15 @@ mod tests {
   #[test]
   fn checked_columns_are_the_ones_the_schema_creates() {
     let q = Queries::new("public", "pson_").unwrap();
-    for column in PROFILE_COLUMNS.iter().chain(&AUDIT_COLUMNS).chain(&INDEX_COLUMNS) {
-      assert!(q.schema_sql.contains(&format!("  {column} ")), "{column} is not in schemaSql");
+    for column in PROFILE_COLUMNS
+      .iter()
+      .chain(&AUDIT_COLUMNS)
+      .chain(&INDEX_COLUMNS)
+    {
+      assert!(
+        q.schema_sql.contains(&format!("  {column} ")),
+        "{column} is not in schemaSql"
+      );
     }
   }
 
@@ -699,9 +788,14 @@ mod tests {
   #[test]
   fn schema_creates_three_tables_idempotently() {
     let q = Queries::new("public", "pson_").unwrap();
-    assert_eq!(q.schema_sql.matches("create table if not exists").count(), 3);
+    assert_eq!(
+      q.schema_sql.matches("create table if not exists").count(),
+      3
+    );
     assert!(!q.schema_sql.contains("drop "));
-    assert!(q.upgrade_sql.contains(r#""public"."pson_profiles_current""#));
+    assert!(q
+      .upgrade_sql
+      .contains(r#""public"."pson_profiles_current""#));
     assert!(!q.upgrade_sql.to_lowercase().contains("drop "));
   }
 }

@@ -10,7 +10,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{self, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme};
+use rustls::{
+  CertificateError, ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore,
+  SignatureScheme,
+};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::config::{RootCerts, SslMode, TlsSettings};
@@ -24,9 +27,12 @@ pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, StoreError
   let verifier: Arc<dyn ServerCertVerifier> = match settings.mode {
     SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(AcceptAnyServer { provider }),
     SslMode::VerifyCa | SslMode::VerifyFull => {
-      let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(&settings.roots)?), provider)
-        .build()
-        .map_err(|error| StoreError::connection(format!("TLS setup failed: {error}")))?;
+      let webpki = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(root_store(&settings.roots)?),
+        provider,
+      )
+      .build()
+      .map_err(|error| StoreError::connection(format!("TLS setup failed: {error}")))?;
       if settings.mode == SslMode::VerifyCa {
         Arc::new(AnyHostName { inner: webpki })
       } else {
@@ -34,7 +40,10 @@ pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, StoreError
       }
     }
   };
-  let config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
+  let config = builder
+    .dangerous()
+    .with_custom_certificate_verifier(verifier)
+    .with_no_client_auth();
   Ok(MakeRustlsConnect::new(config))
 }
 
@@ -46,17 +55,25 @@ fn root_store(roots: &RootCerts) -> Result<RootCertStore, StoreError> {
       return Ok(store);
     }
     RootCerts::Pem(text) => text.clone().into_bytes(),
-    RootCerts::File(path) => std::fs::read(path)
-      .map_err(|error| StoreError::validation("sslrootcert", format!("cannot read sslrootcert '{path}': {error}")))?,
+    RootCerts::File(path) => std::fs::read(path).map_err(|error| {
+      StoreError::validation(
+        "sslrootcert",
+        format!("cannot read sslrootcert '{path}': {error}"),
+      )
+    })?,
   };
   for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-    let cert = cert.map_err(|error| StoreError::validation("sslrootcert", format!("invalid PEM: {error}")))?;
-    store
-      .add(cert)
-      .map_err(|error| StoreError::validation("sslrootcert", format!("invalid CA certificate: {error}")))?;
+    let cert = cert
+      .map_err(|error| StoreError::validation("sslrootcert", format!("invalid PEM: {error}")))?;
+    store.add(cert).map_err(|error| {
+      StoreError::validation("sslrootcert", format!("invalid CA certificate: {error}"))
+    })?;
   }
   if store.is_empty() {
-    return Err(StoreError::validation("sslrootcert", "no certificate found in the CA PEM"));
+    return Err(StoreError::validation(
+      "sslrootcert",
+      "no certificate found in the CA PEM",
+    ));
   }
   Ok(store)
 }
@@ -85,7 +102,12 @@ impl ServerCertVerifier for AcceptAnyServer {
     cert: &CertificateDer<'_>,
     dss: &DigitallySignedStruct,
   ) -> Result<HandshakeSignatureValid, TlsError> {
-    crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    crypto::verify_tls12_signature(
+      message,
+      cert,
+      dss,
+      &self.provider.signature_verification_algorithms,
+    )
   }
 
   fn verify_tls13_signature(
@@ -94,11 +116,19 @@ impl ServerCertVerifier for AcceptAnyServer {
     cert: &CertificateDer<'_>,
     dss: &DigitallySignedStruct,
   ) -> Result<HandshakeSignatureValid, TlsError> {
-    crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    crypto::verify_tls13_signature(
+      message,
+      cert,
+      dss,
+      &self.provider.signature_verification_algorithms,
+    )
   }
 
   fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-    self.provider.signature_verification_algorithms.supported_schemes()
+    self
+      .provider
+      .signature_verification_algorithms
+      .supported_schemes()
   }
 }
 
@@ -117,7 +147,10 @@ impl ServerCertVerifier for AnyHostName {
     ocsp_response: &[u8],
     now: UnixTime,
   ) -> Result<ServerCertVerified, TlsError> {
-    match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+    match self
+      .inner
+      .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    {
       Err(TlsError::InvalidCertificate(
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
       )) => Ok(ServerCertVerified::assertion()),
