@@ -18,10 +18,12 @@ export declare class NativeRepository {
    */
   queryMany(calls: Array<QueryCall>): Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>
   /**
-   * Loads profile documents as JSON text (null when missing), coalesced in
-   * Rust with concurrent loads into as few statements as possible.
+   * Loads profile documents, coalesced in Rust with concurrent loads into as
+   * few statements as possible. When every load succeeds the result is one
+   * JSON text, `[document|null, ...]`, so JS makes one string and one
+   * `JSON.parse` for the whole burst; otherwise one outcome per load.
    */
-  loadMany(profileIds: Array<string>): Promise<Array<{ value?: string | null, error?: string }>>
+  loadMany(profileIds: Array<string>): Promise<string | Array<{ value?: string | null, error?: string }>>
   /**
    * Saves validated documents, coalesced with concurrent saves of other
    * profiles. Each outcome is the stored revision, or null when its

@@ -16,7 +16,11 @@ function nativeDriver(native) {
     // Calls of one tick cross into Rust together; loads and saves are then
     // coalesced with concurrent ones into as few statements as possible.
     query: gatherPerTick((calls) => native.queryMany(calls), (name, params) => ({ name, params })),
-    load: gatherPerTick((ids) => native.loadMany(ids), (profileId) => profileId),
+    // Resolves to the parsed document or null.
+    load: gatherPerTick(
+      (ids) => native.loadMany(ids).then(parsedOutcomes),
+      (profileId) => profileId,
+    ),
     save: gatherPerTick(
       (calls) => native.saveMany(calls),
       // napi reads an absent optional field as undefined, never null.
@@ -77,6 +81,15 @@ function gatherPerTick(callMany, toCall) {
     })
 }
 
+// loadMany's reply: one JSON array of every document when all loads worked
+// (one string and one parse for the burst), else one outcome per load.
+function parsedOutcomes(reply) {
+  if (typeof reply === 'string') return JSON.parse(reply).map((value) => ({ value }))
+  return reply.map((outcome) =>
+    outcome.error === undefined ? { value: outcome.value === null ? null : JSON.parse(outcome.value) } : outcome,
+  )
+}
+
 function executorDriver(exec, artifacts) {
   const run = async (sql, params) => {
     const result = await exec(sql, params)
@@ -93,7 +106,7 @@ function executorDriver(exec, artifacts) {
     query,
     load: async (profileId) => {
       const rows = await query('loadProfile', [profileId])
-      return rows.length === 0 ? null : rows[0][0]
+      return rows.length === 0 ? null : JSON.parse(rows[0][0])
     },
     save: async (profileId, document, expected, context) => {
       const rows = await query('saveProfile', [document, expected === null ? null : String(expected), context])

@@ -40,8 +40,8 @@ class PostgresProfileStoreRepository {
 
   readCurrentProfile(profileId, options) {
     return this.#op('readCurrentProfile', options, async () => {
-      const text = await this.#driver.load(v.checkId(profileId, 'profileId'))
-      return text === null ? [null, 0] : [JSON.parse(text), 1]
+      const profile = await this.#driver.load(v.checkId(profileId, 'profileId'))
+      return profile === null ? [null, 0] : [profile, 1]
     })
   }
 
@@ -93,9 +93,9 @@ class PostgresProfileStoreRepository {
   loadProfile(profileId, options) {
     return this.#op('loadProfile', options, async () => {
       const id = v.checkId(profileId, 'profileId')
-      const text = await this.#driver.load(id)
-      if (text === null) throw await notFound('profile_not_found', `Profile '${id}' was not found.`)
-      return [JSON.parse(text), 1]
+      const profile = await this.#driver.load(id)
+      if (profile === null) throw await notFound('profile_not_found', `Profile '${id}' was not found.`)
+      return [profile, 1]
     })
   }
 

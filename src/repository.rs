@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Weak};
 
 use futures_util::future::join_all;
-use napi::bindgen_prelude::{spawn, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{spawn, Either, PromiseRaw, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
 
@@ -81,17 +81,23 @@ impl NativeRepository {
     })
   }
 
-  /// Loads profile documents as JSON text (null when missing), coalesced in
-  /// Rust with concurrent loads into as few statements as possible.
-  #[napi(ts_return_type = "Promise<Array<{ value?: string | null, error?: string }>>")]
+  /// Loads profile documents, coalesced in Rust with concurrent loads into as
+  /// few statements as possible. When every load succeeds the result is one
+  /// JSON text, `[document|null, ...]`, so JS makes one string and one
+  /// `JSON.parse` for the whole burst; otherwise one outcome per load.
+  #[napi(ts_return_type = "Promise<string | Array<{ value?: string | null, error?: string }>>")]
   pub fn load_many<'env>(
     &self,
     env: &'env Env,
     profile_ids: Vec<String>,
-  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Option<String>>>>> {
+  ) -> napi::Result<PromiseRaw<'env, Either<String, Vec<Outcome<Option<String>>>>>> {
     promise(env, &self.store, |store| async move {
       let loads = profile_ids.into_iter().map(|id| store.load(id));
-      Ok(join_all(loads).await.into_iter().map(Outcome).collect())
+      let documents = join_all(loads).await;
+      if documents.iter().all(Result::is_ok) {
+        return Ok(Either::A(json_array(documents.into_iter().flatten())));
+      }
+      Ok(Either::B(documents.into_iter().map(Outcome).collect()))
     })
   }
 
@@ -177,6 +183,19 @@ impl NativeRepository {
   pub fn status(&self) -> PoolStatusJs {
     self.store.status().into()
   }
+}
+
+/// `[a,null,b]` from JSON texts (`None` → `null`), without parsing them.
+fn json_array(documents: impl Iterator<Item = Option<String>>) -> String {
+  let mut out = String::from("[");
+  for (i, document) in documents.enumerate() {
+    if i > 0 {
+      out.push(',');
+    }
+    out.push_str(document.as_deref().unwrap_or("null"));
+  }
+  out.push(']');
+  out
 }
 
 /// Closes idle connections in the background. Holds only a weak reference,

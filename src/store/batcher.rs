@@ -22,6 +22,9 @@ use crate::error::StoreError;
 
 /// Upper bound of calls in one statement (keeps statements and lock sets small).
 const MAX_BATCH: usize = 64;
+/// Upper bound of the bytes a batch sends: large documents gain nothing from
+/// sharing a statement, and one huge statement would keep the others waiting.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// How long a batch waits for a free slot before going out regardless.
 const STALLED_AFTER: Duration = Duration::from_millis(250);
@@ -34,6 +37,11 @@ pub trait BatchKind: Send + Sync + 'static {
   /// Calls with the same key never share a statement (e.g. two saves of one
   /// profile must be two revisions). `None`: any calls may share.
   fn exclusive_key(request: &Self::Request) -> Option<&str>;
+
+  /// Bytes this call adds to a statement (see `MAX_BATCH_BYTES`).
+  fn bytes(_request: &Self::Request) -> usize {
+    0
+  }
 
   /// Runs a batch; one outcome per request, in order.
   fn run(
@@ -100,13 +108,21 @@ async fn dispatch<K: BatchKind>(
       Err(_elapsed) => None,
     };
     let mut keys = HashSet::new();
+    let mut bytes = 0;
     let mut batch = Vec::new();
     let mut later = VecDeque::new();
     let mut admit =
       |pending: Pending<K>, batch: &mut Vec<Pending<K>>, later: &mut VecDeque<Pending<K>>| {
-        let fits = batch.len() < MAX_BATCH
-          && K::exclusive_key(&pending.request).is_none_or(|key| keys.insert(key.to_owned()));
+        let size = K::bytes(&pending.request);
+        let fits = batch.is_empty()
+          || (batch.len() < MAX_BATCH
+            && bytes + size <= MAX_BATCH_BYTES
+            && K::exclusive_key(&pending.request).is_none_or(|key| !keys.contains(key)));
         if fits {
+          if let Some(key) = K::exclusive_key(&pending.request) {
+            keys.insert(key.to_owned());
+          }
+          bytes += size;
           batch.push(pending);
         } else {
           later.push_back(pending);

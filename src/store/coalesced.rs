@@ -27,6 +27,10 @@ impl BatchKind for Saves {
     Some(&request.profile_id)
   }
 
+  fn bytes(request: &SaveRequest) -> usize {
+    request.document.len()
+  }
+
   async fn run(shared: &Shared, batch: &[SaveRequest]) -> Vec<Result<Option<i64>, StoreError>> {
     if let [request] = batch {
       return vec![save_one(shared, request).await];
