@@ -21,6 +21,8 @@ use crate::store::Store;
 
 /// Rows as the JS side receives them.
 type JsRows = Vec<Vec<JsCell>>;
+/// A burst of loads: one JSON array text, or one outcome per load.
+type LoadedDocuments = Either<String, Vec<Outcome<Option<String>>>>;
 
 #[napi]
 pub struct NativeRepository {
@@ -90,7 +92,7 @@ impl NativeRepository {
     &self,
     env: &'env Env,
     profile_ids: Vec<String>,
-  ) -> napi::Result<PromiseRaw<'env, Either<String, Vec<Outcome<Option<String>>>>>> {
+  ) -> napi::Result<PromiseRaw<'env, LoadedDocuments>> {
     promise(env, &self.store, |store| async move {
       let loads = profile_ids.into_iter().map(|id| store.load(id));
       let documents = join_all(loads).await;
