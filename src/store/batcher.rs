@@ -20,8 +20,6 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::Shared;
 use crate::error::StoreError;
 
-/// Upper bound of calls in one statement (keeps statements and lock sets small).
-const MAX_BATCH: usize = 64;
 /// Upper bound of the bytes a batch sends: large documents gain nothing from
 /// sharing a statement, and one huge statement would keep the others waiting.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
@@ -37,6 +35,10 @@ pub trait BatchKind: Send + Sync + 'static {
   /// Calls with the same key never share a statement (e.g. two saves of one
   /// profile must be two revisions). `None`: any calls may share.
   fn exclusive_key(request: &Self::Request) -> Option<&str>;
+
+  /// Upper bound of calls in one statement (keeps statements, replies and
+  /// lock sets small enough that several statements share the work).
+  const MAX_CALLS: usize;
 
   /// Bytes this call adds to a statement (see `MAX_BATCH_BYTES`).
   fn bytes(_request: &Self::Request) -> usize {
@@ -115,7 +117,7 @@ async fn dispatch<K: BatchKind>(
       |pending: Pending<K>, batch: &mut Vec<Pending<K>>, later: &mut VecDeque<Pending<K>>| {
         let size = K::bytes(&pending.request);
         let fits = batch.is_empty()
-          || (batch.len() < MAX_BATCH
+          || (batch.len() < K::MAX_CALLS
             && bytes + size <= MAX_BATCH_BYTES
             && K::exclusive_key(&pending.request).is_none_or(|key| !keys.contains(key)));
         if fits {
@@ -132,7 +134,7 @@ async fn dispatch<K: BatchKind>(
     while let Some(pending) = deferred.pop_front() {
       admit(pending, &mut batch, &mut later);
     }
-    while batch.len() < MAX_BATCH {
+    while batch.len() < K::MAX_CALLS {
       match receiver.try_recv() {
         Ok(pending) => admit(pending, &mut batch, &mut later),
         Err(_) => break,

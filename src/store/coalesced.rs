@@ -22,6 +22,7 @@ pub struct Saves;
 impl BatchKind for Saves {
   type Request = SaveRequest;
   type Output = Option<i64>;
+  const MAX_CALLS: usize = 64;
 
   fn exclusive_key(request: &SaveRequest) -> Option<&str> {
     Some(&request.profile_id)
@@ -105,6 +106,9 @@ pub struct Loads;
 impl BatchKind for Loads {
   type Request = String;
   type Output = Option<String>;
+  // Replies carry whole documents: smaller batches spread them over more
+  // connections (and server processes) at once.
+  const MAX_CALLS: usize = 16;
 
   fn exclusive_key(_: &String) -> Option<&str> {
     None

@@ -32,7 +32,7 @@ const TEXT_PARAMS: [Type; 8] = [Type::TEXT; 8];
 /// mean fewer commits (WAL flushes); more mean lower latency at light load.
 const CONCURRENT_SAVE_BATCHES: usize = 2;
 /// Likewise for coalesced loads.
-const CONCURRENT_LOAD_BATCHES: usize = 4;
+const CONCURRENT_LOAD_BATCHES: usize = 8;
 
 /// What the pool, the lanes and the batcher share.
 pub struct Shared {
