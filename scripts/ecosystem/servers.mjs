@@ -15,19 +15,10 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
+import { embeddedServer, freePort } from '../embedded-postgres.mjs'
 
-/** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
+export { freePort }
+
 export async function waitForPort(port, timeoutMillis = 10000) {
   const deadline = Date.now() + timeoutMillis
   for (;;) {
@@ -75,17 +66,7 @@ export async function startPostgres({
   const EmbeddedPostgres = await loadEmbedded(moduleDir)
   const databaseDir = await mkdtemp(path.join(os.tmpdir(), 'pson5-eco-pg-'))
   const port = await freePort()
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    authMethod: 'trust',
-    persistent: false,
-    createPostgresUser: true,
-    onLog: log ? console.log : () => {},
-    onError: log ? console.error : () => {},
-  })
+  const server = embeddedServer({ databaseDir, port, log, EmbeddedPostgres })
   await server.initialise()
   const settings = { listen_addresses: "'127.0.0.1'", fsync: 'off', ...conf }
   appendFileSync(path.join(databaseDir, 'postgresql.conf'), confLines(settings))
