@@ -204,11 +204,20 @@ impl Lanes {
   }
 }
 
+/// The slot's connection if it still works. A dead one is let go here, so
+/// its pool permit comes back before a replacement is asked for (else a pool
+/// whose connections all died would wait on its own dead objects).
 fn live(slot: &Slot) -> Option<Arc<Object>> {
-  lock(&slot.connection)
-    .as_ref()
-    .filter(|c| !c.is_closed())
-    .cloned()
+  let mut connection = lock(&slot.connection);
+  match connection.as_ref() {
+    Some(client) if client.is_closed() => {
+      let dead = connection.take();
+      drop(connection);
+      drop(dead);
+      None
+    }
+    other => other.cloned(),
+  }
 }
 
 /// Runs `undo` on drop unless disarmed.
