@@ -6,7 +6,9 @@
 //! light load a call goes out alone, at once, so batching adds no latency.
 //!
 //! `slots` bounds how many statements of a kind run at once; while they are
-//! all busy, the queue grows and the next batch with it. A batch that finds
+//! all busy, the queue grows and the next batches with it. The calls waiting
+//! are shared evenly over the free slots, so a burst runs as several
+//! statements side by side (on as many server processes). A batch that finds
 //! no free slot for `STALLED_AFTER` (the running ones are stuck, e.g. behind
 //! a row lock) goes out anyway.
 
@@ -130,17 +132,25 @@ async fn dispatch<K: BatchKind>(
           later.push_back(pending);
         }
       };
-    admit(first, &mut batch, &mut later);
-    while let Some(pending) = deferred.pop_front() {
-      admit(pending, &mut batch, &mut later);
+    // What waits is shared evenly over the free slots: under a burst the
+    // statements run side by side on as many server processes, rather than
+    // one large statement running while the other slots idle.
+    while let Ok(pending) = receiver.try_recv() {
+      deferred.push_back(pending);
     }
-    while batch.len() < K::MAX_CALLS {
-      match receiver.try_recv() {
-        Ok(pending) => admit(pending, &mut batch, &mut later),
-        Err(_) => break,
+    let free_slots = 1 + slots.available_permits();
+    let share = (1 + deferred.len()).div_ceil(free_slots).min(K::MAX_CALLS);
+    admit(first, &mut batch, &mut later);
+    while batch.len() < share {
+      match deferred.pop_front() {
+        Some(pending) => admit(pending, &mut batch, &mut later),
+        None => break,
       }
     }
-    deferred = later;
+    // Calls passed over keep their place at the front of the queue.
+    while let Some(pending) = later.pop_back() {
+      deferred.push_front(pending);
+    }
     let shared = shared.clone();
     tokio::spawn(async move {
       let _permit = permit;

@@ -28,8 +28,10 @@ use sql::Queries;
 /// Every parameter is sent as text; SQL casts it (see `sql.rs`).
 const TEXT_PARAMS: [Type; 8] = [Type::TEXT; 8];
 
-/// How many coalesced save statements may run at once. Fewer, larger batches
-/// mean fewer commits (WAL flushes); more mean lower latency at light load.
+/// How many coalesced save statements may run at once; the saves waiting are
+/// shared evenly among them. Two keep two server processes busy while each
+/// commit still covers many saves (measured on 2 cores with 32 saves in
+/// flight: 2 statements beat 1, 3, 4 and 8).
 const CONCURRENT_SAVE_BATCHES: usize = 2;
 /// Likewise for coalesced loads.
 const CONCURRENT_LOAD_BATCHES: usize = 8;
