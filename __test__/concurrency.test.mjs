@@ -259,6 +259,59 @@ for (const mode of MODES) {
       await db.sql(`alter table "${db.schema}"."pson_profiles" drop constraint ${constraint}`)
     })
 
+    test('a burst of ~30 KB documents (several N-API crossings) gets each caller its own outcome', async () => {
+      const userId = uniqueId(`${mode}-large`)
+      const ids = range(1, 10).map((i) => uniqueId(`${mode}-large${i}`))
+      const large = (profileId, sourceCount) =>
+        buildProfile({
+          profileId,
+          userId,
+          sourceCount,
+          observed: Object.fromEntries(
+            range(1, 300).map((k) => [
+              `core.fact_${k}`,
+              { value: `${profileId} fact ${k} ${'x'.repeat(40)}`, confidence: 0.5, source: 'test' },
+            ]),
+          ),
+        })
+      assert.ok(JSON.stringify(large(ids[0], 1)).length > 25_000)
+
+      const first = await Promise.all(ids.map((profileId, i) => repository.saveProfile(large(profileId, i))))
+      first.forEach((doc, i) => {
+        assert.equal(doc.profile_id, ids[i])
+        assert.equal(doc.metadata.revision, 1)
+      })
+
+      // The fifth passes a stale expected revision: only it conflicts.
+      const second = await Promise.allSettled(
+        ids.map((profileId, i) =>
+          repository.saveProfile(large(profileId, 100 + i), { expectedRevision: i === 4 ? 7 : 1 }),
+        ),
+      )
+      for (const [i, outcome] of second.entries()) {
+        if (i === 4) {
+          assert.equal(outcome.status, 'rejected')
+          assert.equal(outcome.reason.code, 'conflict')
+        } else {
+          assert.equal(outcome.status, 'fulfilled', `save ${i}: ${outcome.reason?.code} ${outcome.reason?.message}`)
+          assert.equal(outcome.value.metadata.revision, 2)
+          assert.equal(outcome.value.metadata.source_count, 100 + i)
+        }
+      }
+
+      const missing = uniqueId(`${mode}-large-absent`)
+      const loads = await Promise.allSettled(
+        [...ids.slice(0, 5), missing, ...ids.slice(5)].map((id) => repository.loadProfile(id)),
+      )
+      const absent = loads.splice(5, 1)[0]
+      assert.equal(absent.status, 'rejected')
+      assert.equal(absent.reason.code, 'not_found')
+      for (const [i, outcome] of loads.entries()) {
+        assert.equal(outcome.status, 'fulfilled', `load ${i}: ${outcome.reason?.code}`)
+        assert.deepEqual(outcome.value, i === 4 ? first[4] : second[i].value)
+      }
+    })
+
     test('concurrent loads of present and missing profiles each get their own answer', async () => {
       const userId = uniqueId(`${mode}-loads`)
       const ids = range(1, 10).map((i) => uniqueId(`${mode}-load${i}`))

@@ -11,6 +11,9 @@ const { createHash } = require('node:crypto')
 const { fromNative, fromExecutor, validationError } = require('./errors.js')
 
 function nativeDriver(native) {
+  // Loaded documents' sizes are only known once they arrive: the average so
+  // far sizes the next bursts' crossings.
+  const loadedBytes = new RunningAverage(1024)
   return {
     mode: 'native',
     // Calls of one tick cross into Rust together; loads and saves are then
@@ -18,8 +21,9 @@ function nativeDriver(native) {
     query: gatherPerTick((calls) => native.queryMany(calls), (name, params) => ({ name, params })),
     // Resolves to the parsed document or null.
     load: gatherPerTick(
-      (ids) => native.loadMany(ids).then(parsedOutcomes),
+      (ids) => native.loadMany(ids).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
       (profileId) => profileId,
+      () => loadedBytes.value,
     ),
     save: gatherPerTick(
       (calls) => native.saveMany(calls),
@@ -30,6 +34,7 @@ function nativeDriver(native) {
         expectedRevision: expected ?? undefined,
         context: context ?? undefined,
       }),
+      (call) => call.document.length,
     ),
     ensureSchema: () => native.ensureSchema(),
     upgrade: () => native.upgrade(),
@@ -40,36 +45,33 @@ function nativeDriver(native) {
   }
 }
 
-// Calls made in the same tick go to `callMany` as one array: one N-API
-// crossing (and one promise) for a burst, which is what a busy server sees.
-// `callMany` resolves to one `{ value }` or `{ error }` per call, so calls
-// succeed and fail independently; `error` is the envelope fromNative reads.
-function gatherPerTick(callMany, toCall) {
+// About how many bytes of documents one N-API crossing carries: large
+// documents then come back, and are parsed, while the server still works on
+// the rest of the burst, instead of all at once at its end.
+const CROSSING_BYTES = 64 * 1024
+
+// Calls made in the same tick go to `callMany` together: one N-API crossing
+// (and one promise) per burst, or per CROSSING_BYTES of it as `bytesOf`
+// estimates each call. `callMany` resolves to one `{ value }` or `{ error }`
+// per call, so calls succeed and fail independently; `error` is the envelope
+// fromNative reads.
+function gatherPerTick(callMany, toCall, bytesOf = () => 0) {
   let pending = null
   const flush = () => {
-    const batch = pending
+    const burst = pending
     pending = null
-    const failAll = (error) => {
-      for (const item of batch) item.reject(error)
+    let start = 0
+    let bytes = 0
+    for (let i = 0; i < burst.length; i++) {
+      const size = bytesOf(burst[i].call)
+      if (i > start && bytes + size > CROSSING_BYTES) {
+        cross(callMany, burst.slice(start, i))
+        start = i
+        bytes = 0
+      }
+      bytes += size
     }
-    let outcomes
-    try {
-      outcomes = callMany(batch.map((item) => item.call))
-    } catch (error) {
-      // napi rejects arguments it cannot convert synchronously.
-      failAll(error)
-      return
-    }
-    outcomes.then(
-      (outcomes) => {
-        for (let i = 0; i < batch.length; i++) {
-          const outcome = outcomes[i]
-          if (outcome.error === undefined) batch[i].resolve(outcome.value)
-          else batch[i].reject(new Error(outcome.error))
-        }
-      },
-      failAll,
-    )
+    cross(callMany, start === 0 ? burst : burst.slice(start))
   }
   return (...args) =>
     new Promise((resolve, reject) => {
@@ -81,10 +83,49 @@ function gatherPerTick(callMany, toCall) {
     })
 }
 
+// One crossing: settles each call of `batch` with its own outcome.
+function cross(callMany, batch) {
+  const failAll = (error) => {
+    for (const item of batch) item.reject(error)
+  }
+  let outcomes
+  try {
+    outcomes = callMany(batch.map((item) => item.call))
+  } catch (error) {
+    // napi rejects arguments it cannot convert synchronously.
+    failAll(error)
+    return
+  }
+  outcomes.then(
+    (outcomes) => {
+      for (let i = 0; i < batch.length; i++) {
+        const outcome = outcomes[i]
+        if (outcome.error === undefined) batch[i].resolve(outcome.value)
+        else batch[i].reject(new Error(outcome.error))
+      }
+    },
+    failAll,
+  )
+}
+
+// An exponential moving average (the last ~8 samples weigh most).
+class RunningAverage {
+  constructor(initial) {
+    this.value = initial
+  }
+
+  add(sample) {
+    this.value += (sample - this.value) / 8
+  }
+}
+
 // loadMany's reply: one JSON array of every document when all loads worked
-// (one string and one parse for the burst), else one outcome per load.
-function parsedOutcomes(reply) {
-  if (typeof reply === 'string') return JSON.parse(reply).map((value) => ({ value }))
+// (one string and one parse for the crossing), else one outcome per load.
+function parsedOutcomes(reply, count, loadedBytes) {
+  if (typeof reply === 'string') {
+    loadedBytes.add(reply.length / count)
+    return JSON.parse(reply).map((value) => ({ value }))
+  }
   return reply.map((outcome) =>
     outcome.error === undefined ? { value: outcome.value === null ? null : JSON.parse(outcome.value) } : outcome,
   )
