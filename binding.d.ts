@@ -72,6 +72,12 @@ export interface ArtifactTables {
   domainIndex: string
 }
 
+/**
+ * How many calls JS sends per crossing under a burst: one statement's worth,
+ * so each crossing is answered as soon as its statement is done.
+ */
+export declare const CALLS_PER_CROSSING: number
+
 /** Options of the native pool (names follow node-postgres). */
 export interface NativeOptions {
   /** libpq URL or `key=value` string; `sslmode` and `sslrootcert` are honoured. */

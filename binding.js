@@ -837,3 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeRepository = nativeBinding.NativeRepository
 module.exports.artifacts = nativeBinding.artifacts
+module.exports.CALLS_PER_CROSSING = nativeBinding.CALLS_PER_CROSSING

@@ -120,14 +120,17 @@ function createPostgresProfileStoreRepository(first, second) {
   for (const name of NATIVE_OPTIONS) {
     if (options[name] !== undefined && options[name] !== null) nativeOptions[name] = options[name]
   }
-  const { NativeRepository } = native.binding()
+  const { NativeRepository, CALLS_PER_CROSSING } = native.binding()
   let repository
   try {
     repository = new NativeRepository(nativeOptions)
   } catch (error) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }
-  return new PostgresProfileStoreRepository(nativeDriver(repository), { ...settings, label: `native, ${where}` })
+  return new PostgresProfileStoreRepository(nativeDriver(repository, CALLS_PER_CROSSING), {
+    ...settings,
+    label: `native, ${where}`,
+  })
 }
 
 module.exports = {

@@ -10,22 +10,29 @@ const { createHash } = require('node:crypto')
 
 const { fromNative, fromExecutor, validationError } = require('./errors.js')
 
-function nativeDriver(native) {
+// `callsPerCrossing`: the most calls one N-API crossing carries (the addon's
+// statement size, so a crossing is answered as soon as its statement is done).
+function nativeDriver(native, callsPerCrossing) {
   // Loaded documents' sizes are only known once they arrive: the average so
   // far sizes the next bursts' crossings.
   const loadedBytes = new RunningAverage(1024)
+  const gather = (callMany, toCall, bytesOf) => gatherPerTick(callMany, toCall, { bytesOf, maxCalls: callsPerCrossing })
   return {
     mode: 'native',
     // Calls of one tick cross into Rust together; loads and saves are then
     // coalesced with concurrent ones into as few statements as possible.
-    query: gatherPerTick((calls) => native.queryMany(calls), (name, params) => ({ name, params })),
+    query: gather(
+      (calls) => native.queryMany(calls),
+      (name, params) => ({ name, params }),
+      () => 0,
+    ),
     // Resolves to the parsed document or null.
-    load: gatherPerTick(
+    load: gather(
       (ids) => native.loadMany(ids).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
       (profileId) => profileId,
       () => loadedBytes.value,
     ),
-    save: gatherPerTick(
+    save: gather(
       (calls) => native.saveMany(calls),
       // napi reads an absent optional field as undefined, never null.
       (profileId, document, expected, context) => ({
@@ -51,11 +58,11 @@ function nativeDriver(native) {
 const CROSSING_BYTES = 64 * 1024
 
 // Calls made in the same tick go to `callMany` together: one N-API crossing
-// (and one promise) per burst, or per CROSSING_BYTES of it as `bytesOf`
-// estimates each call. `callMany` resolves to one `{ value }` or `{ error }`
-// per call, so calls succeed and fail independently; `error` is the envelope
-// fromNative reads.
-function gatherPerTick(callMany, toCall, bytesOf = () => 0) {
+// (and one promise) per burst, or per `maxCalls` calls or CROSSING_BYTES of
+// it (as `bytesOf` estimates each call). `callMany` resolves to one
+// `{ value }` or `{ error }` per call, so calls succeed and fail
+// independently; `error` is the envelope fromNative reads.
+function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
   let pending = null
   const flush = () => {
     const burst = pending
@@ -64,7 +71,7 @@ function gatherPerTick(callMany, toCall, bytesOf = () => 0) {
     let bytes = 0
     for (let i = 0; i < burst.length; i++) {
       const size = bytesOf(burst[i].call)
-      if (i > start && bytes + size > CROSSING_BYTES) {
+      if (i > start && (i - start === maxCalls || bytes + size > CROSSING_BYTES)) {
         cross(callMany, burst.slice(start, i))
         start = i
         bytes = 0

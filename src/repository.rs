@@ -15,6 +15,7 @@ use napi_derive::napi;
 
 use crate::error::StoreError;
 use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
+use crate::store::batcher::MIN_SHARE;
 use crate::store::coalesced::SaveRequest;
 use crate::store::sql::Queries;
 use crate::store::Store;
@@ -23,6 +24,11 @@ use crate::store::Store;
 type JsRows = Vec<Vec<JsCell>>;
 /// A burst of loads: one JSON array text, or one outcome per load.
 type LoadedDocuments = Either<String, Vec<Outcome<Option<String>>>>;
+
+/// How many calls JS sends per crossing under a burst: one statement's worth,
+/// so each crossing is answered as soon as its statement is done.
+#[napi]
+pub const CALLS_PER_CROSSING: u32 = MIN_SHARE as u32;
 
 #[napi]
 pub struct NativeRepository {

@@ -7,8 +7,9 @@
 //!
 //! `slots` bounds how many statements of a kind run at once; while they are
 //! all busy, the queue grows and the next batches with it. The calls waiting
-//! are shared evenly over the free slots, so a burst runs as several
-//! statements side by side (on as many server processes). A batch that finds
+//! are shared evenly over the free slots (`MIN_SHARE` at least each), so a
+//! burst runs as several statements side by side, on as many server
+//! processes. A batch that finds
 //! no free slot for `STALLED_AFTER` (the running ones are stuck, e.g. behind
 //! a row lock) goes out anyway.
 
@@ -25,6 +26,13 @@ use crate::error::StoreError;
 /// Upper bound of the bytes a batch sends: large documents gain nothing from
 /// sharing a statement, and one huge statement would keep the others waiting.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// The fewest calls a statement takes from a burst while more wait. A burst
+/// is shared evenly over the free slots, but not in smaller statements: below
+/// this, a statement's fixed cost (a round trip, an executor start) outweighs
+/// the gain of one more server process working side by side. The JS side
+/// sends bursts across N-API in pieces of this size (one statement's worth).
+pub const MIN_SHARE: usize = 16;
 
 /// How long a batch waits for a free slot before going out regardless.
 const STALLED_AFTER: Duration = Duration::from_millis(250);
@@ -132,14 +140,17 @@ async fn dispatch<K: BatchKind>(
           later.push_back(pending);
         }
       };
-    // What waits is shared evenly over the free slots: under a burst the
-    // statements run side by side on as many server processes, rather than
-    // one large statement running while the other slots idle.
+    // What waits is shared evenly over the free slots (MIN_SHARE at least
+    // each): under a burst the statements run side by side on as many server
+    // processes, rather than one large statement while the other slots idle.
     while let Ok(pending) = receiver.try_recv() {
       deferred.push_back(pending);
     }
     let free_slots = 1 + slots.available_permits();
-    let share = (1 + deferred.len()).div_ceil(free_slots).min(K::MAX_CALLS);
+    let share = (1 + deferred.len())
+      .div_ceil(free_slots)
+      .max(MIN_SHARE)
+      .min(K::MAX_CALLS);
     admit(first, &mut batch, &mut later);
     while batch.len() < share {
       match deferred.pop_front() {

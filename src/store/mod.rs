@@ -1,7 +1,7 @@
 //! The core: a deadpool-postgres pool shared through lanes, the rendered
 //! statements, and the save batcher. No napi here.
 
-mod batcher;
+pub mod batcher;
 pub mod coalesced;
 pub mod config;
 mod lanes;
