@@ -64,11 +64,11 @@ if (args.help) {
   process.exit(0)
 }
 
-const url = process.env.DATABASE_URL
-if (!url) {
+if (!process.env.DATABASE_URL) {
   console.error('DATABASE_URL is not set; run through `node scripts/with-database.mjs node bench/run.mjs` (npm run bench).')
   process.exit(2)
 }
+const { url, transport } = sameTransport(process.env.DATABASE_URL)
 
 const log = (line) => process.stderr.write(`${line}\n`)
 const notes = []
@@ -115,6 +115,7 @@ const config = {
   poolSize: args.pool,
   pgbenchClients: args.concurrency,
   pgbenchThreads: args['pgbench-threads'],
+  transport,
 }
 
 log(
@@ -289,4 +290,21 @@ function runWorker(rowConfig) {
     })
     child.send(rowConfig)
   })
+}
+
+// Every contender must connect the same way. Without an sslmode in the URL,
+// libpq (pgbench) and this package use TLS when the server offers it, while
+// node-postgres and postgres.js do not; the URL then says sslmode=disable for
+// all of them. An explicit sslmode is kept (and applies to all).
+function sameTransport(databaseUrl) {
+  let parsed
+  try {
+    parsed = new URL(databaseUrl)
+  } catch {
+    return { url: databaseUrl, transport: 'as DATABASE_URL says' }
+  }
+  const mode = parsed.searchParams.get('sslmode')
+  if (mode) return { url: databaseUrl, transport: `sslmode=${mode} (from DATABASE_URL)` }
+  parsed.searchParams.set('sslmode', 'disable')
+  return { url: parsed.toString(), transport: 'plain TCP for every contender (sslmode=disable)' }
 }

@@ -63,6 +63,7 @@ export function markdown(report) {
     `${m.cpus} × ${m.cpuModel}, ${m.os}, Node ${m.node}, PostgreSQL ${report.server.version}` +
       `${report.pgbench.version ? `, ${report.pgbench.version}` : ''}. ` +
       `${report.config.concurrency} operations in flight (closed loop), pool ${report.config.poolSize}, ` +
+      `${report.config.transport ? `${report.config.transport}, ` : ''}` +
       `${report.config.durationS} s per row after ${report.config.warmupS} s warm-up, uniform random profiles. ` +
       `Addon: ${m.addon.build}.`,
   )
