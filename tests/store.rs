@@ -13,27 +13,54 @@ fn database_url() -> String {
   std::env::var("DATABASE_URL").expect("DATABASE_URL must point at a PostgreSQL (npm test sets it)")
 }
 
-/// A store on a fresh schema of its own.
-async fn fresh_store(label: &str) -> Store {
-  let schema = format!("rs_{label}_{}", std::process::id());
-  let options = ConnectOptions {
+fn schema_name(label: &str) -> String {
+  format!("rs_{label}_{}", std::process::id())
+}
+
+fn options() -> ConnectOptions {
+  ConnectOptions {
     connection_string: Some(database_url()),
     max: Some(4),
     ..Default::default()
-  };
-  let admin = Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
-  admin
-    .batch(&format!(
-      "drop schema if exists {schema} cascade; create schema {schema};"
-    ))
-    .await
-    .unwrap();
+  }
+}
+
+/// Runs `sql` on a short-lived store of its own.
+async fn admin_batch(sql: &str) {
+  let admin = Store::connect(
+    &options(),
+    Arc::new(Queries::new("public", "pson_").unwrap()),
+  )
+  .unwrap();
+  admin.batch(sql).await.unwrap();
   admin.close();
-  let store = Store::connect(&options, Arc::new(Queries::new(&schema, "pson_").unwrap())).unwrap();
+}
+
+/// A store on a fresh schema of its own.
+async fn fresh_store(label: &str) -> Store {
+  let schema = schema_name(label);
+  admin_batch(&format!(
+    "drop schema if exists {schema} cascade; create schema {schema};"
+  ))
+  .await;
+  let store = Store::connect(
+    &options(),
+    Arc::new(Queries::new(&schema, "pson_").unwrap()),
+  )
+  .unwrap();
   let ddl = store.queries().schema_sql.clone();
   store.batch(&ddl).await.unwrap();
   store.batch(&ddl).await.expect("the schema is idempotent");
   store
+}
+
+/// Drops a test's schema at its end (a failed test keeps it, for a look).
+async fn drop_schema(label: &str) {
+  admin_batch(&format!(
+    "drop schema if exists {} cascade",
+    schema_name(label)
+  ))
+  .await;
 }
 
 fn document(id: &str, user: &str) -> String {
@@ -80,6 +107,7 @@ async fn concurrent_saves_of_one_profile_get_every_revision_once() {
     .await
     .unwrap();
   assert_eq!(audit.len(), 30);
+  drop_schema("concurrent").await;
 }
 
 /// A burst of saves queued at once is shared evenly over the save statements
@@ -113,6 +141,7 @@ async fn a_burst_of_saves_is_shared_over_two_statements() {
     assert!(revisions.iter().all(|revision| *revision == Some(1)));
     assert_eq!(statement_sizes(prefix).await, expected, "burst of {burst}");
   }
+  drop_schema(label).await;
 }
 
 #[tokio::test]
@@ -131,6 +160,7 @@ async fn expected_revision_mismatch_writes_nothing() {
     .unwrap();
   assert_eq!(revisions, vec![vec![Cell::Int(1)]]);
   assert_eq!(save(&store, "p1", "u1", Some(1)).await, Some(2));
+  drop_schema("conflict").await;
 }
 
 #[tokio::test]
@@ -156,6 +186,7 @@ async fn index_rows_follow_saves_and_deletes() {
     .await
     .unwrap();
   assert_eq!(ids, vec![vec![Cell::Text("b".into())]]);
+  drop_schema("index").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,6 +212,7 @@ async fn concurrent_loads_each_get_their_own_document() {
       None => assert!(i >= 20, "l{i} exists"),
     }
   }
+  drop_schema("loads").await;
 }
 
 #[tokio::test]
@@ -197,6 +229,7 @@ async fn database_errors_carry_sql_state_and_closed_pool_says_closed() {
     .await
     .unwrap_err();
   assert_eq!(error.code(), "closed");
+  drop_schema("errors").await;
 }
 
 #[tokio::test]

@@ -30,18 +30,22 @@ export async function useServer() {
     url = embedded.url
   }
   const admin = new pg.Pool({ connectionString: url, max: 2 })
+  // Run (last registered first) before the pool ends: node:test runs `after`
+  // hooks in registration order, so a hook of their own would find it ended.
+  const cleanups = []
   after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {})
     await admin.end()
     if (embedded) await embedded.stop()
   })
-  return { url, admin, sql: (text, params) => admin.query(text, params) }
+  return { url, admin, cleanups, sql: (text, params) => admin.query(text, params) }
 }
 
 /** A fresh schema on `server`, dropped (cascade) after the file. */
 export async function useSchema(server, prefix = 'eco') {
   const schema = unique(prefix)
   await server.sql(`create schema "${schema}"`)
-  after(() => server.sql(`drop schema if exists "${schema}" cascade`).catch(() => {}))
+  server.cleanups.push(() => server.sql(`drop schema if exists "${schema}" cascade`))
   return schema
 }
 
