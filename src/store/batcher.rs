@@ -9,9 +9,8 @@
 //! all busy, the queue grows and the next batches with it. The calls waiting
 //! are shared evenly over the free slots (`MIN_SHARE` at least each), so a
 //! burst runs as several statements side by side, on as many server
-//! processes. A batch that finds
-//! no free slot for `STALLED_AFTER` (the running ones are stuck, e.g. behind
-//! a row lock) goes out anyway.
+//! processes. A batch that finds no free slot for `STALLED_AFTER` (the
+//! running ones are stuck, e.g. behind a row lock) goes out anyway.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
