@@ -11,7 +11,7 @@ import pg from 'pg'
 import * as esm from '../index.mjs'
 import { useDatabase } from './helpers/database.mjs'
 
-const { createPostgresProfileStoreRepository, PostgresStoreError } = esm
+const { createPostgresProfileStoreRepository, createPostgresQueryExecutor, PostgresStoreError } = esm
 const require = createRequire(import.meta.url)
 
 const db = await useDatabase({ schemaPrefix: 'life' })
@@ -116,6 +116,46 @@ for (const mode of ['native', 'pg']) {
     })
   })
 }
+
+describe('close() gives up on calls that never settle', () => {
+  test('after timeoutMillis they reject with closed; the calls around them keep their own results', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+    const exec = createPostgresQueryExecutor(pool)
+    const never = new Promise(() => {})
+    const repository = createPostgresProfileStoreRepository({
+      exec: (sql, params) => (params?.[0] === 'hangs' ? never : exec(sql, params)),
+      schema: db.schema,
+    })
+    try {
+      const saved = await repository.saveProfile(doc('close-around-hung'))
+      const hung = [repository.loadProfile('hangs'), repository.profileExists('hangs')]
+      // Calls that settle before and after the hung ones, reusing their places.
+      const answered = []
+      for (let round = 0; round < 3; round++) {
+        answered.push(
+          ...(await Promise.all([
+            repository.profileExists('close-around-hung'),
+            repository.profileExists('close-nobody'),
+            repository.loadProfile('close-around-hung').then((profile) => profile.metadata.revision),
+          ])),
+        )
+      }
+      const late = repository.profileExists('close-around-hung')
+      const started = performance.now()
+      await repository.close({ timeoutMillis: 300 })
+      const ms = performance.now() - started
+      assert.ok(ms < 2000, `close() resolved after ${Math.round(ms)} ms`)
+      for (const call of hung) {
+        const stillPending = new Promise((_, reject) => setTimeout(reject, 1000, new Error('still pending 1 s after close()')))
+        assert.equal((await rejection(Promise.race([call, stillPending]))).code, 'closed')
+      }
+      assert.deepEqual(answered, [true, false, saved.metadata.revision, true, false, saved.metadata.revision, true, false, saved.metadata.revision])
+      assert.equal(await late, true, 'a call that settled before the deadline keeps its result')
+    } finally {
+      await pool.end()
+    }
+  })
+})
 
 describe('the password stays secret', () => {
   test('String() and util.inspect() of a repository hide the password', async () => {

@@ -11,6 +11,7 @@ const util = require('node:util')
 const { PostgresStoreError, decorate } = require('./errors.js')
 const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
+const { InFlight } = require('./in-flight.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
@@ -24,8 +25,8 @@ class PostgresProfileStoreRepository {
   #closed = false
   #inFlight = 0
   #idle = null
-  // One reject function per call in flight, for close() to give up on them.
-  #abandoners = new Set()
+  // The calls in flight, for close() to give up on them.
+  #calls = new InFlight()
   // close() cancelled running statements: their errors mean `closed`.
   #cancelling = false
 
@@ -239,7 +240,7 @@ class PostgresProfileStoreRepository {
     await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(500)])
     if (await this.#settledWithin(Math.max(0, deadline - performance.now()))) return
     const error = new PostgresStoreError('closed', 'The repository was closed before this call finished.')
-    for (const abandon of this.#abandoners) abandon(error)
+    this.#calls.abandonAll(error)
   }
 
   async #settledWithin(millis) {
@@ -267,21 +268,6 @@ class PostgresProfileStoreRepository {
     return this.#driver.query(name, params)
   }
 
-  // `work`, unless close() gives up on it first. A promise per call (not one
-  // shared by all) so nothing accumulates on a promise that never settles.
-  async #abandonable(work) {
-    let abandon
-    const abandoned = new Promise((_, reject) => {
-      abandon = reject
-    })
-    this.#abandoners.add(abandon)
-    try {
-      return await Promise.race([work, abandoned])
-    } finally {
-      this.#abandoners.delete(abandon)
-    }
-  }
-
   // Runs one operation: closed check, context validation, timing, event, and
   // error conversion, in one place for every method.
   async #op(operation, options, body) {
@@ -292,7 +278,7 @@ class PostgresProfileStoreRepository {
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await this.#abandonable(body(context))
+      const [value, rowCount] = await this.#calls.track(body(context))
       if (observed) {
         publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
       }
