@@ -73,10 +73,10 @@ export interface ArtifactTables {
 }
 
 /**
- * How many calls JS sends per crossing under a burst: one statement's worth,
+ * How many loads JS sends per crossing under a burst: one statement's worth,
  * so each crossing is answered as soon as its statement is done.
  */
-export declare const CALLS_PER_CROSSING: number
+export declare const LOADS_PER_CROSSING: number
 
 /** Options of the native pool (names follow node-postgres). */
 export interface NativeOptions {
@@ -137,6 +137,9 @@ export interface SaveCall {
   expectedRevision?: number
   context?: string
 }
+
+/** Likewise for saves (and the other statements, which are not coalesced). */
+export declare const SAVES_PER_CROSSING: number
 
 /** node-postgres' `ssl: { ... }` form. */
 export interface SslOptions {

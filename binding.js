@@ -837,4 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeRepository = nativeBinding.NativeRepository
 module.exports.artifacts = nativeBinding.artifacts
-module.exports.CALLS_PER_CROSSING = nativeBinding.CALLS_PER_CROSSING
+module.exports.LOADS_PER_CROSSING = nativeBinding.LOADS_PER_CROSSING
+module.exports.SAVES_PER_CROSSING = nativeBinding.SAVES_PER_CROSSING

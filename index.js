@@ -120,14 +120,14 @@ function createPostgresProfileStoreRepository(first, second) {
   for (const name of NATIVE_OPTIONS) {
     if (options[name] !== undefined && options[name] !== null) nativeOptions[name] = options[name]
   }
-  const { NativeRepository, CALLS_PER_CROSSING } = native.binding()
+  const { NativeRepository, LOADS_PER_CROSSING, SAVES_PER_CROSSING } = native.binding()
   let repository
   try {
     repository = new NativeRepository(nativeOptions)
   } catch (error) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }
-  return new PostgresProfileStoreRepository(nativeDriver(repository, CALLS_PER_CROSSING), {
+  return new PostgresProfileStoreRepository(nativeDriver(repository, { loads: LOADS_PER_CROSSING, saves: SAVES_PER_CROSSING }), {
     ...settings,
     label: `native, ${where}`,
   })

@@ -10,13 +10,15 @@ const { createHash } = require('node:crypto')
 
 const { fromNative, fromExecutor, validationError } = require('./errors.js')
 
-// `callsPerCrossing`: the most calls one N-API crossing carries (the addon's
-// statement size, so a crossing is answered as soon as its statement is done).
-function nativeDriver(native, callsPerCrossing) {
+// `perCrossing`: the most loads and saves one N-API crossing carries (the
+// addon's statement sizes, so a crossing is answered as soon as its statement
+// is done).
+function nativeDriver(native, perCrossing) {
   // Loaded documents' sizes are only known once they arrive: the average so
   // far sizes the next bursts' crossings.
   const loadedBytes = new RunningAverage(1024)
-  const gather = (callMany, toCall, bytesOf) => gatherPerTick(callMany, toCall, { bytesOf, maxCalls: callsPerCrossing })
+  const gather = (callMany, toCall, bytesOf, maxCalls = perCrossing.saves) =>
+    gatherPerTick(callMany, toCall, { bytesOf, maxCalls })
   return {
     mode: 'native',
     // Calls of one tick cross into Rust together; loads and saves are then
@@ -31,6 +33,7 @@ function nativeDriver(native, callsPerCrossing) {
       (ids) => native.loadMany(ids).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
       (profileId) => profileId,
       () => loadedBytes.value,
+      perCrossing.loads,
     ),
     save: gather(
       (calls) => native.saveMany(calls),

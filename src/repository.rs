@@ -15,8 +15,8 @@ use napi_derive::napi;
 
 use crate::error::StoreError;
 use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
-use crate::store::batcher::MIN_SHARE;
-use crate::store::coalesced::SaveRequest;
+use crate::store::batcher::BatchKind;
+use crate::store::coalesced::{Loads, SaveRequest, Saves};
 use crate::store::sql::Queries;
 use crate::store::Store;
 
@@ -25,10 +25,14 @@ type JsRows = Vec<Vec<JsCell>>;
 /// A burst of loads: one JSON array text, or one outcome per load.
 type LoadedDocuments = Either<String, Vec<Outcome<Option<String>>>>;
 
-/// How many calls JS sends per crossing under a burst: one statement's worth,
+/// How many loads JS sends per crossing under a burst: one statement's worth,
 /// so each crossing is answered as soon as its statement is done.
 #[napi]
-pub const CALLS_PER_CROSSING: u32 = MIN_SHARE as u32;
+pub const LOADS_PER_CROSSING: u32 = Loads::MIN_SHARE as u32;
+
+/// Likewise for saves (and the other statements, which are not coalesced).
+#[napi]
+pub const SAVES_PER_CROSSING: u32 = Saves::MIN_SHARE as u32;
 
 #[napi]
 pub struct NativeRepository {

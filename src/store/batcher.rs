@@ -26,13 +26,6 @@ use crate::error::StoreError;
 /// sharing a statement, and one huge statement would keep the others waiting.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// The fewest calls a statement takes from a burst while more wait. A burst
-/// is shared evenly over the free slots, but not in smaller statements: below
-/// this, a statement's fixed cost (a round trip, an executor start) outweighs
-/// the gain of one more server process working side by side. The JS side
-/// sends bursts across N-API in pieces of this size (one statement's worth).
-pub const MIN_SHARE: usize = 16;
-
 /// How long a batch waits for a free slot before going out regardless.
 const STALLED_AFTER: Duration = Duration::from_millis(250);
 
@@ -48,6 +41,14 @@ pub trait BatchKind: Send + Sync + 'static {
   /// Upper bound of calls in one statement (keeps statements, replies and
   /// lock sets small enough that several statements share the work).
   const MAX_CALLS: usize;
+
+  /// The fewest calls a statement takes from a burst while more wait. A
+  /// burst is shared evenly over the free slots, but not in smaller
+  /// statements: below this, a statement's fixed cost (a round trip, an
+  /// executor start, a commit) outweighs the gain of one more server process
+  /// working side by side. The JS side sends bursts across N-API in pieces
+  /// of this size (one statement's worth).
+  const MIN_SHARE: usize;
 
   /// Bytes this call adds to a statement (see `MAX_BATCH_BYTES`).
   fn bytes(_request: &Self::Request) -> usize {
@@ -148,7 +149,7 @@ async fn dispatch<K: BatchKind>(
     let free_slots = 1 + slots.available_permits();
     let share = (1 + deferred.len())
       .div_ceil(free_slots)
-      .max(MIN_SHARE)
+      .max(K::MIN_SHARE)
       .min(K::MAX_CALLS);
     admit(first, &mut batch, &mut later);
     while batch.len() < share {
@@ -171,5 +172,71 @@ async fn dispatch<K: BatchKind>(
         let _ = reply.send(outcome);
       }
     });
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use std::sync::Mutex;
+
+  use super::*;
+  use crate::store::coalesced::Loads;
+  use crate::store::config::ConnectOptions;
+  use crate::store::sql::Queries;
+  use crate::store::{Store, CONCURRENT_LOAD_BATCHES};
+
+  /// Loads' sizing, with statements that record their size instead of running
+  /// (how many statements a burst of loads takes is not visible in the
+  /// database; the saves' counterpart is in tests/store.rs).
+  struct SizedLikeLoads;
+
+  static STATEMENTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+  impl BatchKind for SizedLikeLoads {
+    type Request = u32;
+    type Output = u32;
+    const MAX_CALLS: usize = Loads::MAX_CALLS;
+    const MIN_SHARE: usize = Loads::MIN_SHARE;
+
+    fn exclusive_key(_: &u32) -> Option<&str> {
+      None
+    }
+
+    async fn run(_: &Shared, batch: &[u32]) -> Vec<Result<u32, StoreError>> {
+      STATEMENTS.lock().unwrap().push(batch.len());
+      tokio::time::sleep(Duration::from_millis(5)).await;
+      batch.iter().map(|n| Ok(n * 10)).collect()
+    }
+  }
+
+  #[tokio::test]
+  async fn a_burst_of_loads_runs_as_statements_of_eight_side_by_side() {
+    // The pool connects on first use, which these statements never make.
+    let options = ConnectOptions {
+      connection_string: Some("postgres://nobody@127.0.0.1:1/none".into()),
+      ..Default::default()
+    };
+    let store =
+      Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
+    let batcher = Batcher::<SizedLikeLoads>::start(store.shared.clone(), CONCURRENT_LOAD_BATCHES);
+    for (burst, expected) in [(32, vec![8, 8, 8, 8]), (20, vec![8, 8, 4]), (1, vec![1])] {
+      STATEMENTS.lock().unwrap().clear();
+      let calls = (0..burst).map(|n| batcher.call(n));
+      let answers: Vec<u32> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+      assert_eq!(
+        answers,
+        (0..burst).map(|n| n * 10).collect::<Vec<_>>(),
+        "each caller gets its own answer"
+      );
+      assert_eq!(
+        *STATEMENTS.lock().unwrap(),
+        expected,
+        "statement sizes for a burst of {burst}"
+      );
+    }
   }
 }
