@@ -93,10 +93,11 @@ impl NativeRepository {
     })
   }
 
-  /// Loads profile documents, coalesced in Rust with concurrent loads into as
-  /// few statements as possible. When every load succeeds the result is one
-  /// JSON text, `[document|null, ...]`, so JS makes one string and one
-  /// `JSON.parse` for the whole burst; otherwise one outcome per load.
+  /// Loads profile documents: a statement's worth as statements of their own
+  /// at once, fewer coalesced with concurrent loads. When every load succeeds
+  /// the result is one JSON text, `[document|null, ...]`, so JS makes one
+  /// string and one `JSON.parse` for the crossing; otherwise one outcome per
+  /// load.
   #[napi(ts_return_type = "Promise<string | Array<{ value?: string | null, error?: string }>>")]
   pub fn load_many<'env>(
     &self,
@@ -104,8 +105,7 @@ impl NativeRepository {
     profile_ids: Vec<String>,
   ) -> napi::Result<PromiseRaw<'env, LoadedDocuments>> {
     promise(env, &self.store, |store| async move {
-      let loads = profile_ids.into_iter().map(|id| store.load(id));
-      let documents = join_all(loads).await;
+      let documents = store.load_together(profile_ids).await;
       if documents.iter().all(Result::is_ok) {
         return Ok(Either::A(json_array(documents.into_iter().flatten())));
       }

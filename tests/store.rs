@@ -215,6 +215,44 @@ async fn concurrent_loads_each_get_their_own_document() {
   drop_schema("loads").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_asked_for_together_come_back_in_order() {
+  let store = fresh_store("together").await;
+  for i in 0..12 {
+    save(&store, &format!("t{i}"), "u1", None).await;
+  }
+  // 20 ids (three statements: 8, 8 and 4), every fourth one missing, and
+  // three (below a statement's worth, so through the queue).
+  let ids: Vec<String> = (0..20)
+    .map(|i| {
+      if i % 4 == 3 {
+        format!("missing{i}")
+      } else {
+        format!("t{}", i % 12)
+      }
+    })
+    .collect();
+  for asked in [ids.clone(), ids[..3].to_vec()] {
+    let documents = store.load_together(asked.clone()).await;
+    assert_eq!(documents.len(), asked.len());
+    for (id, document) in asked.iter().zip(documents) {
+      match document.unwrap() {
+        Some(text) => {
+          let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+          assert_eq!(value["profile_id"], id.as_str());
+        }
+        None => assert!(id.starts_with("missing"), "{id} exists"),
+      }
+    }
+  }
+  store.close();
+  let closed = store.load_together(ids).await;
+  assert!(closed
+    .iter()
+    .all(|d| matches!(d, Err(e) if e.code() == "closed")));
+  drop_schema("together").await;
+}
+
 #[tokio::test]
 async fn database_errors_carry_sql_state_and_closed_pool_says_closed() {
   let store = fresh_store("errors").await;

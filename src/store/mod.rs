@@ -181,10 +181,28 @@ impl Store {
     if self.shared.pool.is_closed() {
       return Err(StoreError::Closed);
     }
-    let loads = self
+    self.loads().call(profile_id).await
+  }
+
+  /// Loads profiles asked for together: a statement's worth at once, fewer
+  /// coalesced with concurrent loads. Outcomes in the order of `profile_ids`.
+  pub async fn load_together(
+    &self,
+    profile_ids: Vec<String>,
+  ) -> Vec<Result<Option<String>, StoreError>> {
+    if self.shared.pool.is_closed() {
+      return profile_ids
+        .iter()
+        .map(|_| Err(StoreError::Closed))
+        .collect();
+    }
+    self.loads().call_together(profile_ids).await
+  }
+
+  fn loads(&self) -> &Batcher<Loads> {
+    self
       .loads
-      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES));
-    loads.call(profile_id).await
+      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES))
   }
 
   /// Runs `sql` (several statements allowed, no parameters), e.g. the DDL.
