@@ -18,10 +18,11 @@ export declare class NativeRepository {
    */
   queryMany(calls: Array<QueryCall>): Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>
   /**
-   * Loads profile documents, coalesced in Rust with concurrent loads into as
-   * few statements as possible. When every load succeeds the result is one
-   * JSON text, `[document|null, ...]`, so JS makes one string and one
-   * `JSON.parse` for the whole burst; otherwise one outcome per load.
+   * Loads profile documents: a statement's worth as statements of their own
+   * at once, fewer coalesced with concurrent loads. When every load succeeds
+   * the result is one JSON text, `[document|null, ...]`, so JS makes one
+   * string and one `JSON.parse` for the crossing; otherwise one outcome per
+   * load.
    */
   loadMany(profileIds: Array<string>): Promise<string | Array<{ value?: string | null, error?: string }>>
   /**
