@@ -128,19 +128,42 @@ impl BatchKind for Loads {
         .await
         .map(|rows| vec![rows.into_iter().next().and_then(|row| text_at(&row, 0))])
     } else {
-      let ids = serde_json::to_string(batch).expect("strings serialise");
-      shared.run("loadProfiles", &[Some(ids)]).await.map(|rows| {
-        batch
-          .iter()
-          .map(|id| row_for(&rows, id).and_then(|row| text_at(row, 1)))
-          .collect()
-      })
+      shared
+        .run("loadProfiles", &[Some(text_array(batch))])
+        .await
+        .map(|rows| {
+          batch
+            .iter()
+            .map(|id| row_for(&rows, id).and_then(|row| text_at(row, 1)))
+            .collect()
+        })
     };
     match rows {
       Ok(documents) => documents.into_iter().map(Ok).collect(),
       Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
     }
   }
+}
+
+/// A PostgreSQL text[] literal: every element quoted, `"` and `\` escaped.
+fn text_array(items: &[String]) -> String {
+  let mut out = String::with_capacity(items.iter().map(|item| item.len() + 3).sum::<usize>() + 2);
+  out.push('{');
+  for (i, item) in items.iter().enumerate() {
+    if i > 0 {
+      out.push(',');
+    }
+    out.push('"');
+    for c in item.chars() {
+      if c == '"' || c == '\\' {
+        out.push('\\');
+      }
+      out.push(c);
+    }
+    out.push('"');
+  }
+  out.push('}');
+  out
 }
 
 fn row_for<'a>(rows: &'a [Vec<Cell>], id: &str) -> Option<&'a [Cell]> {
