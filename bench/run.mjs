@@ -34,6 +34,11 @@ const ROOT = path.resolve(HERE, '..')
 
 const SPEC = {
   duration: { type: 'number', default: envNumber('BENCH_DURATION', 5), help: 'seconds measured per row (env BENCH_DURATION)' },
+  rounds: {
+    type: 'number',
+    default: envNumber('BENCH_ROUNDS', 3),
+    help: 'interleaved rounds of the ~1 KB scenario (the SPEC targets); each row reports its median round (env BENCH_ROUNDS)',
+  },
   warmup: { type: 'number', default: envNumber('BENCH_WARMUP', 1), help: 'seconds of warm-up per row (env BENCH_WARMUP)' },
   scenario: { type: 'list', default: ['1k', '20k'], help: `scenarios: ${Object.keys(SCENARIOS).join(', ')}` },
   only: { type: 'list', default: CONTENDERS, help: `contenders: ${CONTENDERS.join(', ')}` },
@@ -55,6 +60,7 @@ try {
   for (const s of args.scenario) if (!SCENARIOS[s]) throw new Error(`unknown scenario '${s}'`)
   for (const c of args.only) if (!CONTENDERS.includes(c)) throw new Error(`unknown contender '${c}'`)
   for (const o of args.ops) if (!OPERATIONS.includes(o)) throw new Error(`unknown operation '${o}'`)
+  if (!Number.isInteger(args.rounds) || args.rounds < 1) throw new Error('--rounds must be a whole number >= 1')
 } catch (error) {
   console.error(`${error.message}\n\nusage: node bench/run.mjs [options]\n${usage(SPEC)}`)
   process.exit(2)
@@ -115,6 +121,7 @@ const config = {
   poolSize: args.pool,
   pgbenchClients: args.concurrency,
   pgbenchThreads: args['pgbench-threads'],
+  targetRounds: args.rounds,
   transport,
 }
 
@@ -143,66 +150,48 @@ try {
       users: shape.users,
     })
 
-    const rows = []
-    for (const planned of planRows({ contenders: args.only, operations: args.ops })) {
-      const row = { scenario: name, op: planned.op, impl: planned.impl, contender: IMPLEMENTATIONS[planned.impl] }
-      rows.push(row)
-      if (row.impl === 'original' && !upstream.store) {
-        row.skipped = 'original 0.2.2 unavailable'
-        continue
-      }
-      if (row.impl === 'pgbench' && !pgbenchFile) {
-        row.skipped = args.pgbench ? 'pgbench not found' : '--no-pgbench'
-        continue
-      }
-      await tidy(admin, schema)
-      const side = row.impl === 'original' ? 'original' : 'ours'
-      const before = row.op === 'save' ? await revisionRows(admin, schema, side) : 0
-      try {
-        const result =
-          row.impl === 'pgbench'
-            ? await runPgbench({
-                file: pgbenchFile,
-                url,
-                script: scripts[row.op],
-                workDir: path.join(HERE, '.cache', `pgbench-${process.pid}`),
-                clients: config.pgbenchClients,
-                threads: config.pgbenchThreads,
-                durationS: config.durationS,
-                warmupS: config.warmupS,
-              })
-            : await runWorker({
-                scenario: name,
-                shapeOverrides: { profiles: args.profiles },
-                impl: row.impl,
-                op: row.op,
-                url,
-                schema,
-                poolSize: config.poolSize,
-                concurrency: config.concurrency,
-                warmupMs: config.warmupS * 1000,
-                durationMs: config.durationS * 1000,
-                useEngine: upstream.engine !== null,
-              })
-        Object.assign(row, result)
-        if (row.op === 'save') {
-          row.revisionRowsWritten = (await revisionRows(admin, schema, side)) - before
-          if (row.revisionRowsWritten < row.ops) {
-            row.failed = `only ${row.revisionRowsWritten} revision rows were written for ${row.ops} saves`
-            failures++
-          }
+    // Rows run in rounds, every row once per round in the same order; a
+    // row reports its median round. On a shared machine the speed drifts
+    // over minutes, so interleaving keeps ratios fair where one pass could
+    // catch one contender in a slow minute and the next in a fast one.
+    const rounds = name === TARGET_SCENARIO ? args.rounds : 1
+    const rows = planRows({ contenders: args.only, operations: args.ops }).map((planned) => ({
+      scenario: name,
+      op: planned.op,
+      impl: planned.impl,
+      contender: IMPLEMENTATIONS[planned.impl],
+      samples: [],
+    }))
+    for (const row of rows) {
+      if (row.impl === 'original' && !upstream.store) row.skipped = 'original 0.2.2 unavailable'
+      if (row.impl === 'pgbench' && !pgbenchFile) row.skipped = args.pgbench ? 'pgbench not found' : '--no-pgbench'
+    }
+    for (let round = 1; round <= rounds; round++) {
+      for (const row of rows) {
+        if (row.skipped || row.failed) continue
+        const sample = await measureRow(row, { name, schema, scripts })
+        const label = `[${name}${rounds > 1 ? ` round ${round}/${rounds}` : ''}] ${rowName(row)}`
+        if (sample.failed) {
+          row.failed = sample.failed
+          failures++
+          log(`${label}: FAILED ${sample.failed}`)
+          continue
         }
-        if (row.errors > 0) failures++
+        row.samples.push(sample)
         log(
-          `[${name}] ${rowName(row)}: ${Math.round(row.opsPerSec).toLocaleString('en-US')} ops/s, ` +
-            `p50 ${row.p50?.toFixed(2)} ms, p99 ${row.p99?.toFixed(2)} ms, RSS ${row.rssMB?.toFixed(1)} MB` +
-            (row.errors ? `, ${row.errors} errors (${row.firstError})` : ''),
+          `${label}: ${Math.round(sample.opsPerSec).toLocaleString('en-US')} ops/s, ` +
+            `p50 ${sample.p50?.toFixed(2)} ms, p99 ${sample.p99?.toFixed(2)} ms, RSS ${sample.rssMB?.toFixed(1)} MB` +
+            (sample.errors ? `, ${sample.errors} errors (${sample.firstError})` : ''),
         )
-      } catch (error) {
-        row.failed = error.message.split('\n')[0]
-        failures++
-        log(`[${name}] ${rowName(row)}: FAILED ${error.message}`)
       }
+    }
+    for (const row of rows) {
+      if (row.samples.length === 0) continue
+      const ranked = [...row.samples].sort((a, b) => a.opsPerSec - b.opsPerSec)
+      Object.assign(row, ranked[Math.floor((ranked.length - 1) / 2)])
+      row.roundOpsPerSec = row.samples.map((sample) => Math.round(sample.opsPerSec))
+      delete row.samples
+      if (row.errors > 0) failures++
     }
 
     const ratios = ratiosFor(rows.filter((r) => !r.failed && !r.skipped))
@@ -263,6 +252,50 @@ console.log(`\n--- Markdown (also in ${path.relative(process.cwd(), path.join(ar
 console.log(md)
 console.log(`Results: ${['latest.json', 'latest.md', 'latest.svg'].map((f) => path.relative(process.cwd(), path.join(args.out, f))).join(', ')}`)
 process.exit(failures > 0 ? 1 : 0)
+
+// One measurement of one row: a pgbench run or a fresh Node process. A save
+// row must leave one revision row per save it counts.
+async function measureRow(row, { name, schema, scripts }) {
+  await tidy(admin, schema)
+  const side = row.impl === 'original' ? 'original' : 'ours'
+  const before = row.op === 'save' ? await revisionRows(admin, schema, side) : 0
+  try {
+    const result =
+      row.impl === 'pgbench'
+        ? await runPgbench({
+            file: pgbenchFile,
+            url,
+            script: scripts[row.op],
+            workDir: path.join(HERE, '.cache', `pgbench-${process.pid}`),
+            clients: config.pgbenchClients,
+            threads: config.pgbenchThreads,
+            durationS: config.durationS,
+            warmupS: config.warmupS,
+          })
+        : await runWorker({
+            scenario: name,
+            shapeOverrides: { profiles: args.profiles },
+            impl: row.impl,
+            op: row.op,
+            url,
+            schema,
+            poolSize: config.poolSize,
+            concurrency: config.concurrency,
+            warmupMs: config.warmupS * 1000,
+            durationMs: config.durationS * 1000,
+            useEngine: upstream.engine !== null,
+          })
+    if (row.op === 'save') {
+      result.revisionRowsWritten = (await revisionRows(admin, schema, side)) - before
+      if (result.revisionRowsWritten < result.ops) {
+        return { failed: `only ${result.revisionRowsWritten} revision rows were written for ${result.ops} saves` }
+      }
+    }
+    return result
+  } catch (error) {
+    return { failed: error.message.split('\n')[0] }
+  }
+}
 
 function runWorker(rowConfig) {
   return new Promise((resolve, reject) => {

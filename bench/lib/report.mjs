@@ -15,14 +15,21 @@ function sortedRows(rows) {
   )
 }
 
-function cells(row) {
-  if (row.skipped) return [rowName(row), 'skipped', '', '', '', '', row.skipped]
-  if (row.failed) return [rowName(row), 'failed', '', '', '', '', row.failed]
-  const note = row.errors ? `${row.errors} errors: ${row.firstError}` : ''
-  return [rowName(row), fmtInt(row.opsPerSec), fmt(row.p50), fmt(row.p99), fmt(row.rssMB, 1), fmt(row.clientCpuPercent, 0), note]
+// `min–max` ops/s over the rounds of a row measured more than once.
+function spread(row) {
+  const rounds = row.roundOpsPerSec ?? []
+  if (rounds.length < 2) return ''
+  return `${fmtInt(Math.min(...rounds))}–${fmtInt(Math.max(...rounds))}`
 }
 
-const HEAD = ['row', 'ops/s', 'p50 ms', 'p99 ms', 'RSS MB', 'CPU %', 'note']
+function cells(row) {
+  if (row.skipped) return [rowName(row), 'skipped', '', '', '', '', '', row.skipped]
+  if (row.failed) return [rowName(row), 'failed', '', '', '', '', '', row.failed]
+  const note = row.errors ? `${row.errors} errors: ${row.firstError}` : ''
+  return [rowName(row), fmtInt(row.opsPerSec), spread(row), fmt(row.p50), fmt(row.p99), fmt(row.rssMB, 1), fmt(row.clientCpuPercent, 0), note]
+}
+
+const HEAD = ['row', 'ops/s', 'rounds', 'p50 ms', 'p99 ms', 'RSS MB', 'CPU %', 'note']
 
 function textTable(header, body, rightAligned) {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => String(r[i]).length)))
@@ -41,7 +48,7 @@ export function scenarioTitle(s) {
 export function printScenario(s) {
   const out = []
   out.push(`\n== ${scenarioTitle(s)} ==`)
-  out.push(textTable(HEAD, sortedRows(s.rows).map(cells), [1, 2, 3, 4, 5]))
+  out.push(textTable(HEAD, sortedRows(s.rows).map(cells), [1, 2, 3, 4, 5, 6]))
   out.push('')
   const header = ['native ÷', ...OPERATIONS]
   const body = RATIO_BASES.map((base) => [IMPLEMENTATIONS[base], ...OPERATIONS.map((op) => fmtRatio(s.ratios[op][base]))])
@@ -71,12 +78,19 @@ export function markdown(report) {
     out.push('')
     out.push(`#### ${scenarioTitle(s)}`)
     out.push('')
-    out.push('| operation | contender | ops/s | p50 ms | p99 ms | RSS MB |')
-    out.push('|---|---|---:|---:|---:|---:|')
+    const rounds = Math.max(1, ...s.rows.map((row) => row.roundOpsPerSec?.length ?? 1))
+    if (rounds > 1) {
+      out.push(`Each row: the median of ${rounds} interleaved rounds; \`rounds\` is the range of ops/s over them.`)
+      out.push('')
+    }
+    const roundsHead = rounds > 1 ? ' rounds |' : ''
+    out.push(`| operation | contender | ops/s |${roundsHead} p50 ms | p99 ms | RSS MB |`)
+    out.push(`|---|---|---:|${rounds > 1 ? '---:|' : ''}---:|---:|---:|`)
     for (const row of sortedRows(s.rows)) {
       const name = `| ${OPERATION_LABELS[row.op]} | ${IMPLEMENTATIONS[row.impl]}`
-      if (row.skipped || row.failed) out.push(`${name} | ${row.skipped ? 'skipped' : 'failed'} | | | |`)
-      else out.push(`${name} | ${fmtInt(row.opsPerSec)} | ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rssMB, 0)} |`)
+      const range = rounds > 1 ? ` ${spread(row)} |` : ''
+      if (row.skipped || row.failed) out.push(`${name} | ${row.skipped ? 'skipped' : 'failed'} |${rounds > 1 ? ' |' : ''} | | |`)
+      else out.push(`${name} | ${fmtInt(row.opsPerSec)} |${range} ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rssMB, 0)} |`)
     }
     out.push('')
     out.push(`| native ÷ | ${OPERATIONS.map((op) => OPERATION_LABELS[op]).join(' | ')} |`)
