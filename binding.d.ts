@@ -26,6 +26,12 @@ export declare class NativeRepository {
    */
   loadMany(profileIds: Array<string>): Promise<string | Array<{ value?: string | null, error?: string }>>
   /**
+   * The profile ids of each user, batched like `loadMany`. When every find
+   * succeeds the result is one JSON text, `[[id, ...], ...]`; otherwise one
+   * outcome per find.
+   */
+  findMany(userIds: Array<string>): Promise<string | Array<{ value?: string[], error?: string }>>
+  /**
    * Saves validated documents, coalesced with concurrent saves of other
    * profiles. Each outcome is the stored revision, or null when its
    * `expectedRevision` did not match (nothing of it written).
@@ -72,6 +78,9 @@ export interface ArtifactTables {
   /** One row per user/profile with tenant and active domains. */
   domainIndex: string
 }
+
+/** Likewise for finds. */
+export declare const FINDS_PER_CROSSING: number
 
 /**
  * How many loads JS sends per crossing under a burst: one statement's worth,

@@ -837,5 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeRepository = nativeBinding.NativeRepository
 module.exports.artifacts = nativeBinding.artifacts
+module.exports.FINDS_PER_CROSSING = nativeBinding.FINDS_PER_CROSSING
 module.exports.LOADS_PER_CROSSING = nativeBinding.LOADS_PER_CROSSING
 module.exports.SAVES_PER_CROSSING = nativeBinding.SAVES_PER_CROSSING

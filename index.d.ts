@@ -148,6 +148,7 @@ export type StatementName =
   | 'profileExists'
   | 'loadProfileByUserId'
   | 'findProfilesByUserId'
+  | 'findProfilesByUserIds'
   | 'listRevisionNumbers'
   | 'saveProfile'
   | 'saveProfiles'

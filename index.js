@@ -120,14 +120,15 @@ function createPostgresProfileStoreRepository(first, second) {
   for (const name of NATIVE_OPTIONS) {
     if (options[name] !== undefined && options[name] !== null) nativeOptions[name] = options[name]
   }
-  const { NativeRepository, LOADS_PER_CROSSING, SAVES_PER_CROSSING } = native.binding()
+  const { NativeRepository, LOADS_PER_CROSSING, FINDS_PER_CROSSING, SAVES_PER_CROSSING } = native.binding()
   let repository
   try {
     repository = new NativeRepository(nativeOptions)
   } catch (error) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }
-  return new PostgresProfileStoreRepository(nativeDriver(repository, { loads: LOADS_PER_CROSSING, saves: SAVES_PER_CROSSING }), {
+  const perCrossing = { loads: LOADS_PER_CROSSING, finds: FINDS_PER_CROSSING, saves: SAVES_PER_CROSSING }
+  return new PostgresProfileStoreRepository(nativeDriver(repository, perCrossing), {
     ...settings,
     label: `native, ${where}`,
   })

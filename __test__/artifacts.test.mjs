@@ -30,6 +30,7 @@ const EXPECTED_STATEMENTS = [
   'profileExists',
   'loadProfileByUserId',
   'findProfilesByUserId',
+  'findProfilesByUserIds',
   'listRevisionNumbers',
   'saveProfile',
   'saveProfiles',

@@ -1,6 +1,7 @@
 // Concurrent saves: revisions 1..N exactly once for one profile, no lost index
 // entries for many profiles of one user, exactly one winner under
-// expectedRevision, and each caller's own outcome when saves are coalesced.
+// expectedRevision, and each caller's own outcome when saves, loads and finds
+// are coalesced.
 
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
@@ -326,6 +327,25 @@ for (const mode of MODES) {
         assert.equal(outcome.reason.code, 'not_found')
         assert.equal(outcome.reason.storeCode, 'profile_not_found')
       }
+    })
+
+    test('concurrent finds for many users each get their own list, as asked one at a time', async () => {
+      // User i has i % 4 profiles; every third user id holds characters a
+      // text[] literal must escape.
+      const users = range(0, 19).map((i) => uniqueId(i % 3 === 0 ? `${mode}-finder "${i}", {x} \\ NULL` : `${mode}-finder${i}`))
+      const owned = new Map(users.map((userId) => [userId, []]))
+      for (const [i, userId] of users.entries()) {
+        for (let k = 0; k < i % 4; k++) {
+          const profileId = uniqueId(`${mode}-found${i}-${k}`)
+          await repository.saveProfile(buildProfile({ profileId, userId }))
+          owned.get(userId).push(profileId)
+        }
+      }
+      const alone = []
+      for (const userId of users) alone.push(await repository.findProfilesByUserId(userId))
+      users.forEach((userId, i) => assert.deepEqual([...alone[i]].sort(), [...owned.get(userId)].sort(), userId))
+      const together = await Promise.all([...users, ...users, ...users].map((userId) => repository.findProfilesByUserId(userId)))
+      together.forEach((list, i) => assert.deepEqual(list, alone[i % users.length], users[i % users.length]))
     })
   })
 }

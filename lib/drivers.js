@@ -10,9 +10,9 @@ const { createHash } = require('node:crypto')
 
 const { fromNative, fromExecutor, validationError } = require('./errors.js')
 
-// `perCrossing`: the most loads and saves one N-API crossing carries (the
-// addon's statement sizes, so a crossing is answered as soon as its statement
-// is done).
+// `perCrossing`: the most loads, finds and saves one N-API crossing carries
+// (the addon's statement sizes, so a crossing is answered as soon as its
+// statement is done).
 function nativeDriver(native, perCrossing) {
   // Loaded documents' sizes are only known once they arrive: the average so
   // far sizes the next bursts' crossings.
@@ -34,6 +34,13 @@ function nativeDriver(native, perCrossing) {
       (profileId) => profileId,
       () => loadedBytes.value,
       perCrossing.loads,
+    ),
+    // Resolves to the user's profile ids.
+    find: gather(
+      (userIds) => native.findMany(userIds).then(foundLists),
+      (userId) => userId,
+      () => 0,
+      perCrossing.finds,
     ),
     save: gather(
       (calls) => native.saveMany(calls),
@@ -141,6 +148,12 @@ function parsedOutcomes(reply, count, loadedBytes) {
   )
 }
 
+// findMany's reply: one JSON array of every list when all finds worked, else
+// one outcome per find.
+function foundLists(reply) {
+  return typeof reply === 'string' ? JSON.parse(reply).map((value) => ({ value })) : reply
+}
+
 function executorDriver(exec, artifacts) {
   const run = async (sql, params) => {
     const result = await exec(sql, params)
@@ -159,6 +172,7 @@ function executorDriver(exec, artifacts) {
       const rows = await query('loadProfile', [profileId])
       return rows.length === 0 ? null : JSON.parse(rows[0][0])
     },
+    find: async (userId) => (await query('findProfilesByUserId', [userId])).map((row) => row[0]),
     save: async (profileId, document, expected, context) => {
       const rows = await query('saveProfile', [document, expected === null ? null : String(expected), context])
       return rows.length === 0 ? null : rows[0][1]

@@ -118,8 +118,8 @@ class PostgresProfileStoreRepository {
 
   findProfilesByUserId(userId, options) {
     return this.#op('findProfilesByUserId', options, async () => {
-      const rows = await this.#query('findProfilesByUserId', [v.checkId(userId, 'userId')])
-      return [rows.map((row) => row[0]), rows.length]
+      const profileIds = await this.#driver.find(v.checkId(userId, 'userId'))
+      return [profileIds, profileIds.length]
     })
   }
 

@@ -16,7 +16,7 @@ use napi_derive::napi;
 use crate::error::StoreError;
 use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
 use crate::store::batcher::BatchKind;
-use crate::store::coalesced::{Loads, SaveRequest, Saves};
+use crate::store::coalesced::{Finds, Loads, SaveRequest, Saves};
 use crate::store::sql::Queries;
 use crate::store::Store;
 
@@ -24,11 +24,17 @@ use crate::store::Store;
 type JsRows = Vec<Vec<JsCell>>;
 /// A burst of loads: one JSON array text, or one outcome per load.
 type LoadedDocuments = Either<String, Vec<Outcome<Option<String>>>>;
+/// A burst of finds: one JSON array of lists, or one outcome per find.
+type FoundLists = Either<String, Vec<Outcome<Vec<String>>>>;
 
 /// How many loads JS sends per crossing under a burst: one statement's worth,
 /// so each crossing is answered as soon as its statement is done.
 #[napi]
 pub const LOADS_PER_CROSSING: u32 = Loads::MIN_SHARE as u32;
+
+/// Likewise for finds.
+#[napi]
+pub const FINDS_PER_CROSSING: u32 = Finds::MIN_SHARE as u32;
 
 /// Likewise for saves (and the other statements, which are not coalesced).
 #[napi]
@@ -110,6 +116,26 @@ impl NativeRepository {
         return Ok(Either::A(json_array(documents.into_iter().flatten())));
       }
       Ok(Either::B(documents.into_iter().map(Outcome).collect()))
+    })
+  }
+
+  /// The profile ids of each user, batched like `loadMany`. When every find
+  /// succeeds the result is one JSON text, `[[id, ...], ...]`; otherwise one
+  /// outcome per find.
+  #[napi(ts_return_type = "Promise<string | Array<{ value?: string[], error?: string }>>")]
+  pub fn find_many<'env>(
+    &self,
+    env: &'env Env,
+    user_ids: Vec<String>,
+  ) -> napi::Result<PromiseRaw<'env, FoundLists>> {
+    promise(env, &self.store, |store| async move {
+      let lists = store.find_together(user_ids).await;
+      if lists.iter().all(Result::is_ok) {
+        let lists: Vec<Vec<String>> = lists.into_iter().flatten().collect();
+        let json = serde_json::to_string(&lists).expect("strings serialise");
+        return Ok(Either::A(json));
+      }
+      Ok(Either::B(lists.into_iter().map(Outcome).collect()))
     })
   }
 

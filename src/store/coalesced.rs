@@ -1,6 +1,7 @@
-//! The two coalesced calls: saves (one commit for many) and profile loads (one
-//! index scan for many). Each falls back to the single-call statement that
-//! executor mode also runs when a batch holds one call.
+//! The coalesced calls: saves (one commit for many), profile loads and
+//! profile lists by user (one index scan for many). Each falls back to the
+//! single-call statement that executor mode also runs when a batch holds one
+//! call.
 
 use super::batcher::BatchKind;
 use super::rows::Cell;
@@ -140,6 +141,50 @@ impl BatchKind for Loads {
     };
     match rows {
       Ok(documents) => documents.into_iter().map(Ok).collect(),
+      Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
+    }
+  }
+}
+
+/// The profile ids of a user, in index order; users' lists for many users.
+pub struct Finds;
+
+impl BatchKind for Finds {
+  type Request = String;
+  type Output = Vec<String>;
+  // Sized like loads: the replies are small, and the same pipelining holds.
+  const MAX_CALLS: usize = Loads::MAX_CALLS;
+  const MIN_SHARE: usize = Loads::MIN_SHARE;
+
+  fn exclusive_key(_: &String) -> Option<&str> {
+    None
+  }
+
+  async fn run(shared: &Shared, batch: &[String]) -> Vec<Result<Vec<String>, StoreError>> {
+    let lists = if let [user_id] = batch {
+      shared
+        .run("findProfilesByUserId", &[Some(user_id.clone())])
+        .await
+        .map(|rows| vec![rows.iter().filter_map(|row| text_at(row, 0)).collect()])
+    } else {
+      shared
+        .run("findProfilesByUserIds", &[Some(text_array(batch))])
+        .await
+        .map(|rows| {
+          batch
+            .iter()
+            .map(|user_id| {
+              rows
+                .iter()
+                .filter(|row| matches!(row.first(), Some(Cell::Text(key)) if key == user_id))
+                .filter_map(|row| text_at(row, 1))
+                .collect()
+            })
+            .collect()
+        })
+    };
+    match lists {
+      Ok(lists) => lists.into_iter().map(Ok).collect(),
       Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
     }
   }

@@ -19,7 +19,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use crate::error::StoreError;
 use batcher::Batcher;
-use coalesced::{Loads, SaveRequest, Saves};
+use coalesced::{Finds, Loads, SaveRequest, Saves};
 use config::{ConnectOptions, PoolSettings};
 use lanes::Lanes;
 use rows::Cell;
@@ -33,7 +33,7 @@ const TEXT_PARAMS: [Type; 8] = [Type::TEXT; 8];
 /// commit still covers many saves (measured on 2 cores with 32 saves in
 /// flight: 2 statements beat 1, 3, 4 and 8).
 const CONCURRENT_SAVE_BATCHES: usize = 2;
-/// Likewise for coalesced loads.
+/// Likewise for coalesced loads and finds.
 const CONCURRENT_LOAD_BATCHES: usize = 8;
 
 /// What the pool, the lanes and the batcher share.
@@ -101,6 +101,7 @@ pub struct Store {
   /// Started on first use, inside the runtime that runs them.
   saves: OnceLock<Batcher<Saves>>,
   loads: OnceLock<Batcher<Loads>>,
+  finds: OnceLock<Batcher<Finds>>,
 }
 
 /// A snapshot of the pool for observability.
@@ -148,6 +149,7 @@ impl Store {
       shared: Arc::new(shared),
       saves: OnceLock::new(),
       loads: OnceLock::new(),
+      finds: OnceLock::new(),
     })
   }
 
@@ -197,6 +199,19 @@ impl Store {
         .collect();
     }
     self.loads().call_together(profile_ids).await
+  }
+
+  /// The profile ids of each user asked for, in index order; batched like
+  /// `load_together`.
+  pub async fn find_together(&self, user_ids: Vec<String>) -> Vec<Result<Vec<String>, StoreError>> {
+    if self.shared.pool.is_closed() {
+      return user_ids.iter().map(|_| Err(StoreError::Closed)).collect();
+    }
+    self
+      .finds
+      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES))
+      .call_together(user_ids)
+      .await
   }
 
   fn loads(&self) -> &Batcher<Loads> {

@@ -41,12 +41,13 @@ const SUFFIXES: [&str; 10] = [
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 17] = [
+pub const STATEMENT_NAMES: [&str; 18] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
   "loadProfileByUserId",
   "findProfilesByUserId",
+  "findProfilesByUserIds",
   "listRevisionNumbers",
   "saveProfile",
   "saveProfiles",
@@ -466,6 +467,12 @@ fn render_statement(name: &str, n: &Names) -> String {
     ),
     "findProfilesByUserId" => format!(
       "select profile_id from {index} where user_id = $1::text order by position, profile_id"
+    ),
+    // $1: a text[] literal of user ids; rows grouped by user, each user's in
+    // the order of findProfilesByUserId.
+    "findProfilesByUserIds" => format!(
+      "select user_id, profile_id from {index} where user_id = any ($1::text::text[]) \
+       order by user_id, position, profile_id"
     ),
     "listRevisionNumbers" => {
       format!("select revision from {audit} where profile_id = $1::text order by revision")
