@@ -22,10 +22,9 @@ use crate::store::Store;
 
 /// Rows as the JS side receives them.
 type JsRows = Vec<Vec<JsCell>>;
-/// A burst of loads: one JSON array text, or one outcome per load.
-type LoadedDocuments = Either<String, Vec<Outcome<Option<String>>>>;
-/// A burst of finds: one JSON array of lists, or one outcome per find.
-type FoundLists = Either<String, Vec<Outcome<Vec<String>>>>;
+/// A crossing's answers: one JSON array text when every call succeeded (one
+/// string and one `JSON.parse` in JS), else one outcome per call.
+type AllAsJsonOrEach<T> = Either<String, Vec<Outcome<T>>>;
 
 /// How many loads JS sends per crossing under a burst: one statement's worth,
 /// so each crossing is answered as soon as its statement is done.
@@ -109,13 +108,12 @@ impl NativeRepository {
     &self,
     env: &'env Env,
     profile_ids: Vec<String>,
-  ) -> napi::Result<PromiseRaw<'env, LoadedDocuments>> {
+  ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Option<String>>>> {
     promise(env, &self.store, |store| async move {
       let documents = store.load_together(profile_ids).await;
-      if documents.iter().all(Result::is_ok) {
-        return Ok(Either::A(json_array(documents.into_iter().flatten())));
-      }
-      Ok(Either::B(documents.into_iter().map(Outcome).collect()))
+      Ok(all_as_json_or_each(documents, |documents| {
+        json_array(documents.into_iter())
+      }))
     })
   }
 
@@ -127,15 +125,12 @@ impl NativeRepository {
     &self,
     env: &'env Env,
     user_ids: Vec<String>,
-  ) -> napi::Result<PromiseRaw<'env, FoundLists>> {
+  ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Vec<String>>>> {
     promise(env, &self.store, |store| async move {
       let lists = store.find_together(user_ids).await;
-      if lists.iter().all(Result::is_ok) {
-        let lists: Vec<Vec<String>> = lists.into_iter().flatten().collect();
-        let json = serde_json::to_string(&lists).expect("strings serialise");
-        return Ok(Either::A(json));
-      }
-      Ok(Either::B(lists.into_iter().map(Outcome).collect()))
+      Ok(all_as_json_or_each(lists, |lists| {
+        serde_json::to_string(&lists).expect("strings serialise")
+      }))
     })
   }
 
@@ -220,6 +215,17 @@ impl NativeRepository {
   #[napi]
   pub fn status(&self) -> PoolStatusJs {
     self.store.status().into()
+  }
+}
+
+fn all_as_json_or_each<T>(
+  outcomes: Vec<Result<T, StoreError>>,
+  to_json: impl FnOnce(Vec<T>) -> String,
+) -> AllAsJsonOrEach<T> {
+  if outcomes.iter().all(Result::is_ok) {
+    Either::A(to_json(outcomes.into_iter().flatten().collect()))
+  } else {
+    Either::B(outcomes.into_iter().map(Outcome).collect())
   }
 }
 

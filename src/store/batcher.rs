@@ -254,44 +254,28 @@ mod tests {
       Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
     let batcher = Batcher::<SizedLikeLoads>::start(store.shared.clone(), CONCURRENT_LOAD_BATCHES);
     for (burst, expected) in [(32, vec![8, 8, 8, 8]), (20, vec![8, 8, 4]), (1, vec![1])] {
-      STATEMENTS.lock().unwrap().clear();
-      let calls = (0..burst).map(|n| batcher.call(n));
-      let answers: Vec<u32> = join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-      assert_eq!(
-        answers,
-        (0..burst).map(|n| n * 10).collect::<Vec<_>>(),
-        "each caller gets its own answer"
-      );
-      assert_eq!(
-        *STATEMENTS.lock().unwrap(),
-        expected,
-        "statement sizes for a burst of {burst}"
-      );
+      let answers = join_all((0..burst).map(|n| batcher.call(n))).await;
+      check(answers, &expected, &format!("a burst of {burst}"));
     }
     // Calls asked for together: a statement's worth or more as their own
     // statements, fewer through the queue.
     for (together, expected) in [(8, vec![8]), (20, vec![8, 8, 4]), (3, vec![3])] {
-      STATEMENTS.lock().unwrap().clear();
-      let answers: Vec<u32> = batcher
-        .call_together((0..together).collect())
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-      assert_eq!(
-        answers,
-        (0..together).map(|n| n * 10).collect::<Vec<_>>(),
-        "in the order asked"
-      );
-      assert_eq!(
-        *STATEMENTS.lock().unwrap(),
-        expected,
-        "statement sizes for {together} together"
-      );
+      let answers = batcher.call_together((0..together).collect()).await;
+      check(answers, &expected, &format!("{together} together"));
     }
+  }
+
+  /// Each caller got its own answer, in order, from statements of `sizes`.
+  fn check(answers: Vec<Result<u32, StoreError>>, sizes: &[usize], what: &str) {
+    let asked = answers.len() as u32;
+    let answers: Vec<u32> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+      answers,
+      (0..asked).map(|n| n * 10).collect::<Vec<_>>(),
+      "{what}: answers"
+    );
+    let mut statements = STATEMENTS.lock().unwrap();
+    assert_eq!(*statements, sizes, "{what}: statement sizes");
+    statements.clear();
   }
 }

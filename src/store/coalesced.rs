@@ -123,26 +123,10 @@ impl BatchKind for Loads {
   }
 
   async fn run(shared: &Shared, batch: &[String]) -> Vec<Result<Option<String>, StoreError>> {
-    let rows = if let [id] = batch {
-      shared
-        .run("loadProfile", &[Some(id.clone())])
-        .await
-        .map(|rows| vec![rows.into_iter().next().and_then(|row| text_at(&row, 0))])
-    } else {
-      shared
-        .run("loadProfiles", &[Some(text_array(batch))])
-        .await
-        .map(|rows| {
-          batch
-            .iter()
-            .map(|id| row_for(&rows, id).and_then(|row| text_at(row, 1)))
-            .collect()
-        })
-    };
-    match rows {
-      Ok(documents) => documents.into_iter().map(Ok).collect(),
-      Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
-    }
+    run_by_keys(shared, batch, ("loadProfile", "loadProfiles"), |rows| {
+      rows.next().and_then(|row| text_at(row, 0))
+    })
+    .await
   }
 }
 
@@ -161,32 +145,51 @@ impl BatchKind for Finds {
   }
 
   async fn run(shared: &Shared, batch: &[String]) -> Vec<Result<Vec<String>, StoreError>> {
-    let lists = if let [user_id] = batch {
-      shared
-        .run("findProfilesByUserId", &[Some(user_id.clone())])
-        .await
-        .map(|rows| vec![rows.iter().filter_map(|row| text_at(row, 0)).collect()])
-    } else {
-      shared
-        .run("findProfilesByUserIds", &[Some(text_array(batch))])
-        .await
-        .map(|rows| {
-          batch
-            .iter()
-            .map(|user_id| {
-              rows
-                .iter()
-                .filter(|row| matches!(row.first(), Some(Cell::Text(key)) if key == user_id))
-                .filter_map(|row| text_at(row, 1))
-                .collect()
-            })
-            .collect()
-        })
-    };
-    match lists {
-      Ok(lists) => lists.into_iter().map(Ok).collect(),
-      Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
-    }
+    run_by_keys(
+      shared,
+      batch,
+      ("findProfilesByUserId", "findProfilesByUserIds"),
+      |rows| rows.filter_map(|row| text_at(row, 0)).collect(),
+    )
+    .await
+  }
+}
+
+/// Runs the single statement for one key, else the batched one with a text[]
+/// of the keys, whose rows lead with their key. `pick` makes a key's output
+/// from its rows (the columns after the key). A failed statement fails every
+/// key.
+async fn run_by_keys<T>(
+  shared: &Shared,
+  keys: &[String],
+  (single, batched): (&str, &str),
+  pick: impl Fn(&mut dyn Iterator<Item = &[Cell]>) -> T,
+) -> Vec<Result<T, StoreError>> {
+  let outputs = if let [key] = keys {
+    shared
+      .run(single, &[Some(key.clone())])
+      .await
+      .map(|rows| vec![pick(&mut rows.iter().map(Vec::as_slice))])
+  } else {
+    shared
+      .run(batched, &[Some(text_array(keys))])
+      .await
+      .map(|rows| {
+        keys
+          .iter()
+          .map(|key| {
+            let mut own = rows
+              .iter()
+              .filter(|row| matches!(row.first(), Some(Cell::Text(k)) if k == key))
+              .map(|row| &row[1..]);
+            pick(&mut own)
+          })
+          .collect()
+      })
+  };
+  match outputs {
+    Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+    Err(error) => keys.iter().map(|_| Err(error.clone())).collect(),
   }
 }
 
