@@ -49,14 +49,14 @@ export async function createImplementation(impl, { url, schema, poolSize, getDoc
       )
       const adapter = upstream.engine.createDocumentProfileStoreAdapter(repository)
       // The adapter writes the revision it is given (the engine's saveProfile
-      // bumps it before); count up per profile so every save appends a
-      // revision row, as ours does.
-      let revisions = null
+      // bumps it before); count up per profile from the stored revision (an
+      // earlier round may have saved), so every save appends a revision row,
+      // as ours does.
+      const revisions = await storedRevisions(pool, schema)
       return {
         load: (n) => adapter.loadProfile(profileId(n)),
         save: (n) => {
           const docs = getDocs()
-          revisions ??= new Int32Array(docs.length).fill(1)
           const doc = freshDocument(docs, n)
           doc.metadata.revision = ++revisions[n - 1]
           return adapter.saveProfile(doc)
@@ -102,6 +102,20 @@ function repositoryOps(repository, getDocs, close) {
     find: (u) => repository.findProfilesByUserId(userId(u)),
     close,
   }
+}
+
+/** The original's current revision of each profile, by profile number. */
+async function storedRevisions(pool, schema) {
+  const { rows } = await pool.query(
+    `select profile_id, profile_revision from "${schema.replace(/"/g, '""')}".pson_profiles_current`,
+  )
+  const revisions = new Int32Array(rows.length + 1)
+  for (const row of rows) {
+    const n = Number(row.profile_id.slice('pson_'.length))
+    if (n >= revisions.length) continue
+    revisions[n - 1] = row.profile_revision
+  }
+  return revisions
 }
 
 /** Throws unless the first result of an operation looks right (wrong SQL/params/schema fail loudly). */
