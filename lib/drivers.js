@@ -17,16 +17,17 @@ function nativeDriver(native, perCrossing) {
   // Loaded documents' sizes are only known once they arrive: the average so
   // far sizes the next bursts' crossings.
   const loadedBytes = new RunningAverage(1024)
-  const gather = (callMany, toCall, bytesOf, maxCalls = perCrossing.saves) =>
-    gatherPerTick(callMany, toCall, { bytesOf, maxCalls })
+  const gather = (callMany, toCall, bytesOf, maxCalls) => gatherPerTick(callMany, toCall, { bytesOf, maxCalls })
   return {
     mode: 'native',
-    // Calls of one tick cross into Rust together; loads and saves are then
-    // coalesced with concurrent ones into as few statements as possible.
+    // Calls of one tick cross into Rust together; loads, finds and saves are
+    // then coalesced with concurrent ones into as few statements as possible.
+    // The other statements run side by side, so any piece size does for them.
     query: gather(
       (calls) => native.queryMany(calls),
       (name, params) => ({ name, params }),
       () => 0,
+      perCrossing.saves,
     ),
     // Resolves to the parsed document or null.
     load: gather(
@@ -52,6 +53,7 @@ function nativeDriver(native, perCrossing) {
         context: context ?? undefined,
       }),
       (call) => call.document.length,
+      perCrossing.saves,
     ),
     ensureSchema: () => native.ensureSchema(),
     upgrade: () => native.upgrade(),
