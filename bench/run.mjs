@@ -190,6 +190,8 @@ try {
       const ranked = [...row.samples].sort((a, b) => a.opsPerSec - b.opsPerSec)
       Object.assign(row, ranked[Math.floor((ranked.length - 1) / 2)])
       row.roundOpsPerSec = row.samples.map((sample) => Math.round(sample.opsPerSec))
+      // Errors in any round fail the run, not only in the median one.
+      row.errors = row.samples.reduce((sum, sample) => sum + sample.errors, 0)
       delete row.samples
       if (row.errors > 0) failures++
     }

@@ -52,7 +52,7 @@ export async function createImplementation(impl, { url, schema, poolSize, getDoc
       // bumps it before); count up per profile from the stored revision (an
       // earlier round may have saved), so every save appends a revision row,
       // as ours does.
-      const revisions = await storedRevisions(pool, schema)
+      const revisions = await storedRevisions(pool, schema, getDocs)
       return {
         load: (n) => adapter.loadProfile(profileId(n)),
         save: (n) => {
@@ -104,16 +104,15 @@ function repositoryOps(repository, getDocs, close) {
   }
 }
 
-/** The original's current revision of each profile, by profile number. */
-async function storedRevisions(pool, schema) {
+/** The original's current revision of each profile, by profile number (1 when it has none yet). */
+async function storedRevisions(pool, schema, getDocs) {
   const { rows } = await pool.query(
     `select profile_id, profile_revision from "${schema.replace(/"/g, '""')}".pson_profiles_current`,
   )
-  const revisions = new Int32Array(rows.length + 1)
+  const revisions = new Int32Array(getDocs()?.length ?? rows.length).fill(1)
   for (const row of rows) {
     const n = Number(row.profile_id.slice('pson_'.length))
-    if (n >= revisions.length) continue
-    revisions[n - 1] = row.profile_revision
+    if (Number.isInteger(n) && n >= 1 && n <= revisions.length) revisions[n - 1] = row.profile_revision
   }
   return revisions
 }

@@ -103,8 +103,12 @@ impl<K: BatchKind> Batcher<K> {
     if !whole {
       return join_all(requests.into_iter().map(|request| self.call(request))).await;
     }
+    // These wait for a slot as long as it takes: the early way out of
+    // `free_slot` is for batches behind a row lock, and calls with no
+    // exclusive key take none; a crowd of them giving up at once would lift
+    // the bound just when the load is heaviest.
     let statements = requests.chunks(K::MAX_CALLS).map(|batch| async move {
-      let Ok(_permit) = free_slot(&self.slots).await else {
+      let Ok(_permit) = self.slots.clone().acquire_owned().await else {
         return batch.iter().map(|_| Err(StoreError::Closed)).collect();
       };
       K::run(&self.shared, batch).await
@@ -263,6 +267,20 @@ mod tests {
       let answers = batcher.call_together((0..together).collect()).await;
       check(answers, &expected, &format!("{together} together"));
     }
+    // Well past STALLED_AFTER, calls asked for together still wait for a
+    // slot (only batches behind a row lock may go out without one).
+    let held = batcher
+      .slots
+      .clone()
+      .acquire_many_owned(CONCURRENT_LOAD_BATCHES as u32)
+      .await
+      .unwrap();
+    let together = batcher.call_together((0..8).collect());
+    tokio::pin!(together);
+    let early = tokio::time::timeout(STALLED_AFTER * 2, &mut together).await;
+    assert!(early.is_err(), "ran without a free slot");
+    drop(held);
+    check(together.await, &[8], "8 together after waiting for a slot");
   }
 
   /// Each caller got its own answer, in order, from statements of `sizes`.
