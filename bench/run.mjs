@@ -22,6 +22,8 @@ import { envNumber, parseArgs, usage } from './lib/args.mjs'
 import { SCENARIOS, scenarioShape } from './lib/docs.mjs'
 import { loadUpstream } from './lib/engine.mjs'
 import { IMPLEMENTATIONS } from './lib/impls.mjs'
+import { postmasterOf } from './lib/cpu.mjs'
+import { parseMicros } from './lib/parse-cost.mjs'
 import { machineInfo } from './lib/machine.mjs'
 import { findPgbench, pgbenchScripts, pgbenchVersion, runPgbench } from './lib/pgbench.mjs'
 import { markdown, printScenario, rowName } from './lib/report.mjs'
@@ -97,6 +99,9 @@ if (machine.addon.build.startsWith('debug')) {
 }
 const admin = adminPool(url)
 const server = await serverInfo(admin)
+// The server's processes, when it runs on this machine (CPU per operation).
+const postmasterPid = postmasterOf(server.backend_pid)
+if (postmasterPid === null) notes.push('The server is not a process on this machine: server CPU per operation is not measured.')
 
 const schemas = new Set()
 let interrupted = false
@@ -142,6 +147,8 @@ try {
     const seeded = await seedScenario({ admin, schema, shape, upstream })
     seeded.docs = null
     log(`[${name}] seeded in ${seeded.seconds.toFixed(1)} s (${Object.entries(seeded.steps).map(([k, v]) => `${k} ${v} ms`).join(", ")}), ${seeded.avgDocumentBytes} B per document on average`)
+    const jsonParseUs = await parseMicros(admin, schema)
+    log(`[${name}] JSON.parse of one stored document: ${jsonParseUs?.toFixed(1)} µs`)
     const tables = tableNames(schema)
     const scripts = pgbenchScripts({
       queries: createPostgresProfileStoreArtifacts({ schema }).queries,
@@ -204,6 +211,7 @@ try {
       users: shape.users,
       targetBytes: shape.targetBytes,
       avgDocumentBytes: seeded.avgDocumentBytes,
+      jsonParseUs,
       seedSeconds: seeded.seconds,
       schema: args.keep ? schema : null,
       rows,
@@ -248,7 +256,7 @@ writeFileSync(path.join(args.out, 'latest.svg'), barChart(report))
 const md = markdown(report)
 writeFileSync(path.join(args.out, 'latest.md'), md)
 
-for (const s of scenarios) console.log(printScenario(s))
+for (const s of scenarios) console.log(printScenario(s, machine.cpus))
 for (const note of notes) console.log(`\nNote: ${note}`)
 console.log(`\n--- Markdown (also in ${path.relative(process.cwd(), path.join(args.out, 'latest.md'))}) ---\n`)
 console.log(md)
@@ -273,6 +281,7 @@ async function measureRow(row, { name, schema, scripts }) {
             threads: config.pgbenchThreads,
             durationS: config.durationS,
             warmupS: config.warmupS,
+            postmasterPid,
           })
         : await runWorker({
             scenario: name,
@@ -286,6 +295,7 @@ async function measureRow(row, { name, schema, scripts }) {
             warmupMs: config.warmupS * 1000,
             durationMs: config.durationS * 1000,
             useEngine: upstream.engine !== null,
+            postmasterPid,
           })
     if (row.op === 'save') {
       result.revisionRowsWritten = (await revisionRows(admin, schema, side)) - before

@@ -2,8 +2,10 @@
 // operation at a time (so exactly that many operations are in flight), for a
 // warm-up and then a fixed measuring window. Throughput = operations completed
 // inside the window / window length; latency = per-operation wall time of
-// those operations; RSS and CPU time of this process at the window's end.
+// those operations; RSS and CPU time of this process at the window's end;
+// the server's and the idle cores' CPU time over the window (see cpu.mjs).
 
+import { clientUsPerOperation, perOperation, snapshot } from './cpu.mjs'
 import { Histogram } from './histogram.mjs'
 
 const MB = 1024 * 1024
@@ -11,7 +13,7 @@ const MB = 1024 * 1024
 /** Uniform random integer in [1, max]. */
 export const randomId = (max) => 1 + Math.floor(Math.random() * max)
 
-export async function closedLoop({ op, concurrency, warmupMs, durationMs }) {
+export async function closedLoop({ op, concurrency, warmupMs, durationMs, postmasterPid = null }) {
   const hist = new Histogram()
   let measuring = false
   let stop = false
@@ -53,6 +55,7 @@ export async function closedLoop({ op, concurrency, warmupMs, durationMs }) {
 
   const done = Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)))
   await sleep(warmupMs)
+  const machineStart = snapshot(postmasterPid)
   cpuStart = process.cpuUsage()
   windowStart = performance.now()
   measuring = true
@@ -61,16 +64,19 @@ export async function closedLoop({ op, concurrency, warmupMs, durationMs }) {
   stop = true
   windowEnd = performance.now()
   cpu = process.cpuUsage(cpuStart)
+  const machineEnd = snapshot(postmasterPid)
   const memory = process.memoryUsage()
   rss = memory.rss
   heapUsed = memory.heapUsed
   await done
 
   const seconds = (windowEnd - windowStart) / 1000
+  const clientCpuPercent = ((cpu.user + cpu.system) / 1000 / (windowEnd - windowStart)) * 100
+  const opsPerSec = completed / seconds
   return {
     ops: completed,
     seconds,
-    opsPerSec: completed / seconds,
+    opsPerSec,
     p50: hist.quantile(0.5),
     p99: hist.quantile(0.99),
     mean: hist.mean(),
@@ -82,7 +88,9 @@ export async function closedLoop({ op, concurrency, warmupMs, durationMs }) {
     rssMB: rss / MB,
     heapUsedMB: heapUsed / MB,
     // Share of one core used by this process (main thread + native threads).
-    clientCpuPercent: ((cpu.user + cpu.system) / 1000 / (windowEnd - windowStart)) * 100,
+    clientCpuPercent,
+    clientUs: clientUsPerOperation(clientCpuPercent, opsPerSec),
+    ...perOperation(machineStart, machineEnd, opsPerSec),
   }
 }
 

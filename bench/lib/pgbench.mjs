@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process'
 import { accessSync, constants, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
+import { TICKS_PER_SECOND, clientUsPerOperation, perOperation, processStat, snapshot } from './cpu.mjs'
 import { Histogram } from './histogram.mjs'
 
 const MB = 1024 * 1024
@@ -84,7 +85,7 @@ export function pgbenchScripts({ queries, documentsTable, profiles, users }) {
  * Runs one pgbench row: a warm-up run, then the measured run with a
  * per-transaction log. -T takes whole seconds.
  */
-export async function runPgbench({ file, url, script, workDir, clients, threads, durationS, warmupS }) {
+export async function runPgbench({ file, url, script, workDir, clients, threads, durationS, warmupS, postmasterPid = null }) {
   mkdirSync(workDir, { recursive: true })
   const scriptPath = path.join(workDir, 'script.sql')
   writeFileSync(scriptPath, script)
@@ -98,6 +99,7 @@ export async function runPgbench({ file, url, script, workDir, clients, threads,
   const logPrefix = path.join(workDir, 'tx')
   const run = await execute(file, [...base, '-T', String(seconds), '-l', `--log-prefix=${logPrefix}`, url], {
     sample: true,
+    postmasterPid,
   })
   if (run.code !== 0) throw new Error(`pgbench failed (${run.code}): ${run.stderr.trim().slice(-800)}`)
   const out = run.stdout
@@ -140,6 +142,8 @@ export async function runPgbench({ file, url, script, workDir, clients, threads,
     rssMB: run.lastRss === null ? null : run.lastRss / MB,
     heapUsedMB: null,
     clientCpuPercent: run.cpuPercent,
+    clientUs: clientUsPerOperation(run.cpuPercent, tps),
+    ...(run.machine ? perOperation(run.machine.first, run.machine.last, tps) : { serverUs: null, idleUs: null }),
     output: out.trim(),
   }
 }
@@ -149,10 +153,9 @@ function number(text, re) {
   return m ? Number(m[1]) : null
 }
 
-const CLOCK_TICKS = 100
-
-// Runs a command; with `sample`, polls /proc/<pid> for RSS and CPU time.
-function execute(file, args, { sample = false } = {}) {
+// Runs a command; with `sample`, polls /proc/<pid> for RSS and CPU time, and
+// the machine (server and idle cores) over the same span.
+function execute(file, args, { sample = false, postmasterPid = null } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -162,6 +165,7 @@ function execute(file, args, { sample = false } = {}) {
     let lastRss = null
     let firstCpu = null
     let lastCpu = null
+    let machine = null
     let timer = null
     if (sample) {
       const poll = () => {
@@ -169,12 +173,14 @@ function execute(file, args, { sample = false } = {}) {
           const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
           const m = /VmRSS:\s+(\d+) kB/.exec(status)
           if (m) lastRss = Number(m[1]) * 1024
-          const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
-          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-          const ticks = Number(fields[11]) + Number(fields[12])
+          const stat = processStat(child.pid)
+          if (stat === null) return
+          const { ticks } = stat
           const at = performance.now()
           firstCpu ??= { ticks, at }
           lastCpu = { ticks, at }
+          const now = snapshot(postmasterPid)
+          machine = { first: machine?.first ?? now, last: now }
         } catch {
           // not on Linux, or already gone
         }
@@ -187,9 +193,9 @@ function execute(file, args, { sample = false } = {}) {
       clearInterval(timer)
       const cpuPercent =
         firstCpu && lastCpu && lastCpu.at > firstCpu.at
-          ? (((lastCpu.ticks - firstCpu.ticks) / CLOCK_TICKS) * 1000 * 100) / (lastCpu.at - firstCpu.at)
+          ? (((lastCpu.ticks - firstCpu.ticks) / TICKS_PER_SECOND) * 1000 * 100) / (lastCpu.at - firstCpu.at)
           : null
-      resolve({ code, stdout, stderr, lastRss, cpuPercent })
+      resolve({ code, stdout, stderr, lastRss, cpuPercent, machine })
     })
   })
 }

@@ -26,10 +26,13 @@ function cells(row) {
   if (row.skipped) return [rowName(row), 'skipped', '', '', '', '', '', row.skipped]
   if (row.failed) return [rowName(row), 'failed', '', '', '', '', '', row.failed]
   const note = row.errors ? `${row.errors} errors: ${row.firstError}` : ''
-  return [rowName(row), fmtInt(row.opsPerSec), spread(row), fmt(row.p50), fmt(row.p99), fmt(row.rssMB, 1), fmt(row.clientCpuPercent, 0), note]
+  return [rowName(row), fmtInt(row.opsPerSec), spread(row), fmt(row.p50), fmt(row.p99), fmt(row.rssMB, 1), ...cpuCells(row), note]
 }
 
-const HEAD = ['row', 'ops/s', 'rounds', 'p50 ms', 'p99 ms', 'RSS MB', 'CPU %', 'note']
+// CPU microseconds per operation: the client process, the server, the idle cores.
+const cpuCells = (row) => [fmt(row.clientUs, 1), fmt(row.serverUs, 1), fmt(row.idleUs, 1)]
+
+const HEAD = ['row', 'ops/s', 'rounds', 'p50 ms', 'p99 ms', 'RSS MB', 'client µs', 'server µs', 'idle µs', 'note']
 
 function textTable(header, body, rightAligned) {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => String(r[i]).length)))
@@ -45,14 +48,37 @@ export function scenarioTitle(s) {
   return `${s.label}: ${s.profiles.toLocaleString('en-US')} profiles of ${s.avgDocumentBytes.toLocaleString('en-US')} B avg, ${s.users.toLocaleString('en-US')} users`
 }
 
-export function printScenario(s) {
+// On one machine the client and the server share the cores, so loads/s is
+// about cores ÷ (client + server + idle µs per load): this line shows what a
+// ratio to pgbench asks of each side.
+export function loadBudget(s, cores) {
+  const find = (impl) => s.rows.find((row) => row.op === 'load' && row.impl === impl && !row.failed && !row.skipped)
+  const native = find('native')
+  const pgbench = find('pgbench')
+  if (!native || !pgbench || native.clientUs == null || native.serverUs == null) return null
+  const side = (row, clientNote = '') =>
+    `${fmt(row.clientUs, 1)} client${clientNote} + ${fmt(row.serverUs, 1)} server + ${fmt(row.idleUs, 1)} idle`
+  const sides =
+    `CPU per load (µs): this package ${side(native, ` (JSON.parse of the document: ${fmt(s.jsonParseUs, 1)})`)}; ` +
+    `pgbench ${side(pgbench)}.`
+  if (!s.targets) return sides
+  const target = 1.5 * pgbench.opsPerSec
+  return (
+    `${sides} 1.5x pgbench is ${fmtInt(target)} loads/s: ` +
+    `${fmt((cores * 1e6) / target, 1)} µs per load on ${cores} cores, for client, server and idle together.`
+  )
+}
+
+export function printScenario(s, cores) {
   const out = []
   out.push(`\n== ${scenarioTitle(s)} ==`)
-  out.push(textTable(HEAD, sortedRows(s.rows).map(cells), [1, 2, 3, 4, 5, 6]))
+  out.push(textTable(HEAD, sortedRows(s.rows).map(cells), [1, 2, 3, 4, 5, 6, 7, 8]))
   out.push('')
   const header = ['native ÷', ...OPERATIONS]
   const body = RATIO_BASES.map((base) => [IMPLEMENTATIONS[base], ...OPERATIONS.map((op) => fmtRatio(s.ratios[op][base]))])
   out.push(textTable(header, body, [1, 2, 3]))
+  const budget = loadBudget(s, cores)
+  if (budget) out.push('', budget)
   if (s.targets) {
     out.push('')
     out.push(`SPEC targets (${s.label}):`)
@@ -84,13 +110,13 @@ export function markdown(report) {
       out.push('')
     }
     const roundsHead = rounds > 1 ? ' rounds |' : ''
-    out.push(`| operation | contender | ops/s |${roundsHead} p50 ms | p99 ms | RSS MB |`)
-    out.push(`|---|---|---:|${rounds > 1 ? '---:|' : ''}---:|---:|---:|`)
+    out.push(`| operation | contender | ops/s |${roundsHead} p50 ms | p99 ms | RSS MB | CPU µs/op: client · server · idle |`)
+    out.push(`|---|---|---:|${rounds > 1 ? '---:|' : ''}---:|---:|---:|---:|`)
     for (const row of sortedRows(s.rows)) {
       const name = `| ${OPERATION_LABELS[row.op]} | ${IMPLEMENTATIONS[row.impl]}`
       const range = rounds > 1 ? ` ${spread(row)} |` : ''
-      if (row.skipped || row.failed) out.push(`${name} | ${row.skipped ? 'skipped' : 'failed'} |${rounds > 1 ? ' |' : ''} | | |`)
-      else out.push(`${name} | ${fmtInt(row.opsPerSec)} |${range} ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rssMB, 0)} |`)
+      if (row.skipped || row.failed) out.push(`${name} | ${row.skipped ? 'skipped' : 'failed'} |${rounds > 1 ? ' |' : ''} | | | |`)
+      else out.push(`${name} | ${fmtInt(row.opsPerSec)} |${range} ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rssMB, 0)} | ${cpuCells(row).join(' · ')} |`)
     }
     out.push('')
     out.push(`| native ÷ | ${OPERATIONS.map((op) => OPERATION_LABELS[op]).join(' | ')} |`)
@@ -98,6 +124,8 @@ export function markdown(report) {
     for (const base of RATIO_BASES) {
       out.push(`| ${IMPLEMENTATIONS[base]} | ${OPERATIONS.map((op) => fmtRatio(s.ratios[op][base])).join(' | ')} |`)
     }
+    const budget = loadBudget(s, m.cpus)
+    if (budget) out.push('', budget)
     if (s.targets) {
       out.push('')
       out.push(`SPEC targets (${s.label}):`)

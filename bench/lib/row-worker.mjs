@@ -8,7 +8,7 @@ import { checkResult, createImplementation } from './impls.mjs'
 import { loadUpstream } from './engine.mjs'
 
 export async function runRow(config) {
-  const { impl, op, url, schema, poolSize, concurrency, warmupMs, durationMs } = config
+  const { impl, op, url, schema, poolSize, concurrency, warmupMs, durationMs, postmasterPid } = config
   const shape = scenarioShape(config.scenario, config.shapeOverrides)
   const upstream = config.useEngine || impl === 'original' ? await loadUpstream() : { engine: null, store: null }
   if (config.useEngine && !upstream.engine) throw new Error(`serialization-engine did not load: ${upstream.error?.message}`)
@@ -23,7 +23,7 @@ export async function runRow(config) {
     // One checked call first: a wrong schema, SQL or parameter fails the row loudly.
     const probe = Math.min(7, shape.users)
     checkResult(op, await call(probe), probe)
-    const result = await closedLoop({ op: () => call(randomId(max)), concurrency, warmupMs, durationMs })
+    const result = await closedLoop({ op: () => call(randomId(max)), concurrency, warmupMs, durationMs, postmasterPid })
     return result
   } finally {
     await contender.close()

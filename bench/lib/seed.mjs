@@ -162,7 +162,8 @@ export async function serverInfo(admin) {
   const { rows } = await admin.query(
     `select current_setting('server_version') as version, version() as full_version,
             current_setting('synchronous_commit') as synchronous_commit, current_setting('fsync') as fsync,
-            current_setting('shared_buffers') as shared_buffers, current_setting('max_connections') as max_connections`,
+            current_setting('shared_buffers') as shared_buffers, current_setting('max_connections') as max_connections,
+            pg_backend_pid() as backend_pid`,
   )
   return rows[0]
 }
