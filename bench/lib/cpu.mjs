@@ -13,14 +13,21 @@ import { readdirSync, readFileSync } from 'node:fs'
 // USER_HZ: /proc reports CPU time in these ticks on every Linux we run on.
 export const TICKS_PER_SECOND = 100
 
-/** A process's parent and CPU ticks (user + system), or null when it is gone. */
+/**
+ * A process's parent, its CPU ticks (user + system) and those of its children
+ * that ended and were waited for, or null when it is gone.
+ */
 export function processStat(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // Fields after the command name, which may contain spaces: state is [0],
-    // ppid [1], utime [11], stime [12].
+    // ppid [1], utime [11], stime [12], cutime [13], cstime [14].
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }
+    return {
+      ppid: Number(fields[1]),
+      ticks: Number(fields[11]) + Number(fields[12]),
+      endedChildrenTicks: Number(fields[13]) + Number(fields[14]),
+    }
   } catch {
     return null
   }
@@ -41,18 +48,31 @@ export function postmasterOf(backendPid) {
   return backend && backend.ppid > 1 ? backend.ppid : null
 }
 
-/** Ticks of the server (postmaster and children, per pid) and of idle cores, now. */
+/** Ticks of the server and of idle cores, now. */
 export function snapshot(postmasterPid) {
-  const server = new Map()
-  if (postmasterPid !== null) {
+  return { at: performance.now(), server: postmasterPid === null ? null : serverTicks(postmasterPid), idle: idleTicks() }
+}
+
+/**
+ * The postmaster's ticks, its running children's, and those of the children
+ * that ended (the postmaster waits for them), so a backend that ends between
+ * two snapshots (pgbench disconnecting) still counts. A child waited for
+ * while /proc is read would count twice or not at all: then read again.
+ */
+function serverTicks(postmasterPid) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const before = processStat(postmasterPid)
+    if (before === null) return null
+    let children = 0
     for (const name of readdirSync('/proc')) {
       if (!/^\d+$/.test(name)) continue
-      const pid = Number(name)
-      const proc = processStat(pid)
-      if (proc && (pid === postmasterPid || proc.ppid === postmasterPid)) server.set(pid, proc.ticks)
+      const child = processStat(Number(name))
+      if (child?.ppid === postmasterPid) children += child.ticks
     }
+    const after = processStat(postmasterPid)
+    if (after?.endedChildrenTicks === before.endedChildrenTicks) return before.ticks + before.endedChildrenTicks + children
   }
-  return { at: performance.now(), server: postmasterPid === null ? null : server, idle: idleTicks() }
+  return null
 }
 
 function idleTicks() {
@@ -65,21 +85,12 @@ function idleTicks() {
   }
 }
 
-/**
- * Microseconds per operation of the server and of idle cores between two
- * snapshots, at `opsPerSec`. Backends that started in between count from
- * zero; ones that ended in between are missed (the pools stay open).
- */
+/** Microseconds per operation of the server and of idle cores between two snapshots, at `opsPerSec`. */
 export function perOperation(before, after, opsPerSec) {
   const seconds = (after.at - before.at) / 1000
   if (!(seconds > 0) || !(opsPerSec > 0)) return { serverUs: null, idleUs: null }
   const toUs = (ticks) => ((ticks / TICKS_PER_SECOND / seconds) * 1e6) / opsPerSec
-  let serverUs = null
-  if (before.server && after.server && after.server.size > 0) {
-    let ticks = 0
-    for (const [pid, now] of after.server) ticks += now - (before.server.get(pid) ?? 0)
-    serverUs = toUs(ticks)
-  }
+  const serverUs = before.server === null || after.server === null ? null : toUs(after.server - before.server)
   const idleUs = before.idle === null || after.idle === null ? null : toUs(after.idle - before.idle)
   return { serverUs, idleUs }
 }
