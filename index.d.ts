@@ -30,16 +30,31 @@ export declare class PostgresStoreError extends Error {
 /** Any JSON-compatible value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined }
 
-/** A PSON5 profile document: only these fields are read by the store. */
-export interface ProfileDocument {
+/**
+ * What the store needs of a profile: the fields it reads. Every other field is stored as it is. Any PSON5 profile
+ * document fits, among them `PsonProfile` of `@pson5/core-types` (no index signature is asked of it).
+ */
+export interface ProfileFields {
   profile_id: string
   user_id: string
   tenant_id?: string | null
   pson_version?: string
+  domains?: { active?: readonly string[] }
+  metadata?: { revision?: number; source_count?: number; updated_at?: string }
+}
+
+/** A profile document when no type of yours is given: the fields the store reads, the rest `unknown`. */
+export interface ProfileDocument extends ProfileFields {
   domains?: { active?: string[]; [key: string]: unknown }
   metadata?: { revision?: number; source_count?: number; updated_at?: string; [key: string]: unknown }
   [key: string]: unknown
 }
+
+/**
+ * A document as the store gives it back (saved or loaded): your type `T` with `metadata.revision`, the stored
+ * revision (1, 2, ...). `T` is not checked at run time.
+ */
+export type StoredProfile<T extends ProfileFields = ProfileDocument> = T & { metadata: { revision: number } }
 
 /** Correlation data stored with audit rows and copied into events. */
 export interface OperationContext {
@@ -50,6 +65,13 @@ export interface OperationContext {
 
 export interface OperationOptions {
   context?: OperationContext
+  /**
+   * Accepted and ignored: serialization-engine and the SDK pass their `ProfileStoreOptions`
+   * (`{ rootDir?, adapter? }`) on to an adapter's methods.
+   */
+  rootDir?: string
+  /** Accepted and ignored (see `rootDir`). */
+  adapter?: unknown
 }
 
 export interface SaveProfileOptions extends OperationOptions {
@@ -167,6 +189,13 @@ export interface RepositoryOptions extends ArtifactOptions {
   maxDocumentBytes?: number
   /** Called once per operation. */
   onEvent?: (event: StoreEvent) => void
+  /**
+   * serialization-engine's `ProfileStoreError` class (`import { ProfileStoreError } from
+   * '@pson5/serialization-engine'`). `not_found` errors are made from it, so that the engine's `saveProfile` and
+   * `initProfile` see a missing profile as new. Default: the class is looked up from the application (its entry
+   * script, the working directory, then this package, which declares the engine as an optional peer dependency).
+   */
+  profileStoreErrorClass?: new (storeCode: 'profile_not_found', message: string) => Error
 }
 
 export interface SslOptions {
@@ -232,53 +261,93 @@ export interface PoolStatus {
   waiting: number
 }
 
-/** What serialization-engine's `createDocumentProfileStoreAdapter` calls (0.2.2 semantics). */
+/**
+ * What serialization-engine's `createDocumentProfileStoreAdapter` calls (0.2.2 semantics). Assignable to the
+ * engine's own `DocumentProfileStoreRepository`.
+ */
 export interface DocumentProfileStoreRepository {
   readonly kind: string
-  readCurrentProfile(profileId: string, options?: OperationOptions): Promise<ProfileDocument | null>
-  writeCurrentProfile(profile: ProfileDocument, options?: OperationOptions): Promise<void>
-  writeProfileRevision(profile: ProfileDocument, options?: OperationOptions): Promise<void>
+  readCurrentProfile<T extends ProfileFields = ProfileDocument>(
+    profileId: string,
+    options?: OperationOptions,
+  ): Promise<StoredProfile<T> | null>
+  /** Upserts the document at its `metadata.revision` (required: `validation_error` without it). */
+  writeCurrentProfile(profile: ProfileFields, options?: OperationOptions): Promise<void>
+  /** Upserts the snapshot of `metadata.revision` (required) in the audit table. */
+  writeProfileRevision(profile: ProfileFields, options?: OperationOptions): Promise<void>
   listProfileRevisionNumbers(profileId: string, options?: OperationOptions): Promise<number[]>
   readUserProfileIndex(userId: string, options?: OperationOptions): Promise<UserProfileIndexRecord | null>
   writeUserProfileIndex(record: UserProfileIndexRecord, options?: OperationOptions): Promise<void>
 }
 
-/** serialization-engine's ProfileStoreAdapter. */
+/**
+ * serialization-engine's `ProfileStoreAdapter` (what `{ adapter }` takes). Assignable to the type of
+ * `@pson5/core-types`: the loads are generic in the document type, so they return its `PsonProfile` there.
+ */
 export interface ProfileStoreAdapter {
   readonly kind: string
-  saveProfile(profile: ProfileDocument, options?: SaveProfileOptions): Promise<ProfileDocument>
-  loadProfile(profileId: string, options?: OperationOptions): Promise<ProfileDocument>
+  saveProfile<T extends ProfileFields>(profile: T, options?: SaveProfileOptions): Promise<StoredProfile<T>>
+  loadProfile<T extends ProfileFields = ProfileDocument>(
+    profileId: string,
+    options?: OperationOptions,
+  ): Promise<StoredProfile<T>>
   profileExists(profileId: string, options?: OperationOptions): Promise<boolean>
   listProfileRevisions(profileId: string, options?: OperationOptions): Promise<number[]>
   findProfilesByUserId(userId: string, options?: OperationOptions): Promise<string[]>
-  loadProfileByUserId(userId: string, options?: OperationOptions): Promise<ProfileDocument>
+  loadProfileByUserId<T extends ProfileFields = ProfileDocument>(
+    userId: string,
+    options?: OperationOptions,
+  ): Promise<StoredProfile<T>>
 }
 
+/**
+ * The repository. Methods that return documents are generic in the document type (`loadProfile<PsonProfile>(id)`,
+ * or inferred from where the result goes); the type is not checked at run time.
+ */
 export declare class PostgresProfileStoreRepository implements DocumentProfileStoreRepository, ProfileStoreAdapter {
   readonly kind: 'postgres'
-  readCurrentProfile(profileId: string, options?: OperationOptions): Promise<ProfileDocument | null>
-  writeCurrentProfile(profile: ProfileDocument, options?: OperationOptions): Promise<void>
-  writeProfileRevision(profile: ProfileDocument, options?: OperationOptions): Promise<void>
+  /** The current document, or null. */
+  readCurrentProfile<T extends ProfileFields = ProfileDocument>(
+    profileId: string,
+    options?: OperationOptions,
+  ): Promise<StoredProfile<T> | null>
+  /** Upserts the document at its `metadata.revision` (required: `validation_error` without it). */
+  writeCurrentProfile(profile: ProfileFields, options?: OperationOptions): Promise<void>
+  /** Upserts the snapshot of `metadata.revision` (required) in the audit table. */
+  writeProfileRevision(profile: ProfileFields, options?: OperationOptions): Promise<void>
   listProfileRevisionNumbers(profileId: string, options?: OperationOptions): Promise<number[]>
   readUserProfileIndex(userId: string, options?: OperationOptions): Promise<UserProfileIndexRecord | null>
   writeUserProfileIndex(record: UserProfileIndexRecord, options?: OperationOptions): Promise<void>
 
   /** Rejects with `not_found` (`storeCode: 'profile_not_found'`) when missing. */
-  loadProfile(profileId: string, options?: OperationOptions): Promise<ProfileDocument>
+  loadProfile<T extends ProfileFields = ProfileDocument>(
+    profileId: string,
+    options?: OperationOptions,
+  ): Promise<StoredProfile<T>>
   profileExists(profileId: string, options?: OperationOptions): Promise<boolean>
   /** The profile of that user saved most recently. */
-  loadProfileByUserId(userId: string, options?: OperationOptions): Promise<ProfileDocument>
+  loadProfileByUserId<T extends ProfileFields = ProfileDocument>(
+    userId: string,
+    options?: OperationOptions,
+  ): Promise<StoredProfile<T>>
   /** Profile ids of a user, oldest first. */
   findProfilesByUserId(userId: string, options?: OperationOptions): Promise<string[]>
   /** Revision numbers, ascending; `not_found` when there are none. */
   listProfileRevisions(profileId: string, options?: OperationOptions): Promise<number[]>
-  /** One atomic statement: revision = stored + 1, audit row, index upsert. Returns the stored document. */
-  saveProfile<T extends ProfileDocument>(profile: T, options?: SaveProfileOptions): Promise<T>
+  /**
+   * One atomic statement: revision = stored + 1, audit row, index upsert. Returns the stored document:
+   * your object with `metadata.revision` set.
+   */
+  saveProfile<T extends ProfileFields>(profile: T, options?: SaveProfileOptions): Promise<StoredProfile<T>>
   /** Removes the profile, its audit rows and index rows; true when anything was removed. */
   deleteProfile(profileId: string, options?: OperationOptions): Promise<boolean>
   listAuditEntries(profileId: string, options?: ListAuditEntriesOptions): Promise<AuditPage>
   /** The snapshot saved as that revision; `not_found` (`revision_not_found`) otherwise. */
-  loadProfileRevision(profileId: string, revision: number, options?: OperationOptions): Promise<ProfileDocument>
+  loadProfileRevision<T extends ProfileFields = ProfileDocument>(
+    profileId: string,
+    revision: number,
+    options?: OperationOptions,
+  ): Promise<StoredProfile<T>>
 
   /** Runs `schemaSql` (idempotent); for development and tests. */
   ensureSchema(options?: OperationOptions): Promise<void>
@@ -286,7 +355,10 @@ export declare class PostgresProfileStoreRepository implements DocumentProfileSt
   upgradeFrom022(options?: OperationOptions): Promise<void>
   /** Server version and, per table, whether it exists and which expected columns it lacks. */
   checkSchema(options?: OperationOptions): Promise<SchemaCheck>
-  /** Native pool counters; null in executor mode or once closed. */
+  /**
+   * Native pool counters; null in executor mode or once closed. `available` counts open connections with no call
+   * in flight.
+   */
   poolStatus(): PoolStatus | null
   /** Later calls reject with `closed`; resolves when calls in flight settle (at most `timeoutMillis`, default 5000). */
   close(options?: { timeoutMillis?: number }): Promise<void>

@@ -4,11 +4,13 @@
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+
+import { appDir, ensureUpstream } from '../scripts/upstream-022.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TSC = path.join(ROOT, 'node_modules', '.bin', process.platform === 'win32' ? 'tsc.cmd' : 'tsc')
@@ -27,9 +29,9 @@ const FLAGS = [
   'node',
 ]
 
-function tsc(files) {
+function tsc(files, { cwd = ROOT, flags = FLAGS } = {}) {
   return new Promise((resolve) => {
-    execFile(TSC, [...FLAGS, ...files], { cwd: ROOT, shell: process.platform === 'win32' }, (error, stdout, stderr) => {
+    execFile(TSC, [...flags, ...files], { cwd, shell: process.platform === 'win32' }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, output: `${stdout}${stderr}` })
     })
   })
@@ -61,6 +63,42 @@ test('the check fails on a type error (the compiler really checks against index.
     assert.notEqual(code, 0)
     assert.match(output, /wrong\.mts\(3,\d+\): error TS2345/)
     assert.match(output, /wrong\.mts\(4,\d+\): error TS2322/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+/**
+ * An application folder whose node_modules holds @pson5/serialization-engine,
+ * core-types and their siblings as the 0.2.2 tarball ships them (compiled JS
+ * and .d.ts), this package, pg and the @types, with `files` copied in.
+ */
+function upstreamApp(files) {
+  ensureUpstream()
+  const dir = mkdtempSync(path.join(tmpdir(), 'pson5-types-upstream-'))
+  const scope = path.join(dir, 'node_modules', '@pson5')
+  mkdirSync(scope, { recursive: true })
+  for (const name of ['core-types', 'schemas', 'privacy', 'serialization-engine']) {
+    symlinkSync(path.join(appDir, 'node_modules', '@pson5', name), path.join(scope, name), 'dir')
+  }
+  symlinkSync(ROOT, path.join(scope, 'postgres-store'), 'dir')
+  for (const name of ['pg', '@types']) {
+    symlinkSync(path.join(ROOT, 'node_modules', name), path.join(dir, 'node_modules', name), 'dir')
+  }
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'types-app', private: true }))
+  for (const file of files) copyFileSync(path.join(ROOT, '__test__', 'types', file), path.join(dir, file))
+  return dir
+}
+
+test('the README wiring, the 0.2.2 form and the adapter form compile against serialization-engine and core-types 0.2.2 (ESM and CommonJS, with and without --strict)', async () => {
+  const files = ['upstream.mts', 'upstream.cts']
+  const dir = upstreamApp(files)
+  try {
+    for (const flags of [FLAGS, FLAGS.filter((flag) => flag !== '--strict')]) {
+      const { code, output } = await tsc(files, { cwd: dir, flags })
+      assert.equal(output.trim(), '', `tsc ${flags.join(' ')}`)
+      assert.equal(code, 0)
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

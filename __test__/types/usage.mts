@@ -24,6 +24,7 @@ import {
   type ProfileStoreAdapter,
   type QueryExecutor,
   type StatementName,
+  type StoredProfile,
   type StoreEvent,
   type UserProfileIndexRecord,
 } from '../../index.js'
@@ -153,8 +154,12 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   const byUser: ProfileDocument = await repository.loadProfileByUserId('u1', { context })
   const ids: string[] = await repository.findProfilesByUserId('u1')
   const revisions: number[] = await repository.listProfileRevisions('p1')
-  const saved: MyProfile = await repository.saveProfile(profile, { expectedRevision: 0, context })
+  const saved: StoredProfile<MyProfile> = await repository.saveProfile(profile, { expectedRevision: 0, context })
   const likes: string | undefined = saved.layers.observed.likes
+  // The stored revision is always there on what a save returns.
+  const savedRevision: number = saved.metadata.revision
+  const loadedRevision: number = (await repository.loadProfile<MyProfile>('p1')).metadata.revision
+  void [savedRevision, loadedRevision]
   await repository.saveProfile(saved, { expectedRevision: saved.metadata?.revision })
   const deleted: boolean = await repository.deleteProfile('p1', { context })
   const page: AuditPage = await repository.listAuditEntries('p1', { limit: 10, context })
