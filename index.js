@@ -103,9 +103,14 @@ function createPostgresProfileStoreRepository(first, second) {
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
     throw validationError('onEvent', 'must be a function')
   }
+  const { profileStoreErrorClass } = options
+  if (profileStoreErrorClass !== undefined && typeof profileStoreErrorClass !== 'function') {
+    throw validationError('profileStoreErrorClass', "must be serialization-engine's ProfileStoreError class")
+  }
   const settings = {
     onEvent: options.onEvent,
     maxDocumentBytes: maxDocumentBytesOption(options.maxDocumentBytes),
+    profileStoreErrorClass,
   }
   const artifacts = createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
   const where = `schema ${options.schema ?? 'public'}, prefix ${options.tablePrefix ?? 'pson_'}`

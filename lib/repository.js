@@ -22,6 +22,8 @@ class PostgresProfileStoreRepository {
   #label
   #onEvent
   #maxDocumentBytes
+  // serialization-engine's ProfileStoreError, when given (see upstream.js).
+  #profileStoreErrorClass
   #closed = false
   #inFlight = 0
   #idle = null
@@ -30,11 +32,12 @@ class PostgresProfileStoreRepository {
   // close() cancelled running statements: their errors mean `closed`.
   #cancelling = false
 
-  constructor(driver, { label, onEvent, maxDocumentBytes }) {
+  constructor(driver, { label, onEvent, maxDocumentBytes, profileStoreErrorClass }) {
     this.#driver = driver
     this.#label = label
     this.#onEvent = onEvent
     this.#maxDocumentBytes = maxDocumentBytes
+    this.#profileStoreErrorClass = profileStoreErrorClass
   }
 
   // ---- DocumentProfileStoreRepository (0.2.2 semantics) ----
@@ -95,7 +98,7 @@ class PostgresProfileStoreRepository {
     return this.#op('loadProfile', options, async () => {
       const id = v.checkId(profileId, 'profileId')
       const profile = await this.#driver.load(id)
-      if (profile === null) throw await notFound('profile_not_found', `Profile '${id}' was not found.`)
+      if (profile === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
       return [profile, 1]
     })
   }
@@ -111,7 +114,7 @@ class PostgresProfileStoreRepository {
     return this.#op('loadProfileByUserId', options, async () => {
       const id = v.checkId(userId, 'userId')
       const rows = await this.#query('loadProfileByUserId', [id])
-      if (rows.length === 0) throw await notFound('profile_not_found', `No profile was found for user '${id}'.`)
+      if (rows.length === 0) throw await this.#notFound('profile_not_found', `No profile was found for user '${id}'.`)
       return [JSON.parse(rows[0][0]), 1]
     })
   }
@@ -127,7 +130,7 @@ class PostgresProfileStoreRepository {
     return this.#op('listProfileRevisions', options, async () => {
       const id = v.checkId(profileId, 'profileId')
       const rows = await this.#query('listRevisionNumbers', [id])
-      if (rows.length === 0) throw await notFound('profile_not_found', `Profile '${id}' has no stored revisions.`)
+      if (rows.length === 0) throw await this.#notFound('profile_not_found', `Profile '${id}' has no stored revisions.`)
       return [rows.map((row) => row[0]), rows.length]
     })
   }
@@ -183,7 +186,7 @@ class PostgresProfileStoreRepository {
       const number = v.revisionNumber(revision, 'revision')
       const rows = await this.#query('loadProfileRevision', [id, String(number)])
       if (rows.length === 0) {
-        throw await notFound('revision_not_found', `Profile '${id}' has no revision ${number}.`)
+        throw await this.#notFound('revision_not_found', `Profile '${id}' has no revision ${number}.`)
       }
       return [JSON.parse(rows[0][0]), 1]
     })
@@ -264,6 +267,10 @@ class PostgresProfileStoreRepository {
 
   // ---- internals ----
 
+  #notFound(storeCode, message) {
+    return notFound(storeCode, message, this.#profileStoreErrorClass)
+  }
+
   #query(name, params) {
     return this.#driver.query(name, params)
   }
@@ -317,8 +324,8 @@ function delay(millis) {
 
 // `not_found` as an instance of serialization-engine's ProfileStoreError when
 // the application has that package (see upstream.js), else as our own error.
-async function notFound(storeCode, message) {
-  const EngineError = await engineErrorClass()
+async function notFound(storeCode, message, explicitClass) {
+  const EngineError = await engineErrorClass(explicitClass)
   if (EngineError === null) return new PostgresStoreError('not_found', message, { storeCode })
   return decorate(new EngineError(storeCode, message), 'not_found', { storeCode })
 }

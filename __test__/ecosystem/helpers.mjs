@@ -2,8 +2,10 @@
 // embedded one started for the file), unique names, and a way to run a
 // snippet in a child process with a controlled environment.
 
+import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -110,3 +112,52 @@ export function profile(profileId, userId, extra = {}) {
 
 /** A loopback port nothing listens on (at the time of the call). */
 export { freePort as freePortNow } from '../../scripts/ecosystem/servers.mjs'
+
+/** `npm` without its update notifier; fails the test on a non-zero exit. Resolves to stdout. */
+export async function npm(args, cwd) {
+  const result = await run('npm', args, { cwd, timeoutMillis: 180000, env: { ...process.env, npm_config_update_notifier: 'false' } })
+  assert.equal(result.code, 0, `npm ${args.join(' ')} failed:\n${result.stderr}`)
+  return result.stdout
+}
+
+/** `npm pack` of `dir` into `dest`, without lifecycle scripts; resolves to { file, files }. */
+export async function pack(dir, dest) {
+  // --ignore-scripts: `prepare` would build the addon from source.
+  const [report] = JSON.parse(await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dest], dir))
+  return { file: path.join(dest, report.filename), files: report.files.map((f) => f.path) }
+}
+
+export const PLATFORM = 'linux-x64-gnu'
+export const PLATFORM_PACKAGE = `@pson5/postgres-store-${PLATFORM}`
+export const ADDON = `postgres-store.${PLATFORM}.node`
+
+/**
+ * This package and its platform package (holding the addon built here), as
+ * `npm pack` makes them, in `dest`. The platform package is packed from a copy,
+ * so the repository's npm/ folder is never written to.
+ */
+export async function packThisPackage(dest) {
+  const main = await pack(ROOT, dest)
+  const platformDir = path.join(dest, 'platform-src')
+  cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
+  cpSync(path.join(ROOT, ADDON), path.join(platformDir, ADDON))
+  const platform = await pack(platformDir, dest)
+  return { main, platform }
+}
+
+/**
+ * The main tarball as `napi prepublish` publishes it: with the platform package
+ * in optionalDependencies (package managers that isolate packages, like pnpm,
+ * only link it next to this package when it is declared).
+ */
+export async function packAsPublished(mainTarball, dest) {
+  const dir = path.join(dest, unique('published'))
+  mkdirSync(dir, { recursive: true })
+  const untar = await run('tar', ['xzf', mainTarball, '-C', dir])
+  assert.equal(untar.code, 0, untar.stderr)
+  const manifestFile = path.join(dir, 'package', 'package.json')
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'))
+  manifest.optionalDependencies = { [PLATFORM_PACKAGE]: manifest.version }
+  writeFileSync(manifestFile, JSON.stringify(manifest, null, 2))
+  return pack(path.join(dir, 'package'), dest)
+}

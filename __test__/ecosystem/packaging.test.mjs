@@ -8,16 +8,12 @@
 // platform package is packed from a temporary copy holding the built addon.
 
 import assert from 'node:assert/strict'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { ROOT, run, runNode, unique, useSchema, useServer } from './helpers.mjs'
-
-const PLATFORM = 'linux-x64-gnu'
-const PLATFORM_PACKAGE = `@pson5/postgres-store-${PLATFORM}`
-const ADDON = `postgres-store.${PLATFORM}.node`
+import { ADDON, PLATFORM_PACKAGE, ROOT, npm, packThisPackage, run, runNode, unique, useSchema, useServer } from './helpers.mjs'
 
 const server = await useServer()
 const schema = await useSchema(server, 'pack')
@@ -25,19 +21,6 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-pack-'))
 after(() => rmSync(work, { recursive: true, force: true }))
 
 const rootManifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-
-async function npm(args, cwd) {
-  const result = await run('npm', args, { cwd, timeoutMillis: 180000, env: { ...process.env, npm_config_update_notifier: 'false' } })
-  assert.equal(result.code, 0, `npm ${args.join(' ')} failed:\n${result.stderr}`)
-  return result.stdout
-}
-
-/** `npm pack` of `dir` into `work`; returns { file, files } from npm's JSON report. */
-async function pack(dir) {
-  // --ignore-scripts: `prepare` would build the addon from source here.
-  const [report] = JSON.parse(await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], dir))
-  return { file: path.join(work, report.filename), files: report.files.map((f) => f.path) }
-}
 
 function manifestIn(tarball) {
   const out = path.join(work, unique('manifest'))
@@ -60,11 +43,7 @@ let main
 let platform
 
 before(async () => {
-  main = await pack(ROOT)
-  const platformDir = path.join(work, 'platform-src')
-  cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
-  cpSync(path.join(ROOT, ADDON), path.join(platformDir, ADDON))
-  platform = await pack(platformDir)
+  ;({ main, platform } = await packThisPackage(work))
 })
 
 describe('the packed main package', () => {
