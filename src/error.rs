@@ -27,8 +27,15 @@ pub enum StoreError {
     sql_state: Option<String>,
   },
 
+  /// No connection became free (or opened) in time.
   #[error("{0}")]
   Timeout(String),
+
+  /// The server cancelled the statement (SQLSTATE 57014, `query_canceled`):
+  /// `statement_timeout`, or a cancel request. Code `timeout`, with the
+  /// `sqlState` as the executor modes give it.
+  #[error("{0}")]
+  StatementCanceled(String),
 
   #[error("the repository is closed")]
   Closed,
@@ -77,7 +84,7 @@ impl StoreError {
     match self {
       Self::Validation { .. } => "validation_error",
       Self::Connection { .. } => "connection_error",
-      Self::Timeout(_) => "timeout",
+      Self::Timeout(_) | Self::StatementCanceled(_) => "timeout",
       Self::Closed => "closed",
       Self::Database(_) => "database_error",
     }
@@ -99,6 +106,7 @@ impl StoreError {
     match self {
       Self::Validation { field, .. } => envelope.field = Some(field),
       Self::Connection { sql_state, .. } => envelope.sql_state = sql_state.as_deref(),
+      Self::StatementCanceled(_) => envelope.sql_state = Some(QUERY_CANCELED),
       Self::Database(failure) => {
         envelope.sql_state = Some(&failure.sql_state);
         envelope.detail = failure.detail.as_deref();
@@ -136,7 +144,7 @@ impl From<tokio_postgres::Error> for StoreError {
     if let Some(db) = error.as_db_error() {
       let sql_state = db.code().code();
       if sql_state == QUERY_CANCELED {
-        return Self::Timeout(format!("statement canceled: {}", db.message()));
+        return Self::StatementCanceled(format!("statement canceled: {}", db.message()));
       }
       // Class 08 (connection exception) and 57P01..57P03 (server shutting down,
       // backend terminated): the connection is gone, not the statement wrong.
@@ -234,6 +242,20 @@ mod tests {
       StoreError::from(PoolError::Timeout(TimeoutType::Create)).code(),
       "connection_error"
     );
+  }
+
+  #[test]
+  fn a_cancelled_statement_is_a_timeout_with_its_sql_state() {
+    let error = StoreError::StatementCanceled("statement canceled: statement timeout".into());
+    assert_eq!(error.code(), "timeout");
+    let json: serde_json::Value = serde_json::from_str(&napi::Error::from(error).reason).unwrap();
+    assert_eq!(json["code"], "timeout");
+    assert_eq!(json["sqlState"], QUERY_CANCELED);
+    // A pool wait has no server answer, hence no SQLSTATE.
+    let wait = StoreError::from(PoolError::Timeout(TimeoutType::Wait));
+    let json: serde_json::Value = serde_json::from_str(&napi::Error::from(wait).reason).unwrap();
+    assert_eq!(json["code"], "timeout");
+    assert!(json.get("sqlState").is_none());
   }
 
   #[test]

@@ -10,6 +10,7 @@ import pg from 'pg'
 
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
 import { useDatabase } from '../helpers/database.mjs'
+import { lockRows as lockRowsOf } from '../helpers/locks.mjs'
 import { closedPort, failOnSilentExit, outcome, sleep, uid } from './helpers.mjs'
 
 failOnSilentExit()
@@ -39,22 +40,8 @@ async function storedRevision(profileId) {
 }
 
 /** A pg client holding `select ... for update` on the given profiles until `release()`. */
-async function lockRows(profileIds) {
-  const client = new pg.Client({ connectionString: db.url })
-  client.on('error', () => {})
-  await client.connect()
-  await client.query('begin')
-  const { rowCount } = await client.query(
-    `select 1 from "${db.schema}".pson_profiles where profile_id = any($1::text[]) for update`,
-    [profileIds],
-  )
-  assert.equal(rowCount, profileIds.length, 'locked every row')
-  return {
-    async release() {
-      await client.query('rollback').catch(() => {})
-      await client.end().catch(() => {})
-    },
-  }
+function lockRows(profileIds) {
+  return lockRowsOf(db.url, db.schema, profileIds)
 }
 
 describe('connectionTimeoutMillis', () => {
@@ -124,6 +111,8 @@ describe('statementTimeoutMillis', () => {
       const r = await outcome(repository.saveProfile(doc(id, { payload: 'second' })), 10000)
       assert.equal(r.hung, undefined, 'the save settled')
       assert.equal(r.code, 'timeout', r.error?.message)
+      // As in executor mode: the server's query_canceled.
+      assert.equal(r.error.sqlState, '57014')
       assert.equal(r.error.operation, 'saveProfile')
       assert.ok(r.ms < 5000, `settled after ${Math.round(r.ms)} ms`)
       assert.deepEqual(await storedRevision(id), { revision: 1, audits: 1, payload: 'first' })

@@ -144,12 +144,28 @@ pub struct ResolvedConfig {
   pub pool: PoolSettings,
 }
 
+/// The operating-system user name, as libpq takes it when neither `user`, the
+/// connection string nor `PGUSER` name one: the user of the effective uid
+/// (`getpwuid_r(geteuid())` on Unix), never the `USER` variable.
+fn os_user() -> Option<String> {
+  whoami::username().ok().filter(|name| !name.is_empty())
+}
+
 impl ConnectOptions {
   /// Resolves options against the connection string and `env` (a lookup, so
   /// tests need not touch the process environment).
   pub fn resolve(
     &self,
     env: impl Fn(&str) -> Option<String>,
+  ) -> Result<ResolvedConfig, StoreError> {
+    self.resolve_with(env, os_user)
+  }
+
+  /// `resolve` with the OS user lookup passed in (for tests).
+  fn resolve_with(
+    &self,
+    env: impl Fn(&str) -> Option<String>,
+    os_user: impl Fn() -> Option<String>,
   ) -> Result<ResolvedConfig, StoreError> {
     let mut tls_params = Vec::new();
     let mut pg = match &self.connection_string {
@@ -188,7 +204,7 @@ impl ConnectOptions {
       .or_else(|| pg.get_user().map(str::to_owned));
     let user = user
       .or_else(|| env("PGUSER"))
-      .or_else(|| env("USER"))
+      .or_else(os_user)
       .unwrap_or_else(|| "postgres".to_owned());
     pg.user(&user);
     if let Some(password) = self.password.clone().or_else(|| {
@@ -205,16 +221,30 @@ impl ConnectOptions {
       .clone()
       .or_else(|| pg.get_dbname().map(str::to_owned));
     pg.dbname(database.or_else(|| env("PGDATABASE")).unwrap_or(user));
-    if pg.get_application_name().is_none() {
-      pg.application_name(
-        self
-          .application_name
-          .as_deref()
-          .unwrap_or(DEFAULT_APPLICATION_NAME),
-      );
+    // An explicit option wins over the connection string, which wins over
+    // libpq's PGAPPNAME.
+    let application_name = self
+      .application_name
+      .clone()
+      .or_else(|| pg.get_application_name().map(str::to_owned))
+      .or_else(|| env("PGAPPNAME"))
+      .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_owned());
+    pg.application_name(&application_name);
+    if pg.get_options().is_none() {
+      if let Some(options) = env("PGOPTIONS") {
+        pg.options(&options);
+      }
     }
     if let Some(millis) = self.statement_timeout_millis {
-      pg.options(format!("-c statement_timeout={millis}"));
+      // Added after the connection string's `options` (libpq's
+      // `-c name=value` list), not instead of them: the server applies them
+      // in order, so the explicit setting wins and the others stay.
+      let explicit = format!("-c statement_timeout={millis}");
+      let options = match pg.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {explicit}"),
+        _ => explicit,
+      };
+      pg.options(&options);
     }
 
     let connect_timeout = self
@@ -523,6 +553,91 @@ mod tests {
       ..Default::default()
     };
     assert!(!format!("{options:?}").contains("topsecret"));
+  }
+
+  #[test]
+  fn statement_timeout_is_added_to_the_url_options_not_put_in_their_place() {
+    let options = ConnectOptions {
+      connection_string: Some(
+        "postgres://u@h/d?options=-c%20lock_timeout%3D250%20-c%20statement_timeout%3D1".into(),
+      ),
+      statement_timeout_millis: Some(8000),
+      ..Default::default()
+    };
+    let resolved = options.resolve(no_env).unwrap();
+    // The server applies `-c` settings in order: the explicit one comes last.
+    assert_eq!(
+      resolved.pg.get_options(),
+      Some("-c lock_timeout=250 -c statement_timeout=1 -c statement_timeout=8000")
+    );
+  }
+
+  #[test]
+  fn pgoptions_fills_in_when_the_url_has_none() {
+    let env = |key: &str| (key == "PGOPTIONS").then(|| "-c lock_timeout=100".to_owned());
+    let options = ConnectOptions {
+      statement_timeout_millis: Some(50),
+      ..Default::default()
+    };
+    let resolved = options.resolve(env).unwrap();
+    assert_eq!(
+      resolved.pg.get_options(),
+      Some("-c lock_timeout=100 -c statement_timeout=50")
+    );
+    let with_url = ConnectOptions {
+      connection_string: Some("postgres://u@h/d?options=-c%20work_mem%3D1MB".into()),
+      ..Default::default()
+    };
+    assert_eq!(
+      with_url.resolve(env).unwrap().pg.get_options(),
+      Some("-c work_mem=1MB")
+    );
+  }
+
+  #[test]
+  fn explicit_application_name_wins_over_the_url_and_pgappname() {
+    let env = |key: &str| (key == "PGAPPNAME").then(|| "from-env".to_owned());
+    let resolve = |connection_string: &str, application_name: Option<&str>| {
+      ConnectOptions {
+        connection_string: Some(connection_string.into()),
+        application_name: application_name.map(str::to_owned),
+        ..Default::default()
+      }
+      .resolve(env)
+      .unwrap()
+      .pg
+      .get_application_name()
+      .map(str::to_owned)
+    };
+    let url = "postgres://u@h/d?application_name=from-url";
+    assert_eq!(resolve(url, Some("explicit")).as_deref(), Some("explicit"));
+    assert_eq!(resolve(url, None).as_deref(), Some("from-url"));
+    assert_eq!(
+      resolve("postgres://u@h/d", None).as_deref(),
+      Some("from-env")
+    );
+    let plain = ConnectOptions::default().resolve(no_env).unwrap();
+    assert_eq!(
+      plain.pg.get_application_name(),
+      Some(DEFAULT_APPLICATION_NAME)
+    );
+  }
+
+  #[test]
+  fn the_default_user_is_the_os_user_not_the_user_variable() {
+    let env = |key: &str| (key == "USER").then(|| "from-user-variable".to_owned());
+    let resolved = ConnectOptions::default()
+      .resolve_with(env, || Some("os-account".to_owned()))
+      .unwrap();
+    assert_eq!(resolved.pg.get_user(), Some("os-account"));
+    assert_eq!(resolved.pg.get_dbname(), Some("os-account"));
+    let pguser = |key: &str| (key == "PGUSER").then(|| "pg-user".to_owned());
+    let resolved = ConnectOptions::default()
+      .resolve_with(pguser, || Some("os-account".to_owned()))
+      .unwrap();
+    assert_eq!(resolved.pg.get_user(), Some("pg-user"));
+    // The real lookup answers with the account of this process.
+    assert!(os_user().is_some_and(|name| !name.is_empty()));
   }
 
   #[test]

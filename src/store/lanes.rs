@@ -182,6 +182,16 @@ impl Lanes {
     }
   }
 
+  /// Open connections with no call in flight. The lanes keep their pooled
+  /// objects checked out, so the pool itself counts none of them as available.
+  pub fn idle_count(&self) -> usize {
+    self
+      .slots
+      .iter()
+      .filter(|slot| slot.in_flight.load(Ordering::Acquire) == 0 && live(slot).is_some())
+      .count()
+  }
+
   /// The connections that have calls in flight.
   pub fn busy_connections(&self) -> Vec<Arc<Object>> {
     self

@@ -264,7 +264,8 @@ impl Store {
     PoolStatus {
       max_size: status.max_size,
       size: status.size,
-      available: status.available,
+      // Idle lanes plus connections the lanes have let go of (not yet closed).
+      available: self.shared.lanes.idle_count() + status.available,
       waiting: status.waiting,
     }
   }
