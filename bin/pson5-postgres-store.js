@@ -5,11 +5,14 @@
 // schema/table prefix, or checks a database (DATABASE_URL, else the PG*
 // variables) against them.
 //
-// Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error.
+// Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection
+// error, 4 the native binary could not be loaded, 5 any other error.
 
-const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3 }
+const os = require('node:os')
 
-const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P]
+const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3, nativeBinding: 4, other: 5 }
+
+const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P] [--json]
 
 Commands:
   schema    print the DDL (schemaSql) for the schema and table prefix
@@ -17,17 +20,20 @@ Commands:
             pson_profile_revisions, pson_user_profile_index) into the new tables
   check     connect and report the server version, whether the three tables
             exist with every expected column, and the pool settings
+  help      show this help (also -h, --help)
 
 Options:
-  --schema S   PostgreSQL schema (default: public)
-  --prefix P   table prefix (default: pson_)
-  --json       check: print the report as JSON
-  -h, --help   show this help
+  --schema S                   PostgreSQL schema (default: public)
+  --prefix P, --table-prefix P table prefix (default: pson_)
+  --json                       check: print the report as JSON
+  -h, --help                   show this help
 
 check connects with DATABASE_URL, else the libpq variables (PGHOST, PGPORT,
-PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT).
+PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT,
+PGAPPNAME, PGOPTIONS).
 
-Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error.
+Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error,
+4 the native binary could not be loaded, 5 any other error.
 `
 
 class UsageError extends Error {}
@@ -36,7 +42,10 @@ function parseArgs(argv) {
   const options = { command: null, schema: undefined, tablePrefix: undefined, json: false, help: false }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined]
     const value = () => {
       if (inline !== undefined) return inline
       const next = argv[++i]
@@ -67,7 +76,8 @@ function parseArgs(argv) {
   if (options.help) return options
   if (options.command === null) throw new UsageError('missing command')
   if (options.command === 'help') return { ...options, help: true }
-  if (!['schema', 'upgrade', 'check'].includes(options.command)) throw new UsageError(`unknown command ${options.command}`)
+  if (!['schema', 'upgrade', 'check'].includes(options.command))
+    throw new UsageError(`unknown command ${options.command}`)
   if (options.json && options.command !== 'check') throw new UsageError('--json only applies to check')
   return options
 }
@@ -115,7 +125,8 @@ function describeTarget() {
     }
   }
   const env = process.env
-  const user = env.PGUSER || env.USER || 'postgres'
+  // As the native pool (and libpq) takes it: PGUSER, else the OS account.
+  const user = env.PGUSER || os.userInfo().username
   return `postgres://${user}@${env.PGHOST || 'localhost'}:${env.PGPORT || 5432}/${env.PGDATABASE || user} (PG* variables)`
 }
 
@@ -141,17 +152,33 @@ async function check(pkg, options) {
   try {
     const report = await repository.checkSchema()
     const pool = repository.poolStatus()
-    const { tables } = pkg.createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
+    const { tables } = pkg.createPostgresProfileStoreArtifacts({
+      schema: options.schema,
+      tablePrefix: options.tablePrefix,
+    })
     const problems = []
     for (const [key, name] of Object.entries(tables)) {
       const table = report.tables[key]
       if (!table?.exists) problems.push(`${name} does not exist`)
-      else if (table.missingColumns.length > 0) problems.push(`${name} lacks column(s) ${table.missingColumns.join(', ')}`)
+      else if (table.missingColumns.length > 0)
+        problems.push(`${name} lacks column(s) ${table.missingColumns.join(', ')}`)
     }
     if (options.json) {
       process.stdout.write(
         JSON.stringify(
-          { target: describeTarget(), serverVersion: report.serverVersion, serverVersionNum: report.serverVersionNum, schema: options.schema ?? 'public', tablePrefix: options.tablePrefix ?? 'pson_', tables: Object.fromEntries(Object.entries(tables).map(([key, name]) => [key, { name, ...report.tables[key] }])), pool, ok: problems.length === 0, problems },
+          {
+            target: describeTarget(),
+            serverVersion: report.serverVersion,
+            serverVersionNum: report.serverVersionNum,
+            schema: options.schema ?? 'public',
+            tablePrefix: options.tablePrefix ?? 'pson_',
+            tables: Object.fromEntries(
+              Object.entries(tables).map(([key, name]) => [key, { name, ...report.tables[key] }]),
+            ),
+            pool,
+            ok: problems.length === 0,
+            problems,
+          },
           null,
           2,
         ) + '\n',
@@ -165,10 +192,17 @@ async function check(pkg, options) {
       ]
       for (const [key, name] of Object.entries(tables)) {
         const table = report.tables[key]
-        const state = !table?.exists ? 'missing' : table.missingColumns.length > 0 ? `missing columns: ${table.missingColumns.join(', ')}` : 'ok'
+        const state = !table?.exists
+          ? 'missing'
+          : table.missingColumns.length > 0
+            ? `missing columns: ${table.missingColumns.join(', ')}`
+            : 'ok'
         lines.push(`  ${name.padEnd(48)} ${state}`)
       }
-      if (pool) lines.push(`pool:    max ${pool.maxSize}, open ${pool.size}, available ${pool.available}, waiting ${pool.waiting}`)
+      if (pool)
+        lines.push(
+          `pool:    max ${pool.maxSize}, open ${pool.size}, available ${pool.available}, waiting ${pool.waiting}`,
+        )
       if (problems.length === 0) lines.push('result:  ok')
       else {
         lines.push(`result:  ${problems.length} problem(s)`)
@@ -200,11 +234,14 @@ async function main(argv) {
   try {
     pkg = require('../index.js')
   } catch (error) {
-    return fail('load_error', error.message, EXIT.problems)
+    return fail(error?.code ?? 'load_error', error?.message ?? String(error), EXIT.nativeBinding)
   }
   try {
     if (options.command === 'check') return await check(pkg, options)
-    const artifacts = pkg.createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
+    const artifacts = pkg.createPostgresProfileStoreArtifacts({
+      schema: options.schema,
+      tablePrefix: options.tablePrefix,
+    })
     const sql = options.command === 'schema' ? artifacts.schemaSql : artifacts.upgradeSql
     process.stdout.write(sql.endsWith('\n') ? sql : `${sql}\n`)
     return EXIT.ok
@@ -213,7 +250,7 @@ async function main(argv) {
     const message = error?.message ?? String(error)
     if (code === 'validation_error') return fail(code, message, EXIT.usage)
     if (isConnectionError(error)) return fail(code, message, EXIT.connection)
-    return fail(code, error?.sqlState ? `${message} (SQLSTATE ${error.sqlState})` : message, EXIT.problems)
+    return fail(code, error?.sqlState ? `${message} (SQLSTATE ${error.sqlState})` : message, EXIT.other)
   }
 }
 
@@ -222,6 +259,6 @@ main(process.argv.slice(2)).then(
     process.exitCode = code
   },
   (error) => {
-    process.exitCode = fail('internal', error?.stack ?? String(error), EXIT.problems)
+    process.exitCode = fail('internal', error?.stack ?? String(error), EXIT.other)
   },
 )

@@ -21,7 +21,10 @@ test('--help prints the usage and exits 0', async () => {
     const result = await cli(args)
     assert.equal(result.code, 0)
     assert.match(result.stdout, /^Usage: pson5-postgres-store <command>/)
-    assert.match(result.stdout, /Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error/)
+    assert.match(
+      result.stdout,
+      /Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error,\n4 the native binary could not be loaded, 5 any other error/,
+    )
   }
 })
 
@@ -48,6 +51,8 @@ test('schema and upgrade print the artifacts for --schema/--prefix', async () =>
   const upgradeOut = await cli(['upgrade', '--schema=app', '--prefix=x_'])
   assert.equal(upgradeOut.code, 0, upgradeOut.stderr)
   assert.equal(upgradeOut.stdout.trimEnd(), artifacts.upgradeSql.trimEnd())
+  const longForm = await cli(['schema', '--schema', 'app', '--table-prefix', 'x_'])
+  assert.equal(longForm.stdout, schemaOut.stdout)
   const defaults = await cli(['schema'])
   assert.equal(defaults.stdout.trimEnd(), createPostgresProfileStoreArtifacts().schemaSql.trimEnd())
 })
@@ -114,7 +119,10 @@ test('check connects with the PG* variables when DATABASE_URL is unset', async (
 
 test('connection errors exit 3 and never print the password', async () => {
   const port = await freePortNow()
-  const refused = await cli(['check'], cleanEnv({ DATABASE_URL: `postgres://postgres:hunter2-secret@127.0.0.1:${port}/x` }))
+  const refused = await cli(
+    ['check'],
+    cleanEnv({ DATABASE_URL: `postgres://postgres:hunter2-secret@127.0.0.1:${port}/x` }),
+  )
   assert.equal(refused.code, 3, refused.stdout + refused.stderr)
   assert.match(refused.stderr, /^error \[(connection_error|timeout)\]: /m)
   assert.ok(!(refused.stdout + refused.stderr).includes('hunter2'))
@@ -127,7 +135,10 @@ test('connection errors exit 3 and never print the password', async () => {
   assert.match(noDatabase.stderr, /^error \[\w+\]: /m)
   assert.ok(!(noDatabase.stdout + noDatabase.stderr).includes('hunter3'))
 
-  const viaEnv = await cli(['check'], cleanEnv({ PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'u', PGPASSWORD: 'hunter4-secret' }))
+  const viaEnv = await cli(
+    ['check'],
+    cleanEnv({ PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'u', PGPASSWORD: 'hunter4-secret' }),
+  )
   assert.equal(viaEnv.code, 3)
   assert.ok(!(viaEnv.stdout + viaEnv.stderr).includes('hunter4'))
 })

@@ -81,7 +81,12 @@ describe("the URL's options and statementTimeoutMillis", () => {
 
   test('statementTimeoutMillis wins over a statement_timeout in the URL, whose other settings stay', async () => {
     const repository = createPostgresProfileStoreRepository({
-      connectionString: urlWith({ options: options([['statement_timeout', '60000'], ['lock_timeout', '60000']]) }),
+      connectionString: urlWith({
+        options: options([
+          ['statement_timeout', '60000'],
+          ['lock_timeout', '60000'],
+        ]),
+      }),
       statementTimeoutMillis: 300,
       schema,
     })
@@ -135,7 +140,8 @@ describe('a statement cancelled by statement_timeout is a timeout with SQLSTATE 
     for (const close of closers) await close()
   })
   const modes = {
-    native: () => createPostgresProfileStoreRepository({ connectionString: server.url, statementTimeoutMillis: 300, schema }),
+    native: () =>
+      createPostgresProfileStoreRepository({ connectionString: server.url, statementTimeoutMillis: 300, schema }),
     pg: () => {
       const pool = new pg.Pool({ connectionString: server.url, max: 2, statement_timeout: 300 })
       closers.push(() => pool.end())
@@ -201,7 +207,8 @@ describe('an explicit option wins over the URL', () => {
       assert.equal(error.sqlState, '55P03', `${error.code}: ${error.message}`)
       const seen = await sessions(applicationName)
       assert.ok(seen.length > 0, 'a session of the repository is open')
-      for (const row of seen) assert.deepEqual(row, { application_name: applicationName, usename: USER, datname: DATABASE })
+      for (const row of seen)
+        assert.deepEqual(row, { application_name: applicationName, usename: USER, datname: DATABASE })
       assert.equal((await repository.saveProfile(doc(unique('after')))).metadata.revision, 1)
     } finally {
       await repository.close()

@@ -115,7 +115,11 @@ export { freePort as freePortNow } from '../../scripts/ecosystem/servers.mjs'
 
 /** `npm` without its update notifier; fails the test on a non-zero exit. Resolves to stdout. */
 export async function npm(args, cwd) {
-  const result = await run('npm', args, { cwd, timeoutMillis: 180000, env: { ...process.env, npm_config_update_notifier: 'false' } })
+  const result = await run('npm', args, {
+    cwd,
+    timeoutMillis: 180000,
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  })
   assert.equal(result.code, 0, `npm ${args.join(' ')} failed:\n${result.stderr}`)
   return result.stdout
 }

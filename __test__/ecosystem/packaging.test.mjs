@@ -13,7 +13,18 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { ADDON, PLATFORM_PACKAGE, ROOT, npm, packThisPackage, run, runNode, unique, useSchema, useServer } from './helpers.mjs'
+import {
+  ADDON,
+  PLATFORM_PACKAGE,
+  ROOT,
+  npm,
+  packThisPackage,
+  run,
+  runNode,
+  unique,
+  useSchema,
+  useServer,
+} from './helpers.mjs'
 
 const server = await useServer()
 const schema = await useSchema(server, 'pack')
@@ -55,8 +66,14 @@ describe('the packed main package', () => {
     for (const file of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'lib/native.js']) {
       assert.ok(main.files.includes(file), `${file} is missing from the tarball`)
     }
-    assert.deepEqual(main.files.filter((file) => file.endsWith('.node')), [])
-    assert.deepEqual(main.files.filter((file) => /^(src|target|__test__|npm|bench)\//.test(file)), [])
+    assert.deepEqual(
+      main.files.filter((file) => file.endsWith('.node')),
+      [],
+    )
+    assert.deepEqual(
+      main.files.filter((file) => /^(src|target|__test__|npm|bench)\//.test(file)),
+      [],
+    )
   })
 
   test('runs no install script', async () => {
@@ -105,7 +122,10 @@ describe('installed from the tarballs into an empty folder', () => {
       assert.ok(require.resolve('${PLATFORM_PACKAGE}').startsWith(process.cwd()))
       const { createPostgresProfileStoreRepository } = pkg
       ;(async () => { ${roundTrip('cjs_')} })().catch((error) => { console.error(error); process.exit(1) })`
-    const result = await run(process.execPath, ['-e', code], { cwd: dir, env: { ...process.env, DATABASE_URL: server.url } })
+    const result = await run(process.execPath, ['-e', code], {
+      cwd: dir,
+      env: { ...process.env, DATABASE_URL: server.url },
+    })
     assert.equal(result.code, 0, result.stderr)
     assert.deepEqual(JSON.parse(result.stdout), { revision: 1, loaded: 'packed-cjs_' })
   })
@@ -127,7 +147,10 @@ describe('installed from the tarballs into an empty folder', () => {
 
   test('the CLI is installed as a bin (npx pson5-postgres-store)', async () => {
     const bin = path.join(dir, 'node_modules', '.bin', 'pson5-postgres-store')
-    assert.ok(existsSync(bin), 'package.json needs "bin": { "pson5-postgres-store": "bin/pson5-postgres-store.js" } and "bin/" in "files"')
+    assert.ok(
+      existsSync(bin),
+      'package.json needs "bin": { "pson5-postgres-store": "bin/pson5-postgres-store.js" } and "bin/" in "files"',
+    )
     const result = await run(bin, ['schema', '--schema', 'app', '--prefix', 'x_'], { cwd: dir })
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /create table if not exists "app"\."x_profiles"/i)
@@ -141,14 +164,38 @@ describe('installed without the platform package', () => {
     dir = await app('app-main-only', [main.file])
   })
 
+  // Loading the package alone must fail (not the first call), with a code, the package to install, and no
+  // advice to build inside node_modules.
   for (const [kind, code] of [
-    ['require', `const m = require('@pson5/postgres-store'); try { m.createPostgresProfileStoreArtifacts() } catch (e) { console.log(e.message); process.exit(7) }`],
-    ['import', `import('@pson5/postgres-store').then((m) => m.createPostgresProfileStoreArtifacts()).catch((e) => { console.log(e.message); process.exit(7) })`],
+    [
+      'require',
+      `try { require('@pson5/postgres-store') } catch (e) { console.log(JSON.stringify({ code: e.code, packageName: e.packageName, message: e.message })); process.exit(7) }`,
+    ],
+    [
+      'import',
+      `import('@pson5/postgres-store').catch((e) => { console.log(JSON.stringify({ code: e.code, packageName: e.packageName, message: e.message })); process.exit(7) })`,
+    ],
   ]) {
-    test(`${kind}: the error names ${PLATFORM_PACKAGE}`, async () => {
+    test(`${kind} of the package fails at once with native_binding_missing, naming ${PLATFORM_PACKAGE}`, async () => {
       const result = await run(process.execPath, ['-e', code], { cwd: dir })
       assert.equal(result.code, 7, `expected the load to fail:\n${result.stdout}${result.stderr}`)
-      assert.ok(result.stdout.includes(PLATFORM_PACKAGE), result.stdout)
+      const error = JSON.parse(result.stdout)
+      assert.equal(error.code, 'native_binding_missing')
+      assert.equal(error.packageName, PLATFORM_PACKAGE)
+      assert.ok(error.message.includes(`npm install ${PLATFORM_PACKAGE}@${rootManifest.version}`), error.message)
+      assert.ok(!error.message.includes('npm run build'), error.message)
     })
   }
+
+  test('the CLI exits 4 (not 1, which means "check found problems") and says what to install', async () => {
+    const bin = path.join(dir, 'node_modules', '.bin', 'pson5-postgres-store')
+    for (const args of [['schema'], ['check']]) {
+      const result = await run(bin, args, { cwd: dir })
+      assert.equal(result.code, 4, `${args}: ${result.stdout}${result.stderr}`)
+      assert.match(result.stderr, /^error \[native_binding_missing\]: /m)
+      assert.ok(result.stderr.includes(PLATFORM_PACKAGE), result.stderr)
+    }
+    // Help needs no binary.
+    assert.equal((await run(bin, ['--help'], { cwd: dir })).code, 0)
+  })
 })
