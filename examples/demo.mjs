@@ -9,7 +9,12 @@ let embedded = null
 let connectionString = process.env.DATABASE_URL
 if (!connectionString) {
   console.log('DATABASE_URL is not set: starting an embedded PostgreSQL for this demo...')
-  embedded = await startEmbeddedPostgres()
+  try {
+    embedded = await startEmbeddedPostgres()
+  } catch (error) {
+    console.error(`error: ${error.message}`)
+    process.exit(1)
+  }
   connectionString = embedded.url
 }
 
@@ -60,7 +65,9 @@ try {
   console.log('deleted:', await repository.deleteProfile(profile.profile_id))
   console.log(
     `${events.length} events, e.g.`,
-    events.slice(0, 2).map(({ operation, durationMs, rowCount }) => ({ operation, durationMs: +durationMs.toFixed(2), rowCount })),
+    events
+      .slice(0, 2)
+      .map(({ operation, durationMs, rowCount }) => ({ operation, durationMs: +durationMs.toFixed(2), rowCount })),
   )
 } finally {
   await repository.close()

