@@ -23,6 +23,8 @@ import { appDir, ensureUpstream } from '../../scripts/upstream-022.mjs'
 import {
   PLATFORM_PACKAGE,
   ROOT,
+  UPSTREAM_PACKAGES,
+  installUpstream,
   pack,
   packAsPublished,
   packThisPackage,
@@ -31,8 +33,6 @@ import {
   useSchema,
   useServer,
 } from './helpers.mjs'
-
-const UPSTREAM = ['core-types', 'schemas', 'privacy', 'serialization-engine']
 
 const server = await useServer()
 const schema = await useSchema(server, 'layout')
@@ -91,13 +91,6 @@ async function runApp(entry, { cwd, args = [] }) {
   return JSON.parse(result.stdout.trim().split('\n').at(-1))
 }
 
-/** Copies the engine and its sibling packages from the 0.2.2 tarball into `nodeModules`/@pson5. */
-function installEngine(nodeModules) {
-  for (const name of UPSTREAM) {
-    cpSync(path.join(appDir, 'dist', name), path.join(nodeModules, '@pson5', name), { recursive: true })
-  }
-}
-
 describe('this package symlinked into the application, started from another directory', () => {
   let app
   let elsewhere
@@ -106,7 +99,7 @@ describe('this package symlinked into the application, started from another dire
     app = path.join(work, 'linked-app')
     const nodeModules = path.join(app, 'node_modules')
     mkdirSync(path.join(nodeModules, '@pson5'), { recursive: true })
-    installEngine(nodeModules)
+    installUpstream(nodeModules)
     // What npm link / `npm install <folder>` / a workspace leave: a symlink to a folder outside the application.
     symlinkSync(ROOT, path.join(nodeModules, '@pson5', 'postgres-store'), 'dir')
     writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'linked-app', private: true }))
@@ -133,7 +126,7 @@ describe('the class passed as profileStoreErrorClass', () => {
     // The engine is imported by file URL from a folder no lookup reaches.
     const vendor = path.join(work, 'vendor')
     const nodeModules = path.join(vendor, 'node_modules')
-    installEngine(nodeModules)
+    installUpstream(nodeModules)
     const engineUrl = pathToFileURL(path.join(nodeModules, '@pson5', 'serialization-engine', 'src', 'index.js')).href
     const app = path.join(work, 'explicit-app')
     mkdirSync(app)
@@ -173,7 +166,7 @@ describe('pnpm (isolated node_modules, hoist=false; a real pnpm install)', () =>
       '@pson5/postgres-store': `file:${published.file}`,
       [PLATFORM_PACKAGE]: `file:${platform.file}`,
     }
-    for (const name of UPSTREAM) {
+    for (const name of UPSTREAM_PACKAGES) {
       const dir = path.join(tarballs, `upstream-${name}`)
       cpSync(path.join(appDir, 'dist', name), dir, { recursive: true })
       const manifest = { name: `@pson5/${name}`, version: '0.2.2', type: 'module', exports: './src/index.js' }

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 
 import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
+import { appDir, ensureUpstream } from '../../scripts/upstream-022.mjs'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -164,4 +165,15 @@ export async function packAsPublished(mainTarball, dest) {
   manifest.optionalDependencies = { [PLATFORM_PACKAGE]: manifest.version }
   writeFileSync(manifestFile, JSON.stringify(manifest, null, 2))
   return pack(path.join(dir, 'package'), dest)
+}
+
+/** The upstream packages the 0.2.2 tarball bundles: serialization-engine and what it imports. */
+export const UPSTREAM_PACKAGES = ['core-types', 'schemas', 'privacy', 'serialization-engine']
+
+/** Copies serialization-engine 0.2.2 and its sibling packages into `nodeModules`/@pson5 (real copies, not links). */
+export function installUpstream(nodeModules) {
+  ensureUpstream()
+  for (const name of UPSTREAM_PACKAGES) {
+    cpSync(path.join(appDir, 'dist', name), path.join(nodeModules, '@pson5', name), { recursive: true })
+  }
 }
