@@ -207,12 +207,20 @@ export interface SslOptions {
 
 /** The native pool (names follow node-postgres; `PG*` variables fill what is missing). */
 export interface NativeConnectionOptions extends RepositoryOptions {
-  /** URL or `key=value` string; `sslmode=disable|prefer|require|verify-ca|verify-full` and `sslrootcert` work. */
+  /**
+   * URL or `key=value` string; `sslmode=disable|prefer|require|verify-ca|verify-full`, `sslrootcert`,
+   * `application_name`, `connect_timeout`, `options` and `target_session_attrs` work. Each explicit option below
+   * replaces only its own parameter.
+   */
   connectionString?: string
+  /** Default: the connection string's, else `PGHOST`, else `localhost`. */
   host?: string
+  /** Default: the connection string's, else `PGPORT`, else 5432. */
   port?: number
+  /** Default: the connection string's, else `PGUSER`, else the OS account of the process (as libpq; not `$USER`). */
   user?: string
   password?: string
+  /** Default: the connection string's, else `PGDATABASE`, else the user name. */
   database?: string
   /** `true` = verify-full; `{ rejectUnauthorized: false }` = require. */
   ssl?: boolean | SslOptions
@@ -222,9 +230,16 @@ export interface NativeConnectionOptions extends RepositoryOptions {
   connectionTimeoutMillis?: number
   /** Close connections idle this long; 0 = never. Default 10000. */
   idleTimeoutMillis?: number
-  /** Server-side statement_timeout. Default: the server's. */
+  /**
+   * Server-side `statement_timeout`, in ms, sent as a startup option after the connection string's `options` (or
+   * `PGOPTIONS`), which stay in force. A statement it cancels rejects with `timeout`, `sqlState: '57014'`.
+   * Default: the server's.
+   */
   statementTimeoutMillis?: number
-  /** Default `pson5-postgres-store`. */
+  /**
+   * Shown in `pg_stat_activity`. Default: the connection string's `application_name`, else `PGAPPNAME`, else
+   * `pson5-postgres-store`.
+   */
   applicationName?: string
   /**
    * Named prepared statements, cached per connection. Default true; set false behind a
@@ -255,9 +270,13 @@ export interface SchemaCheck {
 }
 
 export interface PoolStatus {
+  /** `max`. */
   maxSize: number
+  /** Open connections. */
   size: number
+  /** Open connections with no call in flight. */
   available: number
+  /** Calls waiting for the pool to open a connection. */
   waiting: number
 }
 
@@ -369,7 +388,9 @@ export declare function createPostgresProfileStoreArtifacts(options?: ArtifactOp
 /** Native pool from `DATABASE_URL`, else the `PG*` variables. */
 export declare function createPostgresProfileStoreRepository(): PostgresProfileStoreRepository
 /** Native pool. */
-export declare function createPostgresProfileStoreRepository(options: NativeConnectionOptions): PostgresProfileStoreRepository
+export declare function createPostgresProfileStoreRepository(
+  options: NativeConnectionOptions,
+): PostgresProfileStoreRepository
 /** Statements run through the caller's executor (or pg/postgres.js instance). */
 export declare function createPostgresProfileStoreRepository(options: ExecutorOptions): PostgresProfileStoreRepository
 /** The 0.2.2 call form. */
