@@ -83,6 +83,8 @@ export function run(command, args, { env = process.env, cwd = ROOT, timeoutMilli
       clearTimeout(timer)
       resolve({ code: code ?? (signal ? `signal ${signal}` : null), stdout, stderr })
     })
+    // A child that exits without reading its stdin (cp, git) makes the write fail with EPIPE: not an error here.
+    child.stdin.on('error', () => {})
     child.stdin.end(input ?? '')
   })
 }
