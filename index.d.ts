@@ -286,45 +286,6 @@ export interface PoolStatus {
  */
 export interface DocumentProfileStoreRepository {
   readonly kind: string
-  readCurrentProfile<T extends ProfileFields = ProfileDocument>(
-    profileId: string,
-    options?: OperationOptions,
-  ): Promise<StoredProfile<T> | null>
-  /** Upserts the document at its `metadata.revision` (required: `validation_error` without it). */
-  writeCurrentProfile(profile: ProfileFields, options?: OperationOptions): Promise<void>
-  /** Upserts the snapshot of `metadata.revision` (required) in the audit table. */
-  writeProfileRevision(profile: ProfileFields, options?: OperationOptions): Promise<void>
-  listProfileRevisionNumbers(profileId: string, options?: OperationOptions): Promise<number[]>
-  readUserProfileIndex(userId: string, options?: OperationOptions): Promise<UserProfileIndexRecord | null>
-  writeUserProfileIndex(record: UserProfileIndexRecord, options?: OperationOptions): Promise<void>
-}
-
-/**
- * serialization-engine's `ProfileStoreAdapter` (what `{ adapter }` takes). Assignable to the type of
- * `@pson5/core-types`: the loads are generic in the document type, so they return its `PsonProfile` there.
- */
-export interface ProfileStoreAdapter {
-  readonly kind: string
-  saveProfile<T extends ProfileFields>(profile: T, options?: SaveProfileOptions): Promise<StoredProfile<T>>
-  loadProfile<T extends ProfileFields = ProfileDocument>(
-    profileId: string,
-    options?: OperationOptions,
-  ): Promise<StoredProfile<T>>
-  profileExists(profileId: string, options?: OperationOptions): Promise<boolean>
-  listProfileRevisions(profileId: string, options?: OperationOptions): Promise<number[]>
-  findProfilesByUserId(userId: string, options?: OperationOptions): Promise<string[]>
-  loadProfileByUserId<T extends ProfileFields = ProfileDocument>(
-    userId: string,
-    options?: OperationOptions,
-  ): Promise<StoredProfile<T>>
-}
-
-/**
- * The repository. Methods that return documents are generic in the document type (`loadProfile<PsonProfile>(id)`,
- * or inferred from where the result goes); the type is not checked at run time.
- */
-export declare class PostgresProfileStoreRepository implements DocumentProfileStoreRepository, ProfileStoreAdapter {
-  readonly kind: 'postgres'
   /** The current document, or null. */
   readCurrentProfile<T extends ProfileFields = ProfileDocument>(
     profileId: string,
@@ -334,30 +295,48 @@ export declare class PostgresProfileStoreRepository implements DocumentProfileSt
   writeCurrentProfile(profile: ProfileFields, options?: OperationOptions): Promise<void>
   /** Upserts the snapshot of `metadata.revision` (required) in the audit table. */
   writeProfileRevision(profile: ProfileFields, options?: OperationOptions): Promise<void>
+  /** Revision numbers, ascending; `[]` when there are none. */
   listProfileRevisionNumbers(profileId: string, options?: OperationOptions): Promise<number[]>
   readUserProfileIndex(userId: string, options?: OperationOptions): Promise<UserProfileIndexRecord | null>
+  /** Replaces the user's index rows; reading them back gives the same record. */
   writeUserProfileIndex(record: UserProfileIndexRecord, options?: OperationOptions): Promise<void>
+}
 
+/**
+ * serialization-engine's `ProfileStoreAdapter` (what `{ adapter }` takes). Assignable to the type of
+ * `@pson5/core-types`: the loads are generic in the document type, so they return its `PsonProfile` there.
+ */
+export interface ProfileStoreAdapter {
+  readonly kind: string
+  /**
+   * One atomic statement: revision = stored + 1, audit row, index upsert. Returns the stored document: your object
+   * with `metadata.revision` set. `conflict` when `expectedRevision` is not the stored revision.
+   */
+  saveProfile<T extends ProfileFields>(profile: T, options?: SaveProfileOptions): Promise<StoredProfile<T>>
   /** Rejects with `not_found` (`storeCode: 'profile_not_found'`) when missing. */
   loadProfile<T extends ProfileFields = ProfileDocument>(
     profileId: string,
     options?: OperationOptions,
   ): Promise<StoredProfile<T>>
   profileExists(profileId: string, options?: OperationOptions): Promise<boolean>
-  /** The profile of that user saved most recently. */
+  /** Revision numbers, ascending; `not_found` when there are none. */
+  listProfileRevisions(profileId: string, options?: OperationOptions): Promise<number[]>
+  /** Profile ids of a user, oldest first. */
+  findProfilesByUserId(userId: string, options?: OperationOptions): Promise<string[]>
+  /** The profile of that user saved most recently; `not_found` when the user has none. */
   loadProfileByUserId<T extends ProfileFields = ProfileDocument>(
     userId: string,
     options?: OperationOptions,
   ): Promise<StoredProfile<T>>
-  /** Profile ids of a user, oldest first. */
-  findProfilesByUserId(userId: string, options?: OperationOptions): Promise<string[]>
-  /** Revision numbers, ascending; `not_found` when there are none. */
-  listProfileRevisions(profileId: string, options?: OperationOptions): Promise<number[]>
-  /**
-   * One atomic statement: revision = stored + 1, audit row, index upsert. Returns the stored document:
-   * your object with `metadata.revision` set.
-   */
-  saveProfile<T extends ProfileFields>(profile: T, options?: SaveProfileOptions): Promise<StoredProfile<T>>
+}
+
+/**
+ * The repository: a `DocumentProfileStoreRepository` and a `ProfileStoreAdapter` (those methods are declared with
+ * them), plus the methods below. Methods that return documents are generic in the document type
+ * (`loadProfile<PsonProfile>(id)`, or inferred from where the result goes); the type is not checked at run time.
+ */
+export declare class PostgresProfileStoreRepository {
+  readonly kind: 'postgres'
   /** Removes the profile, its audit rows and index rows; true when anything was removed. */
   deleteProfile(profileId: string, options?: OperationOptions): Promise<boolean>
   listAuditEntries(profileId: string, options?: ListAuditEntriesOptions): Promise<AuditPage>
@@ -382,6 +361,8 @@ export declare class PostgresProfileStoreRepository implements DocumentProfileSt
   /** Later calls reject with `closed`; resolves when calls in flight settle (at most `timeoutMillis`, default 5000). */
   close(options?: { timeoutMillis?: number }): Promise<void>
 }
+// Declaration merging: the class has every method of both interfaces, declared once, there.
+export interface PostgresProfileStoreRepository extends DocumentProfileStoreRepository, ProfileStoreAdapter {}
 
 export declare function createPostgresProfileStoreArtifacts(options?: ArtifactOptions): PostgresProfileStoreArtifacts
 

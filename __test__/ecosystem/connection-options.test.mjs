@@ -43,6 +43,17 @@ before(async () => {
   await setup.close()
 })
 
+/** A save of the locked profile through `repository` rejects with timeout/57014 (then the repository is closed). */
+async function expectStatementTimeout(repository) {
+  try {
+    const error = await saveBehindLock(repository)
+    assert.equal(error.code, 'timeout', error.message)
+    assert.equal(error.sqlState, '57014')
+  } finally {
+    await repository.close()
+  }
+}
+
 /** The rejection of a save of the locked profile through `repository`. */
 async function saveBehindLock(repository) {
   await repository.profileExists(LOCKED) // the pool's connection is open before the lock is taken
@@ -90,13 +101,7 @@ describe("the URL's options and statementTimeoutMillis", () => {
       statementTimeoutMillis: 300,
       schema,
     })
-    try {
-      const error = await saveBehindLock(repository)
-      assert.equal(error.code, 'timeout', error.message)
-      assert.equal(error.sqlState, '57014')
-    } finally {
-      await repository.close()
-    }
+    await expectStatementTimeout(repository)
   })
 
   test('PGOPTIONS fills in when the URL has no options, and combines with statementTimeoutMillis', async () => {
@@ -154,16 +159,7 @@ describe('a statement cancelled by statement_timeout is a timeout with SQLSTATE 
     },
   }
   for (const [mode, make] of Object.entries(modes)) {
-    test(mode, async () => {
-      const repository = make()
-      try {
-        const error = await saveBehindLock(repository)
-        assert.equal(error.code, 'timeout', error.message)
-        assert.equal(error.sqlState, '57014')
-      } finally {
-        await repository.close()
-      }
-    })
+    test(mode, () => expectStatementTimeout(make()))
   }
 })
 

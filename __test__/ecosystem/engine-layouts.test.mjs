@@ -13,10 +13,9 @@
 // The engine and its siblings come from the 0.2.2 tarball (scripts/upstream-022.mjs).
 
 import assert from 'node:assert/strict'
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 
 import { appDir, ensureUpstream } from '../../scripts/upstream-022.mjs'
@@ -32,12 +31,12 @@ import {
   unique,
   useSchema,
   useServer,
+  useTempDir,
 } from './helpers.mjs'
 
 const server = await useServer()
 const schema = await useSchema(server, 'layout')
-const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-layouts-'))
-after(() => rmSync(work, { recursive: true, force: true }))
+const work = useTempDir('layouts')
 ensureUpstream()
 
 /**

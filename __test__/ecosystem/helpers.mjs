@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -42,6 +43,13 @@ export async function useServer() {
     if (embedded) await embedded.stop()
   })
   return { url, admin, cleanups, sql: (text, params) => admin.query(text, params) }
+}
+
+/** A fresh folder under the temp directory, removed after the file. */
+export function useTempDir(prefix) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `pson5-${prefix}-`))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
 }
 
 /** A fresh schema on `server`, dropped (cascade) after the file. */

@@ -2,13 +2,12 @@
 // loading the package, queries through each) and expects it to pass.
 
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import os from 'node:os'
 import path from 'node:path'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
-import { ROOT, run, useSchema, useServer } from './helpers.mjs'
+import { ROOT, run, useSchema, useServer, useTempDir } from './helpers.mjs'
 
 const server = await useServer()
 const schema = await useSchema(server, 'jest')
@@ -39,8 +38,7 @@ test('the Jest suite passes (module registries load the addon twice)', async () 
 describe('jest --detectOpenHandles', () => {
   const JEST_VERSION = createRequire(import.meta.url)('jest/package.json').version
   const ignoresCustomGc = compareVersions(JEST_VERSION, '30.5.0') >= 0
-  const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-jest-handles-'))
-  after(() => rmSync(work, { recursive: true, force: true }))
+  const work = useTempDir('jest-handles')
 
   /** An application using the package by name, with a Jest config of `extra`; resolves to Jest's stderr. */
   async function detectOpenHandles(name, extra) {

@@ -10,17 +10,15 @@
 // node_modules hard-linked (copied across file systems) and the built addon.
 
 import assert from 'node:assert/strict'
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import os from 'node:os'
+import { chmodSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 
-import { ADDON, ROOT, cleanEnv, run } from './helpers.mjs'
+import { ADDON, ROOT, cleanEnv, run, useTempDir } from './helpers.mjs'
 
 const asRoot = process.getuid?.() === 0
-const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-newcomer-'))
+const work = useTempDir('newcomer')
 chmodSync(work, 0o755) // open to others, like /tmp; what is private is made so below
-after(() => rmSync(work, { recursive: true, force: true }))
 
 /** A temp directory for one run, mode `mode`, to see what the run leaves behind. */
 function tempDir(name, mode) {

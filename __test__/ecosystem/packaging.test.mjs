@@ -8,10 +8,9 @@
 // platform package is packed from a temporary copy holding the built addon.
 
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 
 import {
   ADDON,
@@ -24,12 +23,12 @@ import {
   unique,
   useSchema,
   useServer,
+  useTempDir,
 } from './helpers.mjs'
 
 const server = await useServer()
 const schema = await useSchema(server, 'pack')
-const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-pack-'))
-after(() => rmSync(work, { recursive: true, force: true }))
+const work = useTempDir('pack')
 
 const rootManifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 

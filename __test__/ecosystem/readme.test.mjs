@@ -5,26 +5,22 @@
 // The SDK's block is not run: @pson5/sdk is not published on npm.
 
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, test } from 'node:test'
 
 import pg from 'pg'
 
 import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
-import { ROOT, installUpstream, run } from './helpers.mjs'
+import { ROOT, installUpstream, run, useTempDir } from './helpers.mjs'
 
 const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
 const quickStart = readme.slice(readme.indexOf('\n## Quick start\n'), readme.indexOf('\n### Under Jest\n'))
 const blocks = [...quickStart.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1])
 
 const server = await startEmbeddedPostgres()
-const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-readme-'))
-after(async () => {
-  rmSync(work, { recursive: true, force: true })
-  await server.stop()
-})
+after(() => server.stop())
+const work = useTempDir('readme')
 
 const app = path.join(work, 'app')
 mkdirSync(path.join(app, 'node_modules', '@pson5'), { recursive: true })
