@@ -3,37 +3,12 @@
 // lines make the check fail if a type widened to `any`.
 
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const TSC = path.join(ROOT, 'node_modules', '.bin', process.platform === 'win32' ? 'tsc.cmd' : 'tsc')
-const FLAGS = [
-  '--strict',
-  '--noEmit',
-  '--pretty',
-  'false',
-  '--module',
-  'nodenext',
-  '--moduleResolution',
-  'nodenext',
-  '--target',
-  'es2022',
-  '--types',
-  'node',
-]
-
-function tsc(files) {
-  return new Promise((resolve) => {
-    execFile(TSC, [...FLAGS, ...files], { cwd: ROOT, shell: process.platform === 'win32' }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, output: `${stdout}${stderr}` })
-    })
-  })
-}
+import { ROOT, tsc } from './helpers/tsc.mjs'
 
 test('the typed usage samples (ESM and CommonJS) compile with tsc --strict', async () => {
   const { code, output } = await tsc(['__test__/types/usage.mts', '__test__/types/usage.cts'])

@@ -67,9 +67,9 @@ export function runNode(code, { env = process.env, cwd = ROOT, args = [], timeou
   return run(process.execPath, ['--input-type=module', '-e', code, ...args], { env, cwd, timeoutMillis })
 }
 
-export function run(command, args, { env = process.env, cwd = ROOT, timeoutMillis = 60000, input } = {}) {
+export function run(command, args, { env = process.env, cwd = ROOT, timeoutMillis = 60000, input, shell = false } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { env, cwd, shell, stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk) => (stdout += chunk))

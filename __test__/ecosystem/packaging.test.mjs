@@ -1,6 +1,7 @@
 // What `npm install @pson5/postgres-store` gives a user: the main package and
-// the platform package built here (linux-x64-gnu), each from `npm pack`,
-// installed from their tarballs into an empty application folder.
+// the platform package for this machine (linux-x64-gnu here; in CI, each
+// platform's job tests its own), each from `npm pack`, installed from their
+// tarballs into an empty application folder.
 //
 // The main package.json lists the platform packages in optionalDependencies
 // only at publish time (`napi prepublish`), so the platform tarball is named
@@ -14,37 +15,23 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { ROOT, run, runNode, unique, useSchema, useServer } from './helpers.mjs'
+import { ROOT_MANIFEST as rootManifest, currentPlatformPackage, npm, pack } from '../helpers/packages.mjs'
 
-const PLATFORM = 'linux-x64-gnu'
-const PLATFORM_PACKAGE = `@pson5/postgres-store-${PLATFORM}`
-const ADDON = `postgres-store.${PLATFORM}.node`
+const { platform: PLATFORM, dir: PLATFORM_DIR, manifest: PLATFORM_MANIFEST, name: PLATFORM_PACKAGE, addon: ADDON } =
+  currentPlatformPackage()
 
 const server = await useServer()
 const schema = await useSchema(server, 'pack')
 const work = mkdtempSync(path.join(os.tmpdir(), 'pson5-pack-'))
 after(() => rmSync(work, { recursive: true, force: true }))
 
-const rootManifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-
-async function npm(args, cwd) {
-  const result = await run('npm', args, { cwd, timeoutMillis: 180000, env: { ...process.env, npm_config_update_notifier: 'false' } })
-  assert.equal(result.code, 0, `npm ${args.join(' ')} failed:\n${result.stderr}`)
-  return result.stdout
-}
-
-/** `npm pack` of `dir` into `work`; returns { file, files } from npm's JSON report. */
-async function pack(dir) {
-  // --ignore-scripts: `prepare` would build the addon from source here.
-  const [report] = JSON.parse(await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], dir))
-  return { file: path.join(work, report.filename), files: report.files.map((f) => f.path) }
-}
-
-function manifestIn(tarball) {
-  const out = path.join(work, unique('manifest'))
-  mkdirSync(out)
-  return run('tar', ['xzf', tarball, '-C', out, 'package/package.json']).then(() =>
-    JSON.parse(readFileSync(path.join(out, 'package', 'package.json'), 'utf8')),
-  )
+async function manifestIn(tarball) {
+  // Relative paths: Windows' tar reads "C:" as a remote host name.
+  const out = unique('manifest')
+  mkdirSync(path.join(work, out))
+  const result = await run('tar', ['xzf', path.basename(tarball), '-C', out, 'package/package.json'], { cwd: work })
+  assert.equal(result.code, 0, result.stderr)
+  return JSON.parse(readFileSync(path.join(work, out, 'package', 'package.json'), 'utf8'))
 }
 
 async function app(name, tarballs) {
@@ -52,7 +39,7 @@ async function app(name, tarballs) {
   mkdirSync(dir)
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true }))
   // --offline: nothing but the tarballs may be needed.
-  await npm(['install', ...tarballs, '--no-audit', '--no-fund', '--offline'], dir)
+  await npm(['install', ...tarballs, '--no-audit', '--no-fund', '--offline'], { cwd: dir })
   return dir
 }
 
@@ -60,11 +47,11 @@ let main
 let platform
 
 before(async () => {
-  main = await pack(ROOT)
+  main = await pack(ROOT, work)
   const platformDir = path.join(work, 'platform-src')
-  cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
+  cpSync(PLATFORM_DIR, platformDir, { recursive: true })
   cpSync(path.join(ROOT, ADDON), path.join(platformDir, ADDON))
-  platform = await pack(platformDir)
+  platform = await pack(platformDir, work)
 })
 
 describe('the packed main package', () => {
@@ -90,15 +77,15 @@ describe('the packed main package', () => {
     assert.deepEqual(manifest.dependencies ?? {}, {})
   })
 
-  test('the platform package holds exactly the addon, for linux x64 glibc', async () => {
+  test(`the platform package holds exactly the addon, for ${PLATFORM}`, async () => {
     const manifest = await manifestIn(platform.file)
     assert.equal(manifest.name, PLATFORM_PACKAGE)
     assert.equal(manifest.version, rootManifest.version)
     assert.equal(manifest.main, ADDON)
-    assert.deepEqual(manifest.os, ['linux'])
-    assert.deepEqual(manifest.cpu, ['x64'])
-    assert.deepEqual(manifest.libc, ['glibc'])
-    assert.deepEqual(platform.files.sort(), [ADDON, 'README.md', 'package.json'].sort())
+    assert.deepEqual(manifest.os, PLATFORM_MANIFEST.os)
+    assert.deepEqual(manifest.cpu, PLATFORM_MANIFEST.cpu)
+    assert.deepEqual(manifest.libc, PLATFORM_MANIFEST.libc)
+    assert.deepEqual(platform.files, [ADDON, 'README.md', 'package.json'].sort())
     assert.equal(manifest.scripts, undefined)
   })
 })
@@ -147,9 +134,11 @@ describe('installed from the tarballs into an empty folder', () => {
   })
 
   test('the CLI is installed as a bin (npx pson5-postgres-store)', async () => {
-    const bin = path.join(dir, 'node_modules', '.bin', 'pson5-postgres-store')
+    // npm links a .cmd shim on Windows, which only a shell can start.
+    const windows = process.platform === 'win32'
+    const bin = path.join(dir, 'node_modules', '.bin', `pson5-postgres-store${windows ? '.cmd' : ''}`)
     assert.ok(existsSync(bin), 'package.json needs "bin": { "pson5-postgres-store": "bin/pson5-postgres-store.js" } and "bin/" in "files"')
-    const result = await run(bin, ['schema', '--schema', 'app', '--prefix', 'x_'], { cwd: dir })
+    const result = await run(bin, ['schema', '--schema', 'app', '--prefix', 'x_'], { cwd: dir, shell: windows })
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /create table if not exists "app"\."x_profiles"/i)
   })
