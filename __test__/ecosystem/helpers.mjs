@@ -2,7 +2,6 @@
 // embedded one started for the file), unique names, and a way to run a
 // snippet in a child process with a controlled environment.
 
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { after } from 'node:test'
@@ -11,6 +10,9 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 
 import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
+import { run } from '../helpers/run.mjs'
+
+export { run }
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -65,23 +67,6 @@ export function cleanEnv(extra = {}) {
  */
 export function runNode(code, { env = process.env, cwd = ROOT, args = [], timeoutMillis = 60000 } = {}) {
   return run(process.execPath, ['--input-type=module', '-e', code, ...args], { env, cwd, timeoutMillis })
-}
-
-export function run(command, args, { env = process.env, cwd = ROOT, timeoutMillis = 60000, input, shell = false } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, cwd, shell, stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMillis)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code: code ?? (signal ? `signal ${signal}` : null), stdout, stderr })
-    })
-    child.stdin.end(input ?? '')
-  })
 }
 
 /** The rejection of `promise` (fails the test when it resolves). */

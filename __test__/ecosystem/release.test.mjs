@@ -12,7 +12,6 @@
 // Everything runs offline except npm's registry.
 
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -25,6 +24,7 @@ import { formatMessage } from 'publint/utils'
 import { parse as parseYaml } from 'yaml'
 
 import { ROOT, ROOT_MANIFEST, npm, pack, readJson } from '../helpers/packages.mjs'
+import { run } from '../helpers/run.mjs'
 import { tsc } from '../helpers/tsc.mjs'
 
 const require = createRequire(import.meta.url)
@@ -58,11 +58,7 @@ function scratch(name) {
 
 /** Runs a Node script; resolves to { code, stdout, stderr }. */
 function node(args, { cwd = ROOT } = {}) {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr })
-    })
-  })
+  return run(process.execPath, args, { cwd, timeoutMillis: 300000 })
 }
 
 // ---------------------------------------------------------------------------

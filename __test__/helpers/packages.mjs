@@ -2,10 +2,11 @@
 // npm (also on Windows), packing a folder, and the per-platform package under
 // npm/ that matches the machine the tests run on.
 
-import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { run } from './run.mjs'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const ROOT_MANIFEST = readJson(path.join(ROOT, 'package.json'))
@@ -20,29 +21,17 @@ export function readJson(file) {
  * Node (npm_execpath): on Windows `npm` is a .cmd file that spawn() cannot start
  * without a shell.
  */
-export function npm(args, { cwd = ROOT, env = process.env, timeoutMillis = 180000 } = {}) {
+export async function npm(args, { cwd = ROOT, env = process.env, timeoutMillis = 180000 } = {}) {
   const execPath = process.env.npm_execpath
-  const viaNode = execPath && /\.c?js$/.test(execPath)
-  const [command, commandArgs] = viaNode ? [process.execPath, [execPath, ...args]] : ['npm', args]
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, commandArgs, {
-      cwd,
-      env: { ...env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      shell: !viaNode && process.platform === 'win32',
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMillis)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(stdout)
-      else reject(new Error(`npm ${args.join(' ')} exited with ${code}:\n${stderr}`))
-    })
+  const viaNode = Boolean(execPath) && /\.c?js$/.test(execPath)
+  const result = await run(viaNode ? process.execPath : 'npm', viaNode ? [execPath, ...args] : args, {
+    cwd,
+    env: { ...env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' },
+    shell: !viaNode && process.platform === 'win32',
+    timeoutMillis,
   })
+  if (result.code !== 0) throw new Error(`npm ${args.join(' ')} exited with ${result.code}:\n${result.stderr}`)
+  return result.stdout
 }
 
 /**
