@@ -142,6 +142,20 @@ describe('the workflow (.github/workflows/CI.yml)', () => {
     assert.equal(upload.with['if-no-files-found'], 'error')
   })
 
+  test('the gcc cross toolchains that --use-napi-cross downloads exist in the registry at the installed version', async () => {
+    // @napi-rs/cross-toolchain downloads its per-target toolchain package at its own version; 1.0.5 names
+    // versions that were never published, hence the "overrides" pin in package.json.
+    const napiRequire = createRequire(require.resolve('@napi-rs/cli/package.json'))
+    const { version } = napiRequire('@napi-rs/cross-toolchain/package.json')
+    assert.equal(ROOT_MANIFEST.overrides?.['@napi-rs/cross-toolchain'], version)
+    const crossTargets = jobs.build.strategy.matrix.settings.filter((entry) => entry.build.includes('--use-napi-cross'))
+    assert.deepEqual(crossTargets.map((entry) => entry.target).sort(), ['aarch64-unknown-linux-gnu', 'x86_64-unknown-linux-gnu'])
+    for (const { target } of crossTargets) {
+      const toolchain = `@napi-rs/cross-toolchain-x64-target-${target.split('-')[0]}@${version}`
+      assert.equal((await npm(['view', toolchain, 'version'])).trim(), version, `${toolchain} is not in the registry`)
+    }
+  })
+
   test('every target is downloaded and tested by a job that needs the build', () => {
     const tested = new Set()
     for (const { jobId, job, combination, step } of steps) {
