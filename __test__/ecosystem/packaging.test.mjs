@@ -1,6 +1,7 @@
 // What `npm install @pson5/postgres-store` gives a user: the main package and
-// the platform package built here (linux-x64-gnu), each from `npm pack`,
-// installed from their tarballs into an empty application folder.
+// the platform package for this machine (linux-x64-gnu here; in CI, each
+// platform's job tests its own), each from `npm pack`, installed from their
+// tarballs into an empty application folder.
 //
 // The main package.json lists the platform packages in optionalDependencies
 // only at publish time (`napi prepublish`), so the platform tarball is named
@@ -25,19 +26,21 @@ import {
   useServer,
   useTempDir,
 } from './helpers.mjs'
+import { ROOT_MANIFEST as rootManifest, currentPlatformPackage } from '../helpers/packages.mjs'
+
+const { platform: PLATFORM, manifest: PLATFORM_MANIFEST } = currentPlatformPackage()
 
 const server = await useServer()
 const schema = await useSchema(server, 'pack')
 const work = useTempDir('pack')
 
-const rootManifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-
-function manifestIn(tarball) {
-  const out = path.join(work, unique('manifest'))
-  mkdirSync(out)
-  return run('tar', ['xzf', tarball, '-C', out, 'package/package.json']).then(() =>
-    JSON.parse(readFileSync(path.join(out, 'package', 'package.json'), 'utf8')),
-  )
+async function manifestIn(tarball) {
+  // Relative paths: Windows' tar reads "C:" as a remote host name.
+  const out = unique('manifest')
+  mkdirSync(path.join(work, out))
+  const result = await run('tar', ['xzf', path.basename(tarball), '-C', out, 'package/package.json'], { cwd: work })
+  assert.equal(result.code, 0, result.stderr)
+  return JSON.parse(readFileSync(path.join(work, out, 'package', 'package.json'), 'utf8'))
 }
 
 async function app(name, tarballs) {
@@ -45,7 +48,7 @@ async function app(name, tarballs) {
   mkdirSync(dir)
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true }))
   // --offline: nothing but the tarballs may be needed.
-  await npm(['install', ...tarballs, '--no-audit', '--no-fund', '--offline'], dir)
+  await npm(['install', ...tarballs, '--no-audit', '--no-fund', '--offline'], { cwd: dir })
   return dir
 }
 
@@ -85,15 +88,15 @@ describe('the packed main package', () => {
     assert.deepEqual(manifest.dependencies ?? {}, {})
   })
 
-  test('the platform package holds exactly the addon, for linux x64 glibc', async () => {
+  test(`the platform package holds exactly the addon, for ${PLATFORM}`, async () => {
     const manifest = await manifestIn(platform.file)
     assert.equal(manifest.name, PLATFORM_PACKAGE)
     assert.equal(manifest.version, rootManifest.version)
     assert.equal(manifest.main, ADDON)
-    assert.deepEqual(manifest.os, ['linux'])
-    assert.deepEqual(manifest.cpu, ['x64'])
-    assert.deepEqual(manifest.libc, ['glibc'])
-    assert.deepEqual(platform.files.sort(), [ADDON, 'README.md', 'package.json'].sort())
+    assert.deepEqual(manifest.os, PLATFORM_MANIFEST.os)
+    assert.deepEqual(manifest.cpu, PLATFORM_MANIFEST.cpu)
+    assert.deepEqual(manifest.libc, PLATFORM_MANIFEST.libc)
+    assert.deepEqual(platform.files, [ADDON, 'README.md', 'package.json'].sort())
     assert.equal(manifest.scripts, undefined)
   })
 })
@@ -145,12 +148,11 @@ describe('installed from the tarballs into an empty folder', () => {
   })
 
   test('the CLI is installed as a bin (npx pson5-postgres-store)', async () => {
-    const bin = path.join(dir, 'node_modules', '.bin', 'pson5-postgres-store')
-    assert.ok(
-      existsSync(bin),
-      'package.json needs "bin": { "pson5-postgres-store": "bin/pson5-postgres-store.js" } and "bin/" in "files"',
-    )
-    const result = await run(bin, ['schema', '--schema', 'app', '--prefix', 'x_'], { cwd: dir })
+    // npm links a .cmd shim on Windows, which only a shell can start.
+    const windows = process.platform === 'win32'
+    const bin = path.join(dir, 'node_modules', '.bin', `pson5-postgres-store${windows ? '.cmd' : ''}`)
+    assert.ok(existsSync(bin), 'package.json needs "bin": { "pson5-postgres-store": "bin/pson5-postgres-store.js" } and "bin/" in "files"')
+    const result = await run(bin, ['schema', '--schema', 'app', '--prefix', 'x_'], { cwd: dir, shell: windows })
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /create table if not exists "app"\."x_profiles"/i)
   })
