@@ -15,5 +15,5 @@
 // addon is already in Node's module cache when a test requires the package, so
 // no handle is made under a test.
 module.exports = function loadNativeAddon() {
-  require('../index.js')
+  require('./index.js')
 }
