@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { appDir, ensureUpstream, importUpstream } from '../scripts/upstream-022.mjs'
 import { PostgresStoreError } from '../index.mjs'
-import { useDatabase } from './helpers/database.mjs'
+import { MODES, useDatabase } from './helpers/database.mjs'
 
 ensureUpstream()
 const engine = await importUpstream('serialization-engine')
@@ -171,6 +171,103 @@ for (const mode of ['native', 'pg']) {
       const error = await rejection(engine.saveProfile({ profile_id: 42, user_id: 'u' }, options))
       assert.equal(error.code, 'validation_error')
       assert.ok(error instanceof PostgresStoreError)
+    })
+  })
+}
+
+// What an audit row says about a change, without what differs between two
+// profiles (ids, wall-clock times).
+function auditFacts(entries) {
+  return entries.map((entry) => ({
+    revision: entry.revision,
+    previous_revision: entry.previous_revision,
+    source_count: entry.source_count,
+    source_count_delta: entry.source_count_delta,
+    changed_top_level_paths: entry.changed_top_level_paths,
+    pson_version: entry.pson_version,
+    tenant_id: entry.tenant_id,
+  }))
+}
+
+for (const mode of MODES) {
+  describe(`audit rows are the same whichever path wrote them (${mode})`, () => {
+    let repository
+    let store
+
+    before(async () => {
+      repository = db.repository(mode, { tablePrefix: `audit_${mode}_` })
+      await repository.ensureSchema()
+      store = engine.createDocumentProfileStoreAdapter(repository)
+    })
+
+    /** initProfile then observeFact through `adapter`; the profile's audit entries. */
+    async function initAndObserve(adapter, user) {
+      const options = { adapter, rootDir }
+      await freshMillisecond()
+      const created = await engine.initProfile({ user_id: user, tenant_id: 'tenant-1' }, options)
+      await engine.observeFact({ profile_id: created.profile_id, domain: 'core', key: 'city', value: 'Lisbon' }, options)
+      return (await repository.listAuditEntries(created.profile_id)).entries
+    }
+
+    test('initProfile then observeFact: the 0.2.2 adapter writes the audit rows saveProfile writes', async () => {
+      const viaAdapter = await initAndObserve(store, `audit-adapter-${mode}`)
+      const viaSave = await initAndObserve(repository, `audit-save-${mode}`)
+      assert.deepEqual(auditFacts(viaSave).map((e) => [e.revision, e.previous_revision]), [
+        [2, 1],
+        [1, null],
+      ])
+      assert.deepEqual(viaSave[0].changed_top_level_paths, ['layers', 'metadata'])
+      assert.deepEqual(auditFacts(viaAdapter), auditFacts(viaSave))
+    })
+
+    test('revisions written alternately through saveProfile and the adapter form one unbroken chain', async () => {
+      await freshMillisecond()
+      let profile = await engine.initProfile({ user_id: `audit-mixed-${mode}` }, { adapter: store, rootDir })
+      const id = profile.profile_id
+      for (let step = 0; step < 4; step++) {
+        const next = engine.bumpRevision(profile)
+        next.metadata.source_count = profile.metadata.source_count + step + 1
+        next.layers.observed.core = { facts: { step } }
+        profile =
+          step % 2 === 0
+            ? await repository.saveProfile(next, { context: { step } })
+            : await engine.saveProfile(next, { adapter: store, rootDir })
+      }
+      const { entries } = await repository.listAuditEntries(id)
+      assert.deepEqual(
+        entries.map((e) => [e.revision, e.previous_revision, e.source_count_delta]),
+        [
+          [5, 4, 4],
+          [4, 3, 3],
+          [3, 2, 2],
+          [2, 1, 1],
+          [1, null, 0],
+        ],
+      )
+      for (const entry of entries.slice(0, 4)) assert.deepEqual(entry.changed_top_level_paths, ['layers', 'metadata'])
+    })
+
+    test('writeProfileRevision out of order: the later revision is re-linked to the one written in between', async () => {
+      const id = `audit-order-${mode}`
+      const doc = (revision, sourceCount) => ({
+        profile_id: id,
+        user_id: `audit-order-user-${mode}`,
+        layers: { observed: { revision } },
+        metadata: { revision, source_count: sourceCount, updated_at: `2026-01-0${revision}T00:00:00.000Z` },
+      })
+      await repository.writeProfileRevision(doc(1, 1))
+      await repository.writeProfileRevision(doc(3, 10))
+      await repository.writeProfileRevision(doc(2, 4), { context: { request_id: 'r-2' } })
+      const { entries } = await repository.listAuditEntries(id)
+      assert.deepEqual(
+        entries.map((e) => [e.revision, e.previous_revision, e.source_count_delta, e.changed_top_level_paths]),
+        [
+          [3, 2, 6, ['layers', 'metadata']],
+          [2, 1, 3, ['layers', 'metadata']],
+          [1, null, 1, ['layers', 'metadata', 'profile_id', 'user_id']],
+        ],
+      )
+      assert.deepEqual(entries[1].context, { request_id: 'r-2' })
     })
   })
 }

@@ -55,9 +55,9 @@ class PostgresProfileStoreRepository {
   }
 
   writeProfileRevision(profile, options) {
-    return this.#op('writeProfileRevision', options, async () => {
+    return this.#op('writeProfileRevision', options, async (context) => {
       const { text } = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
-      await this.#query('writeProfileRevision', [text])
+      await this.#query('writeProfileRevision', [text, context === undefined ? null : JSON.stringify(context)])
       return [undefined, 1]
     })
   }

@@ -181,3 +181,42 @@ describe('upgradeSql over a deployment written by 0.2.2', () => {
     assert.equal((await repository.readUserProfileIndex(USERS[otherIndex % USERS.length])).latest_profile_id, other)
   })
 })
+
+describe('the audit chain after upgradeSql', () => {
+  test('a revision written through the 0.2.2 adapter continues the chain as a save does', async () => {
+    // Two upgraded profiles with 4 revisions each get the same change: one
+    // through engine.saveProfile on createDocumentProfileStoreAdapter, one
+    // through repository.saveProfile.
+    const [viaAdapter, viaSave] = [idOf(7), idOf(11)]
+    const change = (profile) => {
+      const next = engine.bumpRevision(profile)
+      next.layers.observed.core = { facts: { seq: { value: 'after the upgrade' } } }
+      next.metadata.source_count = profile.metadata.source_count + 3
+      return next
+    }
+    const adapter = engine.createDocumentProfileStoreAdapter(repository)
+    await engine.saveProfile(change(await repository.loadProfile(viaAdapter)), { adapter, rootDir })
+    await repository.saveProfile(change(await repository.loadProfile(viaSave)))
+
+    const facts = async (id) =>
+      (await repository.listAuditEntries(id)).entries.map((e) => ({
+        revision: e.revision,
+        previous_revision: e.previous_revision,
+        source_count_delta: e.source_count_delta,
+        changed_top_level_paths: e.changed_top_level_paths,
+      }))
+    const adapterFacts = await facts(viaAdapter)
+    assert.deepEqual(
+      adapterFacts.map((e) => [e.revision, e.previous_revision, e.source_count_delta]),
+      [
+        [5, 4, 3],
+        [4, 3, 4],
+        [3, 2, 3],
+        [2, 1, 2],
+        [1, null, 1],
+      ],
+    )
+    assert.deepEqual(adapterFacts[0].changed_top_level_paths, ['layers', 'metadata'])
+    assert.deepEqual(adapterFacts, await facts(viaSave))
+  })
+})

@@ -255,15 +255,15 @@ fn iso(timestamp: &str) -> String {
   format!("to_char({timestamp} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
-/// Top-level keys whose values differ between two documents, sorted;
-/// `always` (if any) counts as changed whenever it is present.
-fn changed_paths(old: &str, new: &str, always: Option<&str>) -> String {
-  let forced = always
-    .map(|key| format!("k = '{key}' or "))
-    .unwrap_or_default();
+/// The audit row's `changed_top_level_paths`: the top-level keys whose values
+/// differ between the previous and the new document, sorted. `metadata` is
+/// always listed, because the revision in it always moves. `old` is `'{}'`
+/// for a first revision, so every key of `new` counts as changed. One rule for
+/// every path that writes audit rows (save, writeProfileRevision, upgrade).
+fn changed_paths(old: &str, new: &str) -> String {
   format!(
-    "array(select k from (select jsonb_object_keys({old}) union select jsonb_object_keys({new})) keys(k) \
-     where {forced}{old} -> k is distinct from {new} -> k order by k)"
+    "array(select k from (select jsonb_object_keys({old}) union select jsonb_object_keys({new}) \
+     union select 'metadata') keys(k) where k = 'metadata' or {old} -> k is distinct from {new} -> k order by k)"
   )
 }
 
@@ -390,7 +390,7 @@ fn render_upgrade(n: &Names) -> String {
   let domains = active_domains("p.document");
   let source_count_doc = source_count("r.profile_document");
   let source_count_prev = source_count("r.previous_document");
-  let changed = changed_paths("r.previous_document", "r.profile_document", None);
+  let changed = changed_paths("coalesce(r.previous_document, '{}'::jsonb)", "r.profile_document");
   format!(
     r#"-- Copies a 0.2.2 deployment into the 0.3 tables. Idempotent; the old tables are kept.
 do $upgrade$
@@ -410,9 +410,7 @@ begin
     select r.profile_id, r.revision, r.previous_revision,
            coalesce(r.profile_document ->> 'user_id', ''), r.profile_document ->> 'tenant_id',
            {source_count_doc}, {source_count_doc} - coalesce({source_count_prev}, 0),
-           case when r.previous_document is null
-                then array(select jsonb_object_keys(r.profile_document) k order by k)
-                else {changed} end,
+           {changed},
            r.profile_document ->> 'pson_version', r.profile_document #>> '{{metadata,updated_at}}',
            r.updated_at, '{{"source": "upgrade-0.2.2"}}'::jsonb, r.profile_document
     from (
@@ -500,18 +498,7 @@ fn render_statement(name: &str, n: &Names) -> String {
        on conflict (profile_id) do update set user_id = excluded.user_id, tenant_id = excluded.tenant_id, \
        revision = excluded.revision, document = excluded.document, saved_at = now()"
     ),
-    "writeProfileRevision" => format!(
-      "insert into {audit} as cur (profile_id, revision, user_id, tenant_id, source_count, pson_version, \
-       updated_at, document) \
-       select d ->> 'profile_id', (d #>> '{{metadata,revision}}')::integer, d ->> 'user_id', d ->> 'tenant_id', \
-       {sc}, d ->> 'pson_version', d #>> '{{metadata,updated_at}}', d \
-       from (select $1::text::jsonb as d) input \
-       on conflict (profile_id, revision) do update set user_id = excluded.user_id, \
-       tenant_id = excluded.tenant_id, source_count = excluded.source_count, \
-       pson_version = excluded.pson_version, updated_at = excluded.updated_at, \
-       document = excluded.document, recorded_at = now()",
-      sc = source_count("d")
-    ),
+    "writeProfileRevision" => render_write_revision(n),
     "readUserProfileIndex" => format!(
       "select json_build_object('user_id', $1::text, \
        'latest_profile_id', (array_agg(profile_id order by latest_seq desc, position desc))[1], \
@@ -544,6 +531,57 @@ fn render_statement(name: &str, n: &Names) -> String {
       .to_owned(),
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
+}
+
+/// writeProfileRevision (the 0.2.2 path): `$1` the document, `$2` the context
+/// (jsonb text or NULL). Upserts the snapshot of `metadata.revision` with the
+/// audit fields a save would give it, computed against the nearest earlier
+/// revision in the log, and re-links the nearest later revision (if one was
+/// written first) to this one, so `previous_revision` forms one chain
+/// whichever path and order wrote the revisions.
+fn render_write_revision(n: &Names) -> String {
+  let audit = &n.audit;
+  let sc_new = source_count("i.d");
+  let sc_previous = source_count("p.document");
+  let changed = changed_paths("coalesce(p.document, '{}'::jsonb)", "i.d");
+  let relinked_changed = changed_paths("i.d", "a.document");
+  format!(
+    r#"with input as (
+  select raw.d, raw.d ->> 'profile_id' as profile_id, (raw.d #>> '{{metadata,revision}}')::integer as revision,
+         $2::text::jsonb as context
+  from (select $1::text::jsonb as d) raw
+),
+previous as (
+  select a.revision, a.document from {audit} a join input i on a.profile_id = i.profile_id and a.revision < i.revision
+  order by a.revision desc limit 1
+),
+later as (
+  select a.revision from {audit} a join input i on a.profile_id = i.profile_id and a.revision > i.revision
+  order by a.revision limit 1
+),
+written as (
+  insert into {audit} as cur (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
+                              source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document)
+  select i.profile_id, i.revision, p.revision, i.d ->> 'user_id', i.d ->> 'tenant_id', {sc_new},
+         {sc_new} - coalesce({sc_previous}, 0), {changed}, i.d ->> 'pson_version',
+         i.d #>> '{{metadata,updated_at}}', coalesce(i.context, '{{}}'::jsonb), i.d
+  from input i left join previous p on true
+  on conflict (profile_id, revision) do update set
+    previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
+    source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
+    changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
+  returning 1
+),
+relinked as (
+  update {audit} a set previous_revision = i.revision,
+    source_count_delta = a.source_count - coalesce({sc_new}, 0),
+    changed_top_level_paths = {relinked_changed}
+  from input i join later l on true
+  where a.profile_id = i.profile_id and a.revision = l.revision
+)
+select count(*)::integer as written from written"#
+  )
 }
 
 /// One row per table: key, whether it exists, and the JSON array of missing columns.
@@ -616,7 +654,7 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   let sc_saved = source_count("s.document");
   // `excluded.document` still carries the proposed revision; the stored one
   // always moves, so `metadata` always counts as changed.
-  let changed = changed_paths("cur.document", "excluded.document", Some("metadata"));
+  let changed = changed_paths("cur.document", "excluded.document");
   let domains = active_domains("s.document");
   // ON CONFLICT's WHERE sees only the proposed row, so it looks the caller's
   // expected revision up in `input`.
