@@ -88,6 +88,12 @@ export declare const FINDS_PER_CROSSING: number
  */
 export declare const LOADS_PER_CROSSING: number
 
+/**
+ * The largest revision a profile can have (PostgreSQL `integer`); a save
+ * of a profile at this revision rejects with `validation_error`.
+ */
+export declare const MAX_REVISION: number
+
 /** Options of the native pool (names follow node-postgres). */
 export interface NativeOptions {
   /** libpq URL or `key=value` string; `sslmode` and `sslrootcert` are honoured. */

@@ -139,3 +139,16 @@ export async function profileRowCounts(db, profileId, prefix = 'pson_') {
   }
   return counts
 }
+
+/** Every page of `listAuditEntries(profileId, { limit })`, following `nextCursor` to the end. */
+export async function readAllPages(repository, profileId, limit) {
+  const pages = []
+  let cursor = null
+  do {
+    const page = await repository.listAuditEntries(profileId, { limit, cursor })
+    pages.push(page)
+    cursor = page.nextCursor
+    assert.ok(pages.length < 1000, 'pagination ends')
+  } while (cursor !== null)
+  return pages
+}

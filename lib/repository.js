@@ -143,6 +143,8 @@ class PostgresProfileStoreRepository {
         context === undefined ? null : JSON.stringify(context),
       )
       if (revision === null) {
+        const refusal = v.saveRefusal(profile.profile_id, expected)
+        if (refusal !== null) throw refusal
         throw new PostgresStoreError(
           'conflict',
           `Profile '${profile.profile_id}' is not at revision ${expected}; nothing was written.`,

@@ -5,6 +5,7 @@
 // rejected call must leave every table as it was.
 
 const { validationError } = require('./errors.js')
+const native = require('./native.js')
 
 const DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 const MAX_AUDIT_PAGE = 1000
@@ -88,7 +89,13 @@ function checkJsonValue(value, stack, ancestors, seen = { transformed: false }) 
 
 // Ids are primary-key columns: a btree entry holds at most ~2.7 KB.
 const MAX_ID_LENGTH = 512
-const MAX_INT4 = 2147483647
+
+// The largest revision (PostgreSQL `integer`), as src/store/sql.rs decides it.
+let maxRevision
+function maxRevisionValue() {
+  maxRevision ??= native.binding().MAX_REVISION
+  return maxRevision
+}
 
 function checkId(value, field) {
   if (typeof value !== 'string' || value.length === 0) throw validationError(field, 'must be a non-empty string')
@@ -111,9 +118,7 @@ function profileText(profile, maxDocumentBytes, { requireRevision = false } = {}
   if (profile.metadata !== undefined && !isPlainObject(profile.metadata)) {
     throw validationError('metadata', 'must be an object when present')
   }
-  if (requireRevision && !Number.isInteger(profile.metadata?.revision)) {
-    throw validationError('metadata.revision', 'must be an integer')
-  }
+  if (requireRevision) revisionNumber(profile.metadata?.revision, 'metadata.revision')
   const seen = { transformed: false }
   checkJsonValue(profile, [], new Set(), seen)
   const text = JSON.stringify(profile)
@@ -137,17 +142,30 @@ function contextOf(options) {
 
 function optionalRevision(value, field) {
   if (value === undefined || value === null) return null
-  if (!Number.isInteger(value) || value < 0 || value > MAX_INT4) {
-    throw validationError(field, 'must be a non-negative integer')
+  if (!Number.isInteger(value) || value < 0 || value > maxRevisionValue()) {
+    throw validationError(field, `must be an integer from 0 to ${maxRevisionValue()}`)
   }
   return value
 }
 
 function revisionNumber(value, field) {
-  if (!Number.isInteger(value) || value < 1 || value > MAX_INT4) {
-    throw validationError(field, 'must be a positive integer')
+  if (!Number.isInteger(value) || value < 1 || value > maxRevisionValue()) {
+    throw validationError(field, `must be an integer from 1 to ${maxRevisionValue()}`)
   }
   return value
+}
+
+// A save statement returned no row: a conflict, unless the caller's expected
+// revision (none, or the largest) matched a profile that is at the largest
+// revision, which the statement refuses to go past (src/store/sql.rs).
+function saveRefusal(profileId, expected) {
+  if (expected === null || expected === maxRevisionValue()) {
+    return validationError(
+      'metadata.revision',
+      `profile '${profileId}' is at revision ${maxRevisionValue()}, the largest a revision can be; nothing was written`,
+    )
+  }
+  return null
 }
 
 function auditLimit(value) {
@@ -168,7 +186,7 @@ function decodeCursor(cursor) {
   if (typeof cursor === 'string') {
     try {
       const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-      if (parsed?.v === 1 && Number.isInteger(parsed.before) && parsed.before > 0 && parsed.before <= MAX_INT4) {
+      if (parsed?.v === 1 && Number.isInteger(parsed.before) && parsed.before > 0 && parsed.before <= maxRevisionValue()) {
         return parsed.before
       }
     } catch {
@@ -231,6 +249,7 @@ module.exports = {
   contextOf,
   optionalRevision,
   revisionNumber,
+  saveRefusal,
   auditLimit,
   encodeCursor,
   decodeCursor,

@@ -21,6 +21,11 @@ use napi_derive::napi;
 use js_types::Artifacts;
 use store::sql::Queries;
 
+/// The largest revision a profile can have (PostgreSQL `integer`); a save
+/// of a profile at this revision rejects with `validation_error`.
+#[napi]
+pub const MAX_REVISION: u32 = store::sql::MAX_REVISION as u32;
+
 /// Renders the schema, upgrade script and statements for a schema/prefix.
 #[napi]
 pub fn artifacts(schema: Option<String>, table_prefix: Option<String>) -> napi::Result<Artifacts> {

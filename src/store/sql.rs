@@ -22,6 +22,12 @@ use crate::error::StoreError;
 /// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// The largest revision: every revision column is a PostgreSQL `integer`.
+/// A save of a profile at this revision writes nothing and returns no row
+/// (the caller reports it; see `render_save`). Exported to JS, whose input
+/// checks use the same bound.
+pub const MAX_REVISION: i32 = i32::MAX;
+
 /// Top-level table/sequence/index suffixes appended to `tablePrefix`.
 const PROFILES: &str = "profiles";
 const AUDIT: &str = "profile_audit";
@@ -687,7 +693,9 @@ saved as (
     save_previous_revision = cur.revision,
     save_changed_paths = {changed},
     save_source_count_delta = {sc_new} - coalesce({sc_old}, 0)
-  where {expected} is null or cur.revision = {expected}
+  -- At MAX_REVISION no next revision can be stored: no row, like a conflict
+  -- (the caller tells them apart by the expected revision it sent).
+  where ({expected} is null or cur.revision = {expected}) and cur.revision < {MAX_REVISION}
   returning cur.profile_id, cur.user_id, cur.tenant_id, cur.revision, cur.document,
             cur.save_previous_revision, cur.save_changed_paths, cur.save_source_count_delta
 ),
