@@ -210,30 +210,96 @@ function userIndexRecord(record) {
   if (!seen.has(record.latest_profile_id)) {
     throw validationError('latest_profile_id', 'must be one of profile_ids')
   }
-  if (!isIsoTimestamp(record.updated_at)) {
-    throw validationError('updated_at', 'must be an ISO-8601 timestamp such as 2026-01-31T12:00:00.000Z')
+  const updatedAt = instantInput(record.updated_at)
+  if (updatedAt === null) {
+    throw validationError(
+      'updated_at',
+      'must be an ISO-8601 instant with an offset, such as 2026-01-31T12:00:00.000Z, from -004713-11-24T00:00:00Z ' +
+        'to +294276-12-31T23:59:59.999999Z (the range of timestamptz)',
+    )
   }
-  return record
+  return { ...record, updated_at: updatedAt }
 }
 
-const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})$/
+// An ISO-8601 instant as Date#toISOString writes it, or as PostgreSQL
+// prints it: a 4-digit year, a signed 6-digit (expanded) year, or an
+// unsigned year of 5-6 digits; minutes, seconds and 1-6 fraction digits
+// (timestamptz keeps microseconds); and an offset, because without one the
+// server would read the time in its session's time zone.
+const ISO_INSTANT =
+  /^([+-]\d{6}|\d{4}|[1-9]\d{4,5})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)$/
 
-// Stricter than Date.parse, which accepts '2026', '2026-02-30' or '1', none
-// of which PostgreSQL takes as a timestamptz.
-function isIsoTimestamp(value) {
-  const match = typeof value === 'string' ? ISO_TIMESTAMP.exec(value) : null
-  if (!match) return false
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0))
-  const date = new Date(Date.UTC(year, month - 1, day))
-  return (
-    year >= 1 &&
-    date.getUTCFullYear() === year &&
-    date.getUTCMonth() === month - 1 &&
-    date.getUTCDate() === day &&
-    hour < 24 &&
-    minute < 60 &&
-    second < 60
-  )
+// Days since 1970-01-01 of a proleptic Gregorian date with astronomical year
+// numbering (year 0 is 1 BC), as PostgreSQL counts them (H. Hinnant's
+// days_from_civil). Date.UTC cannot do this: it maps years 0-99 to 1900-1999
+// and ends at +275760, before timestamptz does.
+function daysFromCivil(year, month, day) {
+  const y = month <= 2 ? year - 1 : year
+  const era = Math.floor(y / 400)
+  const yearOfEra = y - era * 400
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear
+  return era * 146097 + dayOfEra - 719468
+}
+
+function civilFromDays(days) {
+  const z = days + 719468
+  const era = Math.floor(z / 146097)
+  const dayOfEra = z - era * 146097
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365)
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100))
+  const mp = Math.floor((5 * dayOfYear + 2) / 153)
+  const day = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1
+  const month = mp < 10 ? mp + 3 : mp - 9
+  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day }
+}
+
+const isLeapYear = (year) => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+// timestamptz's range, in days since 1970-01-01 (UTC): 4714-11-24 BC
+// (astronomical -4713) to 294276-12-31 AD.
+const FIRST_DAY = daysFromCivil(-4713, 11, 24)
+const LAST_DAY = daysFromCivil(294276, 12, 31)
+// PostgreSQL refuses offsets from 16 hours on.
+const MAX_OFFSET_MINUTES = 15 * 60 + 59
+
+const pad = (value, width) => String(value).padStart(width, '0')
+
+// The instant `value` names, as text PostgreSQL reads back to the same
+// instant (UTC; BC years with its `BC` suffix, since it rejects year 0 and
+// negative years), or null when `value` is not an ISO-8601 instant that
+// timestamptz can hold exactly (leap seconds and a 7th fraction digit would be
+// changed by the server, so they are refused too).
+function instantInput(value) {
+  const match = typeof value === 'string' ? ISO_INSTANT.exec(value) : null
+  if (match === null) return null
+  const [, yearText, monthText, dayText, hourText, minuteText, secondText, fraction, zulu, sign, offsetHours, offsetMinutes] =
+    match
+  if (yearText === '-000000') return null // ISO-8601 and ECMAScript: year zero is +000000 or 0000
+  const year = Number(yearText)
+  const [month, day, hour, minute, second] = [monthText, dayText, hourText, minuteText, secondText ?? '0'].map(Number)
+  if (month < 1 || month > 12) return null
+  const monthDays = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]
+  if (day < 1 || day > monthDays || minute > 59 || second > 59) return null
+  // 24:00 is the end of a day (ISO-8601), the same instant as the next 00:00.
+  if (hour > 24 || (hour === 24 && (minute > 0 || second > 0 || /[1-9]/.test(fraction ?? '')))) return null
+  let offset = 0
+  if (zulu === undefined) {
+    offset = Number(offsetHours) * 60 + Number(offsetMinutes ?? 0)
+    if (Number(offsetMinutes ?? 0) > 59 || offset > MAX_OFFSET_MINUTES) return null
+    if (sign === '-') offset = -offset
+  }
+  // Minutes since 1970-01-01T00:00Z, then back to a UTC calendar date.
+  const minutes = daysFromCivil(year, month, day) * 1440 + hour * 60 + minute - offset
+  const days = Math.floor(minutes / 1440)
+  if (days < FIRST_DAY || days > LAST_DAY) return null
+  const minuteOfDay = minutes - days * 1440
+  const utc = civilFromDays(days)
+  const era = utc.year <= 0 ? ' BC' : ''
+  const time = `${pad(Math.floor(minuteOfDay / 60), 2)}:${pad(minuteOfDay % 60, 2)}:${pad(second, 2)}`
+  const micros = (fraction ?? '').padEnd(6, '0')
+  return `${pad(utc.year <= 0 ? 1 - utc.year : utc.year, 4)}-${pad(utc.month, 2)}-${pad(utc.day, 2)}T${time}.${micros}Z${era}`
 }
 
 function maxDocumentBytesOption(value) {

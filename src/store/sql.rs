@@ -10,7 +10,10 @@
 //! - every parameter is sent as text (or NULL) and cast in SQL (`$1::integer`),
 //!   so one calling convention serves tokio-postgres and any JS executor; JSON
 //!   goes through `$1::text::jsonb`, because postgres.js JSON-encodes (again)
-//!   any parameter the server reports as jsonb;
+//!   any parameter the server reports as jsonb; timestamps go through
+//!   `::text::timestamptz`, because postgres.js passes a timestamptz
+//!   parameter through `new Date()` (losing microseconds and every year that
+//!   Date cannot hold);
 //! - result columns are `text`, `integer` or `boolean` only; JSON leaves the
 //!   server as `::text`, so node-postgres and postgres.js hand back the same
 //!   values the native decoder does.
@@ -261,6 +264,23 @@ fn iso(timestamp: &str) -> String {
   format!("to_char({timestamp} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
+/// A timestamptz as exact ISO-8601 text, the way `Date#toISOString` writes
+/// it: UTC, milliseconds (microseconds when the value has them, so nothing
+/// is lost), and years outside 0000..9999 expanded to a sign and six digits.
+/// Astronomical years: 1 BC is 0000, as in ISO-8601 and ECMAScript.
+fn iso_instant(timestamp: &str) -> String {
+  let utc = format!("({timestamp} at time zone 'UTC')");
+  let year = format!(
+    "(extract(year from {utc})::integer + case when extract(year from {utc}) < 0 then 1 else 0 end)"
+  );
+  format!(
+    "(case when {year} between 0 and 9999 then lpad({year}::text, 4, '0') \
+     when {year} > 9999 then '+' || lpad({year}::text, 6, '0') else '-' || lpad((-{year})::text, 6, '0') end \
+     || to_char({utc}, '-MM-DD\"T\"HH24:MI:SS.') \
+     || case when to_char({utc}, 'US') like '%000' then to_char({utc}, 'MS') else to_char({utc}, 'US') end || 'Z')"
+  )
+}
+
 /// The audit row's `changed_top_level_paths`: the top-level keys whose values
 /// differ between the previous and the new document, sorted. `metadata` is
 /// always listed, because the revision in it always moves. `old` is `'{}'`
@@ -506,12 +526,13 @@ fn render_statement(name: &str, n: &Names) -> String {
     ),
     "writeProfileRevision" => render_write_revision(n),
     "readUserProfileIndex" => format!(
-      "select json_build_object('user_id', $1::text, \
-       'latest_profile_id', (array_agg(profile_id order by latest_seq desc, position desc))[1], \
-       'profile_ids', array_agg(profile_id order by position, profile_id), \
-       'updated_at', (array_agg({updated_at} order by latest_seq desc, position desc))[1])::text as record \
-       from {index} where user_id = $1::text having count(*) > 0",
-      updated_at = iso("updated_at")
+      "select json_build_object('user_id', $1::text, 'latest_profile_id', latest.profile_id, \
+       'profile_ids', latest.profile_ids, 'updated_at', {updated_at})::text as record \
+       from (select (array_agg(profile_id order by latest_seq desc, position desc))[1] as profile_id, \
+       array_agg(profile_id order by position, profile_id) as profile_ids, \
+       (array_agg(updated_at order by latest_seq desc, position desc))[1] as updated_at \
+       from {index} where user_id = $1::text having count(*) > 0) latest",
+      updated_at = iso_instant("latest.updated_at")
     ),
     "writeUserProfileIndex" => format!(
       "with wanted as ( \
@@ -522,7 +543,7 @@ fn render_statement(name: &str, n: &Names) -> String {
        written as ( \
          insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at) \
          select $1::text, w.profile_id, p.tenant_id, coalesce({domains}, '{{}}'), w.ordinal, \
-         case when w.profile_id = $2::text then nextval({seq}) else 0 end, $4::timestamptz \
+         case when w.profile_id = $2::text then nextval({seq}) else 0 end, $4::text::timestamptz \
          from wanted w left join {profiles} p on p.profile_id = w.profile_id \
          on conflict (profile_id) do update set user_id = excluded.user_id, position = excluded.position, \
          latest_seq = case when excluded.profile_id = $2::text then excluded.latest_seq else cur.latest_seq end, \
@@ -721,7 +742,8 @@ stale_audit as (
 ),
 indexed as (
   insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at)
-  select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}), now()
+  -- Milliseconds, as Date#toISOString has them: readUserProfileIndex shows microseconds only when a writer gave them.
+  select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}), date_trunc('milliseconds', now())
   from saved s
   order by s.profile_id
   on conflict (profile_id) do update set
