@@ -27,6 +27,14 @@ function isPlainObject(value) {
   return proto === Object.prototype || proto === null
 }
 
+// The deepest nesting of objects and arrays a document (or a context) may
+// have; the profile itself is level 1. JSON.stringify and PostgreSQL's jsonb
+// parser are both recursive: V8's gives up at about 4,000 levels on the main
+// thread (fewer when the caller is deep in its own stack), PostgreSQL's at
+// about 10,000 with the default max_stack_depth of 2MB (SQLSTATE 54001).
+// 1,000 is far from both, and far deeper than any profile.
+const MAX_DEPTH = 1000
+
 function pathOf(stack) {
   let out = ''
   for (const part of stack) {
@@ -35,56 +43,76 @@ function pathOf(stack) {
   return out
 }
 
-// Walks a value the way JSON.stringify would and rejects whatever it would
-// drop, change or choke on.
-function checkJsonValue(value, stack, ancestors, seen = { transformed: false }) {
+// Walks a value the way JSON.stringify does (toJSON, then the value) and
+// rejects what JSON.stringify would choke on or what PostgreSQL cannot hold.
+// Returns `exact`: JSON.parse(JSON.stringify(value)) is
+// util.isDeepStrictEqual to `value`, so the caller's object can stand for the
+// stored document. It is not when JSON changes something: toJSON, dropped
+// undefined values and symbol keys, -0 (written as 0), a null prototype, an
+// Array subclass, or named properties of an array. `stack` is the path so far;
+// MAX_DEPTH bounds the recursion.
+function checkJsonValue(value, stack, ancestors, inArray = false) {
+  let exact = true
+  if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') {
+    exact = false
+    value = value.toJSON(String(stack.length === 0 ? '' : stack[stack.length - 1]))
+  }
   switch (typeof value) {
     case 'string': {
       const problem = badString(value)
       if (problem) throw validationError(pathOf(stack), problem)
-      return
+      return exact
     }
     case 'number':
       if (!Number.isFinite(value)) throw validationError(pathOf(stack), `${value} cannot be stored in JSON`)
-      return
+      return exact && !(value === 0 && 1 / value < 0)
     case 'boolean':
-      return
+      return exact
+    case 'undefined':
+      // JSON.stringify drops undefined properties; so do we (optional fields).
+      if (inArray) throw validationError(pathOf(stack), 'undefined cannot be stored in a JSON array')
+      return false
     case 'object':
       break
     default:
       throw validationError(pathOf(stack), `a ${typeof value} cannot be stored in JSON`)
   }
-  if (value === null) return
-  if (typeof value.toJSON === 'function') {
-    seen.transformed = true
-    checkJsonValue(value.toJSON(String(stack[stack.length - 1] ?? '')), stack, ancestors, seen)
-    return
-  }
+  if (value === null) return exact
   if (ancestors.has(value)) throw validationError(pathOf(stack), 'is a circular reference')
+  if (ancestors.size >= MAX_DEPTH) {
+    throw validationError(pathOf(stack), `nests objects and arrays deeper than ${MAX_DEPTH} levels`)
+  }
   ancestors.add(value)
   if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) exact = false
     for (let i = 0; i < value.length; i++) {
       stack.push(i)
-      if (value[i] === undefined) throw validationError(pathOf(stack), 'undefined cannot be stored in a JSON array')
-      checkJsonValue(value[i], stack, ancestors, seen)
+      if (!checkJsonValue(value[i], stack, ancestors, true)) exact = false
       stack.pop()
     }
-  } else if (isPlainObject(value)) {
-    for (const key in value) {
-      const item = value[key]
+    // Named properties of an array are not JSON; util.isDeepStrictEqual sees them.
+    if (exact && Object.keys(value).length !== value.length) exact = false
+  } else {
+    const proto = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype) {
+      if (proto !== null) {
+        const kind = value.constructor?.name ?? 'object'
+        throw validationError(pathOf(stack), `a ${kind} cannot be stored in JSON without losing data`)
+      }
+      exact = false
+    } else if (exact && Object.getOwnPropertySymbols(value).length > 0) {
+      exact = false
+    }
+    for (const key of Object.keys(value)) {
       stack.push(key)
       const keyProblem = badString(key)
       if (keyProblem) throw validationError(pathOf(stack), `key ${keyProblem}`)
-      // JSON.stringify drops undefined properties; so do we (optional fields).
-      if (item === undefined) seen.transformed = true
-      else checkJsonValue(item, stack, ancestors, seen)
+      if (!checkJsonValue(value[key], stack, ancestors)) exact = false
       stack.pop()
     }
-  } else {
-    const kind = value.constructor?.name ?? 'object'
-    throw validationError(pathOf(stack), `a ${kind} cannot be stored in JSON without losing data`)
   }
   ancestors.delete(value)
+  return exact
 }
 
 // Ids are primary-key columns: a btree entry holds at most ~2.7 KB.
@@ -105,10 +133,29 @@ function checkId(value, field) {
   return value
 }
 
-// A profile document → `{ text, plain }` after every check the SPEC names;
-// `plain`: JSON.stringify changed nothing (no toJSON, no undefined dropped),
-// so the object itself is what the database will hold.
+// A profile document → `{ text, document, exact }` after every check the
+// SPEC names. `text` is what the database stores; `document` is the caller's
+// object when `exact` (JSON changes nothing in it), else the parsed `text`
+// (toJSON, dropped properties...), which the top-level checks then see too.
 function profileText(profile, maxDocumentBytes, { requireRevision = false } = {}) {
+  checkProfileFields(profile, requireRevision)
+  const exact = checkJsonValue(profile, [], new Set())
+  const text = JSON.stringify(profile)
+  // UTF-8 needs at most 3 bytes per UTF-16 unit: skip the count when it cannot matter.
+  if (text.length * 3 > maxDocumentBytes) {
+    const bytes = Buffer.byteLength(text)
+    if (bytes > maxDocumentBytes) {
+      throw validationError('profile', `is ${bytes} bytes as JSON, over maxDocumentBytes (${maxDocumentBytes})`)
+    }
+  }
+  if (exact) return { text, document: profile, exact }
+  const document = JSON.parse(text)
+  checkProfileFields(document, requireRevision)
+  return { text, document, exact }
+}
+
+// The fields the store reads from a document.
+function checkProfileFields(profile, requireRevision) {
   if (!isPlainObject(profile)) throw validationError('profile', 'must be a plain object')
   checkId(profile.profile_id, 'profile_id')
   checkId(profile.user_id, 'user_id')
@@ -119,17 +166,6 @@ function profileText(profile, maxDocumentBytes, { requireRevision = false } = {}
     throw validationError('metadata', 'must be an object when present')
   }
   if (requireRevision) revisionNumber(profile.metadata?.revision, 'metadata.revision')
-  const seen = { transformed: false }
-  checkJsonValue(profile, [], new Set(), seen)
-  const text = JSON.stringify(profile)
-  // UTF-8 needs at most 3 bytes per UTF-16 unit: skip the count when it cannot matter.
-  if (text.length * 3 > maxDocumentBytes) {
-    const bytes = Buffer.byteLength(text)
-    if (bytes > maxDocumentBytes) {
-      throw validationError('profile', `is ${bytes} bytes as JSON, over maxDocumentBytes (${maxDocumentBytes})`)
-    }
-  }
-  return { text, plain: !seen.transformed }
 }
 
 function contextOf(options) {
