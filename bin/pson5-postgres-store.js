@@ -9,7 +9,7 @@
 
 const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3 }
 
-const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P]
+const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P] [0.2.2 table names]
 
 Commands:
   schema    print the DDL (schemaSql) for the schema and table prefix
@@ -21,6 +21,10 @@ Commands:
 Options:
   --schema S   PostgreSQL schema (default: public)
   --prefix P   table prefix (default: pson_)
+  --current-profiles-table T, --profile-revisions-table T, --user-index-table T
+               upgrade: the 0.2.2 tables to copy from, when 0.2.2 was given
+               its currentProfilesTable / profileRevisionsTable /
+               userIndexTable options (default: the pson_ names above)
   --json       check: print the report as JSON
   -h, --help   show this help
 
@@ -33,7 +37,7 @@ Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error.
 class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const options = { command: null, schema: undefined, tablePrefix: undefined, json: false, help: false }
+  const options = { command: null, schema: undefined, tablePrefix: undefined, legacyTables: {}, json: false, help: false }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
@@ -58,6 +62,15 @@ function parseArgs(argv) {
       case '--json':
         options.json = true
         break
+      case '--current-profiles-table':
+        options.legacyTables.currentProfilesTable = value()
+        break
+      case '--profile-revisions-table':
+        options.legacyTables.profileRevisionsTable = value()
+        break
+      case '--user-index-table':
+        options.legacyTables.userIndexTable = value()
+        break
       default:
         if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`)
         if (options.command !== null) throw new UsageError(`unexpected argument ${arg}`)
@@ -69,6 +82,9 @@ function parseArgs(argv) {
   if (options.command === 'help') return { ...options, help: true }
   if (!['schema', 'upgrade', 'check'].includes(options.command)) throw new UsageError(`unknown command ${options.command}`)
   if (options.json && options.command !== 'check') throw new UsageError('--json only applies to check')
+  if (Object.keys(options.legacyTables).length > 0 && options.command !== 'upgrade') {
+    throw new UsageError('--current-profiles-table, --profile-revisions-table and --user-index-table only apply to upgrade')
+  }
   return options
 }
 
@@ -204,7 +220,11 @@ async function main(argv) {
   }
   try {
     if (options.command === 'check') return await check(pkg, options)
-    const artifacts = pkg.createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
+    const artifacts = pkg.createPostgresProfileStoreArtifacts({
+      schema: options.schema,
+      tablePrefix: options.tablePrefix,
+      ...options.legacyTables,
+    })
     const sql = options.command === 'schema' ? artifacts.schemaSql : artifacts.upgradeSql
     process.stdout.write(sql.endsWith('\n') ? sql : `${sql}\n`)
     return EXIT.ok

@@ -338,6 +338,31 @@ function instantInput(value) {
   return `${pad(utc.year <= 0 ? 1 - utc.year : utc.year, 4)}-${pad(utc.month, 2)}-${pad(utc.day, 2)}T${time}.${micros}Z${era}`
 }
 
+// 0.2.2's options naming its own tables: in 0.3 they name the tables
+// `upgradeSql` copies from. Their values are checked and quoted in Rust.
+const LEGACY_TABLE_OPTIONS = ['currentProfilesTable', 'profileRevisionsTable', 'userIndexTable']
+
+// createPostgresProfileStoreArtifacts' options → `{ schema, tablePrefix,
+// legacyTables }`; strings only, because String() of anything else could
+// name a table that exists.
+function artifactOptions(options) {
+  if (options !== undefined && options !== null && !isPlainObject(options)) {
+    throw validationError('options', 'must be an object')
+  }
+  const schema = options?.schema ?? 'public'
+  const tablePrefix = options?.tablePrefix ?? 'pson_'
+  if (typeof schema !== 'string') throw validationError('schema', 'must be a string')
+  if (typeof tablePrefix !== 'string') throw validationError('tablePrefix', 'must be a string')
+  const legacyTables = {}
+  for (const name of LEGACY_TABLE_OPTIONS) {
+    const value = options?.[name]
+    if (value === undefined || value === null) continue
+    if (typeof value !== 'string') throw validationError(name, 'must be a string (a 0.2.2 table name)')
+    legacyTables[name] = value
+  }
+  return { schema, tablePrefix, legacyTables }
+}
+
 function maxDocumentBytesOption(value) {
   if (value === undefined) return DEFAULT_MAX_DOCUMENT_BYTES
   if (!Number.isInteger(value) || value < 1) throw validationError('maxDocumentBytes', 'must be a positive integer')
@@ -345,6 +370,8 @@ function maxDocumentBytesOption(value) {
 }
 
 module.exports = {
+  LEGACY_TABLE_OPTIONS,
+  artifactOptions,
   isPlainObject,
   checkId,
   profileText,

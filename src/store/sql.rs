@@ -117,6 +117,27 @@ pub struct Tables {
   pub domain_index: String,
 }
 
+/// The table names of the 0.2.2 deployment that `upgrade_sql` copies from
+/// (0.2.2's `currentProfilesTable`, `profileRevisionsTable` and
+/// `userIndexTable` options), in the same schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyTables {
+  pub current_profiles: String,
+  pub profile_revisions: String,
+  pub user_index: String,
+}
+
+impl Default for LegacyTables {
+  /// 0.2.2's defaults.
+  fn default() -> Self {
+    Self {
+      current_profiles: "pson_profiles_current".to_owned(),
+      profile_revisions: "pson_profile_revisions".to_owned(),
+      user_index: "pson_user_profile_index".to_owned(),
+    }
+  }
+}
+
 /// The rendered SQL of one repository configuration.
 #[derive(Debug, Clone)]
 pub struct Queries {
@@ -127,9 +148,22 @@ pub struct Queries {
 }
 
 impl Queries {
-  /// Validates `schema` and `table_prefix` and renders every statement.
+  /// Validates `schema` and `table_prefix` and renders every statement, with
+  /// 0.2.2's default table names for the upgrade.
   pub fn new(schema: &str, table_prefix: &str) -> Result<Self, StoreError> {
+    Self::with_legacy_tables(schema, table_prefix, &LegacyTables::default())
+  }
+
+  /// As `new`, with the upgrade reading the 0.2.2 tables named in `legacy`.
+  pub fn with_legacy_tables(
+    schema: &str,
+    table_prefix: &str,
+    legacy: &LegacyTables,
+  ) -> Result<Self, StoreError> {
     check_identifier("schema", schema, schema)?;
+    check_legacy_table("currentProfilesTable", &legacy.current_profiles)?;
+    check_legacy_table("profileRevisionsTable", &legacy.profile_revisions)?;
+    check_legacy_table("userIndexTable", &legacy.user_index)?;
     for suffix in SUFFIXES {
       check_identifier(
         "tablePrefix",
@@ -137,7 +171,7 @@ impl Queries {
         &format!("{table_prefix}{suffix}"),
       )?;
     }
-    let names = Names::new(schema, table_prefix);
+    let names = Names::new(schema, table_prefix, legacy);
     let statements = STATEMENT_NAMES
       .iter()
       .map(|name| (*name, render_statement(name, &names)))
@@ -198,6 +232,33 @@ fn check_identifier(field: &'static str, value: &str, full_name: &str) -> Result
   Ok(())
 }
 
+/// 0.2.2 quoted its table names and checked nothing, so any name PostgreSQL
+/// can hold was possible. Longer names were truncated by the server (to the
+/// same table every time), so a name over 63 bytes is refused with the
+/// truncated name to use instead.
+fn check_legacy_table(field: &'static str, name: &str) -> Result<(), StoreError> {
+  if name.is_empty() || name.contains('\0') {
+    return Err(StoreError::validation(
+      field,
+      format!("{field} must be a non-empty table name without \\u0000"),
+    ));
+  }
+  if name.len() > MAX_IDENTIFIER_BYTES {
+    let mut end = MAX_IDENTIFIER_BYTES;
+    while !name.is_char_boundary(end) {
+      end -= 1;
+    }
+    return Err(StoreError::validation(
+      field,
+      format!(
+        "{field} is longer than {MAX_IDENTIFIER_BYTES} bytes; PostgreSQL truncated it when 0.2.2 created the table: pass '{}'",
+        &name[..end]
+      ),
+    ));
+  }
+  Ok(())
+}
+
 /// Double-quotes an identifier (doubling embedded quotes, as libpq does).
 fn quote(identifier: &str) -> String {
   format!("\"{}\"", identifier.replace('"', "\"\""))
@@ -220,7 +281,7 @@ struct Names {
 }
 
 impl Names {
-  fn new(schema: &str, prefix: &str) -> Self {
+  fn new(schema: &str, prefix: &str, legacy: &LegacyTables) -> Self {
     let qualified = |table: &str| format!("{}.{}", quote(schema), quote(table));
     let index_seq = qualified(&format!("{prefix}domain_index_seq"));
     Self {
@@ -232,9 +293,9 @@ impl Names {
       index_seq_literal: format!("'{}'", index_seq.replace('\'', "''")),
       delete_function: qualified(&format!("{prefix}delete_profile")),
       index_seq,
-      legacy_current: qualified("pson_profiles_current"),
-      legacy_revisions: qualified("pson_profile_revisions"),
-      legacy_user_index: qualified("pson_user_profile_index"),
+      legacy_current: qualified(&legacy.current_profiles),
+      legacy_revisions: qualified(&legacy.profile_revisions),
+      legacy_user_index: qualified(&legacy.user_index),
     }
   }
 
@@ -417,9 +478,8 @@ fn render_upgrade(n: &Names) -> String {
   let source_count_doc = source_count("r.profile_document");
   let source_count_prev = source_count("r.previous_document");
   let changed = changed_paths("coalesce(r.previous_document, '{}'::jsonb)", "r.profile_document");
-  format!(
-    r#"-- Copies a 0.2.2 deployment into the 0.3 tables. Idempotent; the old tables are kept.
-do $upgrade$
+  let body = format!(
+    r#"
 begin
   if to_regclass({current_lit}) is not null then
     insert into {profiles} (profile_id, user_id, tenant_id, revision, document, created_at, saved_at)
@@ -461,8 +521,16 @@ begin
     on conflict (profile_id) do nothing;
   end if;
 end
-$upgrade$;
 "#
+  );
+  // The 0.2.2 table names are the caller's text: choose a dollar-quote tag
+  // that none of them (nor anything else in the body) contains.
+  let mut tag = "$upgrade$".to_owned();
+  while body.contains(&tag) {
+    tag.insert(tag.len() - 1, '_');
+  }
+  format!(
+    "-- Copies a 0.2.2 deployment into the 0.3 tables. Idempotent; the old tables are kept.\ndo {tag}{body}{tag};\n"
   )
 }
 
@@ -836,6 +904,123 @@ mod tests {
         );
       }
     }
+  }
+
+  #[test]
+  fn parameters_arrive_as_text_or_integer() {
+    // postgres.js re-encodes a parameter by the type the server infers for it
+    // (JSON.stringify for jsonb, new Date() for timestamptz), so every
+    // parameter is cast to text first (or to integer, which it sends as is).
+    let q = Queries::new("public", "pson_").unwrap();
+    for (name, sql) in q.statements() {
+      for (at, _) in sql.match_indices('$') {
+        let rest = &sql[at + 1..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+          continue;
+        }
+        let cast = &rest[digits..];
+        assert!(
+          cast.starts_with("::text") || cast.starts_with("::integer"),
+          "{name}: parameter cast to something else than text or integer at {}",
+          &sql[at..(at + 30).min(sql.len())]
+        );
+      }
+    }
+    assert!(q
+      .statement("writeUserProfileIndex")
+      .unwrap()
+      .contains("$4::text::timestamptz"));
+  }
+
+  #[test]
+  fn saves_stop_at_the_largest_revision() {
+    let q = Queries::new("public", "pson_").unwrap();
+    for name in ["saveProfile", "saveProfiles"] {
+      assert!(
+        q.statement(name)
+          .unwrap()
+          .contains(&format!("and cur.revision < {}", i32::MAX)),
+        "{name}"
+      );
+    }
+  }
+
+  #[test]
+  fn write_profile_revision_links_its_neighbours() {
+    let q = Queries::new("public", "pson_").unwrap();
+    let sql = q.statement("writeProfileRevision").unwrap();
+    assert!(sql.contains("$1::text::jsonb"));
+    assert!(sql.contains("$2::text::jsonb as context"));
+    assert!(sql.contains("a.revision < i.revision"), "looks up the previous revision");
+    assert!(sql.contains("update \"public\".\"pson_profile_audit\" a set previous_revision = i.revision"));
+  }
+
+  #[test]
+  fn upgrade_reads_the_legacy_tables_it_is_given_quoted() {
+    let defaults = Queries::new("app", "pson_").unwrap();
+    for table in [
+      "pson_profiles_current",
+      "pson_profile_revisions",
+      "pson_user_profile_index",
+    ] {
+      assert!(defaults
+        .upgrade_sql
+        .contains(&format!("from \"app\".\"{table}\"")));
+    }
+    let legacy = LegacyTables {
+      current_profiles: "AppCurrent".into(),
+      profile_revisions: "rev \"x\"".into(),
+      user_index: "o'users".into(),
+    };
+    let q = Queries::with_legacy_tables("app", "pson_", &legacy).unwrap();
+    assert!(q.upgrade_sql.contains(r#"from "app"."AppCurrent" c"#));
+    assert!(q.upgrade_sql.contains(r#"from "app"."rev ""x""" rev"#));
+    assert!(q.upgrade_sql.contains(r#"to_regclass('"app"."o''users"')"#));
+    assert!(!q.upgrade_sql.contains("pson_profiles_current"));
+    assert_eq!(q.schema_sql, Queries::new("app", "pson_").unwrap().schema_sql);
+  }
+
+  #[test]
+  fn legacy_table_names_are_checked() {
+    for (field, legacy) in [
+      (
+        "currentProfilesTable",
+        LegacyTables {
+          current_profiles: String::new(),
+          ..LegacyTables::default()
+        },
+      ),
+      (
+        "profileRevisionsTable",
+        LegacyTables {
+          profile_revisions: "a\0b".into(),
+          ..LegacyTables::default()
+        },
+      ),
+      (
+        "userIndexTable",
+        LegacyTables {
+          user_index: "é".repeat(32),
+          ..LegacyTables::default()
+        },
+      ),
+    ] {
+      let err = Queries::with_legacy_tables("public", "pson_", &legacy).unwrap_err();
+      assert_eq!(err.field(), Some(field));
+    }
+  }
+
+  #[test]
+  fn upgrade_dollar_quote_is_not_in_the_table_names() {
+    let legacy = LegacyTables {
+      user_index: "x$upgrade$; drop table t; --".into(),
+      ..LegacyTables::default()
+    };
+    let q = Queries::with_legacy_tables("public", "pson_", &legacy).unwrap();
+    assert!(q.upgrade_sql.contains("do $upgrade_$\n"));
+    assert!(q.upgrade_sql.trim_end().ends_with("$upgrade_$;"));
+    assert_eq!(q.upgrade_sql.matches("$upgrade_$").count(), 2);
   }
 
   #[test]
