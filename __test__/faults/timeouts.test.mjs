@@ -3,14 +3,13 @@
 // that waits at most its acquire timeout (`connectionTimeoutMillis`).
 
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 
 import pg from 'pg'
 
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
 import { useDatabase } from '../helpers/database.mjs'
-import { closedPort, failOnSilentExit, outcome, sleep, uid } from './helpers.mjs'
+import { closedPort, failOnSilentExit, lockRows as lockRowsOf, outcome, sleep, tcpProxy, uid } from './helpers.mjs'
 
 failOnSilentExit()
 
@@ -39,22 +38,8 @@ async function storedRevision(profileId) {
 }
 
 /** A pg client holding `select ... for update` on the given profiles until `release()`. */
-async function lockRows(profileIds) {
-  const client = new pg.Client({ connectionString: db.url })
-  client.on('error', () => {})
-  await client.connect()
-  await client.query('begin')
-  const { rowCount } = await client.query(
-    `select 1 from "${db.schema}".pson_profiles where profile_id = any($1::text[]) for update`,
-    [profileIds],
-  )
-  assert.equal(rowCount, profileIds.length, 'locked every row')
-  return {
-    async release() {
-      await client.query('rollback').catch(() => {})
-      await client.end().catch(() => {})
-    },
-  }
+function lockRows(profileIds) {
+  return lockRowsOf(db.url, `"${db.schema}".pson_profiles`, profileIds)
 }
 
 describe('connectionTimeoutMillis', () => {
@@ -81,14 +66,9 @@ describe('connectionTimeoutMillis', () => {
   })
 
   test('a server that accepts and never answers: connection_error or timeout within ~5 s', async () => {
-    const sockets = new Set()
-    const blackhole = net.createServer((socket) => {
-      sockets.add(socket)
-      socket.on('error', () => {})
-      socket.on('close', () => sockets.delete(socket))
-    })
-    await new Promise((resolve) => blackhole.listen(0, '127.0.0.1', resolve))
-    const { port } = blackhole.address()
+    const blackhole = await tcpProxy({ port: 1 })
+    blackhole.silent = true
+    const { port } = blackhole
     const repository = createPostgresProfileStoreRepository({
       connectionString: `postgres://postgres@127.0.0.1:${port}/x`,
       connectionTimeoutMillis: 1000,
@@ -106,8 +86,7 @@ describe('connectionTimeoutMillis', () => {
       }
     } finally {
       await repository.close()
-      for (const socket of sockets) socket.destroy()
-      await new Promise((resolve) => blackhole.close(resolve))
+      await blackhole.close()
     }
   })
 })
