@@ -271,3 +271,47 @@ for (const mode of MODES) {
     })
   })
 }
+
+describe('audit rows written by 0.3.0 through the 0.2.2 path', () => {
+  test('upgradeSql fills in the audit fields 0.3.0 left empty, as a save would have', async () => {
+    const prefix = 'v030_'
+    const repository = db.repository('native', { tablePrefix: prefix })
+    await repository.ensureSchema()
+    const audit = `"${db.schema}"."${prefix}profile_audit"`
+    // 0.3.0's writeProfileRevision statement (src/store/sql.rs at 0.3.0): no
+    // previous_revision, no source_count_delta, no changed paths.
+    const writeRevision030 = `insert into ${audit} as cur (profile_id, revision, user_id, tenant_id, source_count, pson_version,
+       updated_at, document)
+       select d ->> 'profile_id', (d #>> '{metadata,revision}')::integer, d ->> 'user_id', d ->> 'tenant_id',
+       (case when jsonb_typeof(d #> '{metadata,source_count}') = 'number' then (d #>> '{metadata,source_count}')::numeric end),
+       d ->> 'pson_version', d #>> '{metadata,updated_at}', d
+       from (select $1::text::jsonb as d) input`
+    const id = 'v030-profile'
+    const revision = (n) => ({
+      profile_id: id,
+      user_id: 'v030-user',
+      layers: { observed: { n } },
+      metadata: { revision: n, source_count: n * 2, updated_at: `2026-01-0${n}T00:00:00.000Z` },
+    })
+    await repository.saveProfile(revision(1)) // revision 1 through saveProfile
+    for (const n of [2, 3]) await db.sql(writeRevision030, [JSON.stringify(revision(n))])
+    const before = (await repository.listAuditEntries(id)).entries
+    assert.deepEqual(before.map((e) => [e.revision, e.previous_revision, e.changed_top_level_paths]), [
+      [3, null, []],
+      [2, null, []],
+      [1, null, ['layers', 'metadata', 'profile_id', 'user_id']],
+    ])
+
+    await repository.upgradeFrom022()
+    await repository.upgradeFrom022() // idempotent
+    const after = (await repository.listAuditEntries(id)).entries
+    assert.deepEqual(
+      after.map((e) => [e.revision, e.previous_revision, e.source_count_delta, e.changed_top_level_paths]),
+      [
+        [3, 2, 2, ['layers', 'metadata']],
+        [2, 1, 2, ['layers', 'metadata']],
+        [1, null, 2, ['layers', 'metadata', 'profile_id', 'user_id']],
+      ],
+    )
+  })
+})

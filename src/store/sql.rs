@@ -478,6 +478,7 @@ fn render_upgrade(n: &Names) -> String {
   let source_count_doc = source_count("r.profile_document");
   let source_count_prev = source_count("r.previous_document");
   let changed = changed_paths("coalesce(r.previous_document, '{}'::jsonb)", "r.profile_document");
+  let repaired_changed = changed_paths("coalesce(r.previous_document, '{}'::jsonb)", "a.document");
   let body = format!(
     r#"
 begin
@@ -520,6 +521,22 @@ begin
     left join {profiles} p on p.profile_id = e.profile_id
     on conflict (profile_id) do nothing;
   end if;
+
+  -- 0.3.0's writeProfileRevision left the audit fields of its rows empty (no
+  -- changed path at all, which no other path writes): fill them in as a save
+  -- would have, against the nearest earlier revision.
+  update {audit} a set previous_revision = r.previous_revision,
+         source_count_delta = a.source_count - coalesce({source_count_prev}, 0),
+         changed_top_level_paths = {repaired_changed}
+  from (
+    select rev.profile_id, rev.revision,
+           lag(rev.revision) over w as previous_revision,
+           lag(rev.document) over w as previous_document
+    from {audit} rev
+    where rev.profile_id in (select e.profile_id from {audit} e where e.changed_top_level_paths = '{{}}')
+    window w as (partition by rev.profile_id order by rev.revision)
+  ) r
+  where a.profile_id = r.profile_id and a.revision = r.revision and a.changed_top_level_paths = '{{}}';
 end
 "#
   );
