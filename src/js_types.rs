@@ -94,8 +94,12 @@ fn legacy_tables(
 ) -> LegacyTables {
   let defaults = LegacyTables::default();
   LegacyTables {
-    current_profiles: current_profiles.clone().unwrap_or(defaults.current_profiles),
-    profile_revisions: profile_revisions.clone().unwrap_or(defaults.profile_revisions),
+    current_profiles: current_profiles
+      .clone()
+      .unwrap_or(defaults.current_profiles),
+    profile_revisions: profile_revisions
+      .clone()
+      .unwrap_or(defaults.profile_revisions),
     user_index: user_index.clone().unwrap_or(defaults.user_index),
   }
 }

@@ -477,7 +477,10 @@ fn render_upgrade(n: &Names) -> String {
   let domains = active_domains("p.document");
   let source_count_doc = source_count("r.profile_document");
   let source_count_prev = source_count("r.previous_document");
-  let changed = changed_paths("coalesce(r.previous_document, '{}'::jsonb)", "r.profile_document");
+  let changed = changed_paths(
+    "coalesce(r.previous_document, '{}'::jsonb)",
+    "r.profile_document",
+  );
   let repaired_changed = changed_paths("coalesce(r.previous_document, '{}'::jsonb)", "a.document");
   let body = format!(
     r#"
@@ -969,8 +972,13 @@ mod tests {
     let sql = q.statement("writeProfileRevision").unwrap();
     assert!(sql.contains("$1::text::jsonb"));
     assert!(sql.contains("$2::text::jsonb as context"));
-    assert!(sql.contains("a.revision < i.revision"), "looks up the previous revision");
-    assert!(sql.contains("update \"public\".\"pson_profile_audit\" a set previous_revision = i.revision"));
+    assert!(
+      sql.contains("a.revision < i.revision"),
+      "looks up the previous revision"
+    );
+    assert!(
+      sql.contains("update \"public\".\"pson_profile_audit\" a set previous_revision = i.revision")
+    );
   }
 
   #[test]
@@ -995,7 +1003,10 @@ mod tests {
     assert!(q.upgrade_sql.contains(r#"from "app"."rev ""x""" rev"#));
     assert!(q.upgrade_sql.contains(r#"to_regclass('"app"."o''users"')"#));
     assert!(!q.upgrade_sql.contains("pson_profiles_current"));
-    assert_eq!(q.schema_sql, Queries::new("app", "pson_").unwrap().schema_sql);
+    assert_eq!(
+      q.schema_sql,
+      Queries::new("app", "pson_").unwrap().schema_sql
+    );
   }
 
   #[test]
