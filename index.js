@@ -102,7 +102,9 @@ function createPostgresProfileStoreRepository(first, second) {
     onEvent: options.onEvent,
     maxDocumentBytes: maxDocumentBytesOption(options.maxDocumentBytes),
   }
-  const artifacts = createPostgresProfileStoreArtifacts(pick(options, ['schema', 'tablePrefix', ...LEGACY_TABLE_OPTIONS]))
+  const artifacts = createPostgresProfileStoreArtifacts(
+    pick(options, ['schema', 'tablePrefix', ...LEGACY_TABLE_OPTIONS]),
+  )
   const where = `schema ${options.schema ?? 'public'}, prefix ${options.tablePrefix ?? 'pson_'}`
 
   if (exec !== undefined) {

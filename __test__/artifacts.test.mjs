@@ -314,7 +314,11 @@ describe('invalid schema and tablePrefix', () => {
   }
 
   test("upgradeSql reads the 0.2.2 tables named by 0.2.2's options, quoted", () => {
-    const legacy = { currentProfilesTable: 'AppCurrent', profileRevisionsTable: 'app "revisions"', userIndexTable: "o'users" }
+    const legacy = {
+      currentProfilesTable: 'AppCurrent',
+      profileRevisionsTable: 'app "revisions"',
+      userIndexTable: "o'users",
+    }
     const { upgradeSql } = createPostgresProfileStoreArtifacts({ schema: 'app', ...legacy })
     assert.ok(upgradeSql.includes('from "app"."AppCurrent" c'), upgradeSql)
     assert.ok(upgradeSql.includes('from "app"."app ""revisions""" rev'), upgradeSql)

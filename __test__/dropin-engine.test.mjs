@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { appDir, ensureUpstream, importUpstream } from '../scripts/upstream-022.mjs'
 import { PostgresStoreError } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
+import { auditFacts } from './helpers-profiles.mjs'
 
 ensureUpstream()
 const engine = await importUpstream('serialization-engine')
@@ -175,20 +176,6 @@ for (const mode of ['native', 'pg']) {
   })
 }
 
-// What an audit row says about a change, without what differs between two
-// profiles (ids, wall-clock times).
-function auditFacts(entries) {
-  return entries.map((entry) => ({
-    revision: entry.revision,
-    previous_revision: entry.previous_revision,
-    source_count: entry.source_count,
-    source_count_delta: entry.source_count_delta,
-    changed_top_level_paths: entry.changed_top_level_paths,
-    pson_version: entry.pson_version,
-    tenant_id: entry.tenant_id,
-  }))
-}
-
 for (const mode of MODES) {
   describe(`audit rows are the same whichever path wrote them (${mode})`, () => {
     let repository
@@ -205,17 +192,23 @@ for (const mode of MODES) {
       const options = { adapter, rootDir }
       await freshMillisecond()
       const created = await engine.initProfile({ user_id: user, tenant_id: 'tenant-1' }, options)
-      await engine.observeFact({ profile_id: created.profile_id, domain: 'core', key: 'city', value: 'Lisbon' }, options)
+      await engine.observeFact(
+        { profile_id: created.profile_id, domain: 'core', key: 'city', value: 'Lisbon' },
+        options,
+      )
       return (await repository.listAuditEntries(created.profile_id)).entries
     }
 
     test('initProfile then observeFact: the 0.2.2 adapter writes the audit rows saveProfile writes', async () => {
       const viaAdapter = await initAndObserve(store, `audit-adapter-${mode}`)
       const viaSave = await initAndObserve(repository, `audit-save-${mode}`)
-      assert.deepEqual(auditFacts(viaSave).map((e) => [e.revision, e.previous_revision]), [
-        [2, 1],
-        [1, null],
-      ])
+      assert.deepEqual(
+        auditFacts(viaSave).map((e) => [e.revision, e.previous_revision]),
+        [
+          [2, 1],
+          [1, null],
+        ],
+      )
       assert.deepEqual(viaSave[0].changed_top_level_paths, ['layers', 'metadata'])
       assert.deepEqual(auditFacts(viaAdapter), auditFacts(viaSave))
     })
@@ -296,11 +289,14 @@ describe('audit rows written by 0.3.0 through the 0.2.2 path', () => {
     await repository.saveProfile(revision(1)) // revision 1 through saveProfile
     for (const n of [2, 3]) await db.sql(writeRevision030, [JSON.stringify(revision(n))])
     const before = (await repository.listAuditEntries(id)).entries
-    assert.deepEqual(before.map((e) => [e.revision, e.previous_revision, e.changed_top_level_paths]), [
-      [3, null, []],
-      [2, null, []],
-      [1, null, ['layers', 'metadata', 'profile_id', 'user_id']],
-    ])
+    assert.deepEqual(
+      before.map((e) => [e.revision, e.previous_revision, e.changed_top_level_paths]),
+      [
+        [3, null, []],
+        [2, null, []],
+        [1, null, ['layers', 'metadata', 'profile_id', 'user_id']],
+      ],
+    )
 
     await repository.upgradeFrom022()
     await repository.upgradeFrom022() // idempotent

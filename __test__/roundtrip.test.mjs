@@ -38,9 +38,15 @@ const withProtoKey = (value) => JSON.parse(`{"__proto__": ${JSON.stringify(value
 // how JavaScript holds them.
 const CASES = [
   ['-0', { zero: -0, list: [-0, 0, -0] }],
-  ['numbers jsonb prints in another form', [1e21, 1e-7, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, 2 ** 53 + 2, -2.5e-300]],
+  [
+    'numbers jsonb prints in another form',
+    [1e21, 1e-7, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, 2 ** 53 + 2, -2.5e-300],
+  ],
   ['an own __proto__ key (as JSON.parse makes it)', withProtoKey({ polluted: true })],
-  ['__proto__, constructor and toString keys', { constructor: 1, toString: 'x', hasOwnProperty: null, nested: withProtoKey([1]) }],
+  [
+    '__proto__, constructor and toString keys',
+    { constructor: 1, toString: 'x', hasOwnProperty: null, nested: withProtoKey([1]) },
+  ],
   ['a Date (toJSON)', { at: new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)) }],
   ['an object with its own toJSON', { custom: { toJSON: () => ({ replaced: true }) } }],
   ['a toJSON that returns undefined (the key is dropped)', { gone: { toJSON: () => undefined }, kept: 1 }],
@@ -49,7 +55,10 @@ const CASES = [
   ['null-prototype objects', Object.assign(Object.create(null), { a: Object.assign(Object.create(null), { b: 1 }) })],
   ['an array with an extra property', Object.assign([1, 2], { extra: 'dropped' })],
   ['an Array subclass', { list: new (class Stack extends Array {})() }],
-  ['unicode: astral, combining, BOM, U+2028, controls', { s: '😀👩‍👩‍👧 é\u0301 \ufeff \u2028\u2029 \u0001\u001f\u007f "\\/' }],
+  [
+    'unicode: astral, combining, BOM, U+2028, controls',
+    { s: '😀👩‍👩‍👧 é\u0301 \ufeff \u2028\u2029 \u0001\u001f\u007f "\\/' },
+  ],
   ['unicode keys', { '😀': 1, 'é\u0301': 2, '\u2028': 3, '': 4 }],
   ['empty containers and nulls', { o: {}, a: [], n: null, nested: [[], [{}], [null]] }],
 ]
@@ -96,7 +105,11 @@ for (const mode of MODES) {
     test('property: generated documents round-trip', async () => {
       const key = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom('__proto__', 'constructor', 'toJSON', ''))
       const text = fc.string({ unit: 'binary' }).filter((s) => !s.includes('\u0000'))
-      const number = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.constantFrom(-0, 5e-324, 1e21))
+      const number = fc.oneof(
+        fc.double({ noNaN: true, noDefaultInfinity: true }),
+        fc.integer(),
+        fc.constantFrom(-0, 5e-324, 1e21),
+      )
       const { value } = fc.letrec((tie) => ({
         value: fc.oneof(
           { depthSize: 'small', withCrossShrink: true },

@@ -172,7 +172,10 @@ for (const mode of MODES) {
     /** Runs `call`, expects validation_error on `field`, and an unchanged database. */
     async function rejectsWithoutWriting(call, field) {
       const before = await db.snapshot()
-      const error = await expectStoreError(call, field === undefined ? { code: 'validation_error' } : { code: 'validation_error', field })
+      const error = await expectStoreError(
+        call,
+        field === undefined ? { code: 'validation_error' } : { code: 'validation_error', field },
+      )
       assert.deepEqual(await db.snapshot(), before, 'no table changed')
       return error
     }
@@ -255,7 +258,10 @@ for (const mode of MODES) {
         // The same limit for a context (level 1) > deep (level 2).
         const context = { deep: nested(levels + 2, kind) }
         const fresh = profileWith(mode, () => undefined)
-        await rejectsWithoutWriting(() => repository.saveProfile(fresh, { context }), chainPath('context.deep', kind, 1001 - 2))
+        await rejectsWithoutWriting(
+          () => repository.saveProfile(fresh, { context }),
+          chainPath('context.deep', kind, 1001 - 2),
+        )
       })
     }
 

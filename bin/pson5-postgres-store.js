@@ -37,7 +37,14 @@ Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error.
 class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const options = { command: null, schema: undefined, tablePrefix: undefined, legacyTables: {}, json: false, help: false }
+  const options = {
+    command: null,
+    schema: undefined,
+    tablePrefix: undefined,
+    legacyTables: {},
+    json: false,
+    help: false,
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
@@ -83,7 +90,9 @@ function parseArgs(argv) {
   if (!['schema', 'upgrade', 'check'].includes(options.command)) throw new UsageError(`unknown command ${options.command}`)
   if (options.json && options.command !== 'check') throw new UsageError('--json only applies to check')
   if (Object.keys(options.legacyTables).length > 0 && options.command !== 'upgrade') {
-    throw new UsageError('--current-profiles-table, --profile-revisions-table and --user-index-table only apply to upgrade')
+    throw new UsageError(
+      '--current-profiles-table, --profile-revisions-table and --user-index-table only apply to upgrade',
+    )
   }
   return options
 }

@@ -222,7 +222,12 @@ function decodeCursor(cursor) {
   if (typeof cursor === 'string') {
     try {
       const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-      if (parsed?.v === 1 && Number.isInteger(parsed.before) && parsed.before > 0 && parsed.before <= maxRevisionValue()) {
+      if (
+        parsed?.v === 1 &&
+        Number.isInteger(parsed.before) &&
+        parsed.before > 0 &&
+        parsed.before <= maxRevisionValue()
+      ) {
         return parsed.before
       }
     } catch {
@@ -282,7 +287,9 @@ function civilFromDays(days) {
   const z = days + 719468
   const era = Math.floor(z / 146097)
   const dayOfEra = z - era * 146097
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365)
+  const yearOfEra = Math.floor(
+    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365,
+  )
   const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100))
   const mp = Math.floor((5 * dayOfYear + 2) / 153)
   const day = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1
@@ -310,8 +317,20 @@ const pad = (value, width) => String(value).padStart(width, '0')
 function instantInput(value) {
   const match = typeof value === 'string' ? ISO_INSTANT.exec(value) : null
   if (match === null) return null
-  const [, yearText, monthText, dayText, hourText, minuteText, secondText, fraction, zulu, sign, offsetHours, offsetMinutes] =
-    match
+  const [
+    ,
+    yearText,
+    monthText,
+    dayText,
+    hourText,
+    minuteText,
+    secondText,
+    fraction,
+    zulu,
+    sign,
+    offsetHours,
+    offsetMinutes,
+  ] = match
   if (yearText === '-000000') return null // ISO-8601 and ECMAScript: year zero is +000000 or 0000
   const year = Number(yearText)
   const [month, day, hour, minute, second] = [monthText, dayText, hourText, minuteText, secondText ?? '0'].map(Number)

@@ -53,7 +53,11 @@ test('schema and upgrade print the artifacts for --schema/--prefix', async () =>
 })
 
 test("upgrade reads 0.2.2's custom table names; other commands refuse them", async () => {
-  const legacy = { currentProfilesTable: 'AppCurrent', profileRevisionsTable: 'app_revisions', userIndexTable: 'app_users' }
+  const legacy = {
+    currentProfilesTable: 'AppCurrent',
+    profileRevisionsTable: 'app_revisions',
+    userIndexTable: 'app_users',
+  }
   const out = await cli([
     'upgrade',
     '--schema',
@@ -65,7 +69,8 @@ test("upgrade reads 0.2.2's custom table names; other commands refuse them", asy
     'app_users',
   ])
   assert.equal(out.code, 0, out.stderr)
-  assert.equal(out.stdout.trimEnd(), createPostgresProfileStoreArtifacts({ schema: 'app', ...legacy }).upgradeSql.trimEnd())
+  const expected = createPostgresProfileStoreArtifacts({ schema: 'app', ...legacy }).upgradeSql
+  assert.equal(out.stdout.trimEnd(), expected.trimEnd())
   assert.ok(out.stdout.includes('"app"."AppCurrent"'))
   for (const command of ['schema', 'check']) {
     const refused = await cli([command, '--user-index-table', 'app_users'])

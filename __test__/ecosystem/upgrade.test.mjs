@@ -18,6 +18,7 @@ import {
   createPostgresProfileStoreRepository,
   createPostgresQueryExecutor,
 } from '../../index.mjs'
+import { auditFacts } from '../helpers-profiles.mjs'
 import { useSchema, useServer } from './helpers.mjs'
 
 const engine = await importUpstream('serialization-engine')
@@ -202,13 +203,7 @@ describe('the audit chain after upgradeSql', () => {
     await engine.saveProfile(change(await repository.loadProfile(viaAdapter)), { adapter, rootDir })
     await repository.saveProfile(change(await repository.loadProfile(viaSave)))
 
-    const facts = async (id) =>
-      (await repository.listAuditEntries(id)).entries.map((e) => ({
-        revision: e.revision,
-        previous_revision: e.previous_revision,
-        source_count_delta: e.source_count_delta,
-        changed_top_level_paths: e.changed_top_level_paths,
-      }))
+    const facts = async (id) => auditFacts((await repository.listAuditEntries(id)).entries)
     const adapterFacts = await facts(viaAdapter)
     assert.deepEqual(
       adapterFacts.map((e) => [e.revision, e.previous_revision, e.source_count_delta]),
@@ -228,7 +223,11 @@ describe('the audit chain after upgradeSql', () => {
 describe("a 0.2.2 deployment with custom table names (0.2.2's currentProfilesTable, ...)", () => {
   // Mixed case, so that only quoted names find them. The default-named 0.2.2
   // tables of this schema (above) hold other profiles, which must not be copied.
-  const legacyNames = { currentProfilesTable: 'AppCurrent', profileRevisionsTable: 'AppRevisions', userIndexTable: 'AppUsers' }
+  const legacyNames = {
+    currentProfilesTable: 'AppCurrent',
+    profileRevisionsTable: 'AppRevisions',
+    userIndexTable: 'AppUsers',
+  }
   const customRepository = original.createPostgresProfileStoreRepository(original.createPostgresQueryExecutor(pool), {
     schema,
     ...legacyNames,
@@ -262,11 +261,17 @@ describe("a 0.2.2 deployment with custom table names (0.2.2's currentProfilesTab
     const artifacts = createPostgresProfileStoreArtifacts({ schema, tablePrefix: 'sql_', ...legacyNames })
     await pool.query(artifacts.schemaSql)
     await pool.query(artifacts.upgradeSql)
-    await expectCopied(createPostgresProfileStoreRepository(createPostgresQueryExecutor(pool), { schema, tablePrefix: 'sql_' }))
+    const reader = createPostgresProfileStoreRepository(createPostgresQueryExecutor(pool), { schema, tablePrefix: 'sql_' })
+    await expectCopied(reader)
   })
 
   test('upgradeFrom022() of a native repository given the options', async () => {
-    const native = createPostgresProfileStoreRepository({ connectionString: server.url, schema, tablePrefix: 'nat_', ...legacyNames })
+    const native = createPostgresProfileStoreRepository({
+      connectionString: server.url,
+      schema,
+      tablePrefix: 'nat_',
+      ...legacyNames,
+    })
     try {
       await native.ensureSchema()
       await native.upgradeFrom022()

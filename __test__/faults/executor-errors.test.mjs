@@ -121,16 +121,42 @@ async function terminate(applicationName) {
   await db.sql(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1`, [applicationName])
 }
 
-/** Runs `cause` while a save through `queryable` is blocked, and returns the save's rejection. */
-async function failureDuringStatement(queryable, applicationName, cause) {
-  const save = await blockedSave(queryable, applicationName)
+/**
+ * Opens a driver handle with `open(applicationName)`, runs `cause(applicationName,
+ * handle)` while a save through it is blocked, and returns the save's rejection.
+ */
+async function failureDuringStatement(open, cause) {
+  const name = uid('exec')
+  const handle = open(name)
+  const save = await blockedSave(handle, name)
   try {
-    await cause()
+    await cause(name, handle)
     return await save.pending
   } finally {
     await save.release()
   }
 }
+
+/** A pg pool (or postgres.js sql) whose connections are named for pg_stat_activity. */
+const pgNamed =
+  (url, config = {}) =>
+  (name) =>
+    pgPool({ connectionString: url, application_name: name, ...config })
+const jsNamed =
+  (url, connection = {}) =>
+  (name) =>
+    postgresJs(url, { connection: { application_name: name, ...connection } })
+const viaProxy = () => urlWith({ port: proxy.port })
+/** A pg.Client (not a pool), connecting; pg sends queries made meanwhile once it is connected. */
+function pgClient(name) {
+  const client = new pg.Client({ connectionString: db.url, application_name: name })
+  client.on('error', () => {})
+  client.connect().catch(() => {})
+  return client
+}
+
+/** Lets a timeout of the driver or the server fire on its own. */
+const nothing = async () => {}
 
 // The driver decides whether it reports the server's SQLSTATE.
 const ANY = Symbol('any sqlState')
@@ -155,13 +181,17 @@ const PG_FAILURES = [
     'pg-pool: connecting took longer than connectionTimeoutMillis (a server that never answers)',
     'connection_error',
     undefined,
-    () => failureOf(pgPool({ connectionString: urlWith({ port: silent.port }), connectionTimeoutMillis: 300 }), (r) => r.loadProfile('p')),
+    () =>
+      failureOf(pgPool({ connectionString: urlWith({ port: silent.port }), connectionTimeoutMillis: 300 }), (r) =>
+        r.loadProfile('p'),
+      ),
   ],
   [
     'a closed port (ECONNREFUSED)',
     'connection_error',
     undefined,
-    async () => failureOf(pgPool({ connectionString: urlWith({ port: await closedPort() }) }), (r) => r.loadProfile('p')),
+    async () =>
+      failureOf(pgPool({ connectionString: urlWith({ port: await closedPort() }) }), (r) => r.loadProfile('p')),
   ],
   [
     'an unknown database (3D000)',
@@ -179,50 +209,31 @@ const PG_FAILURES = [
     'the backend is terminated during a statement (57P01)',
     'connection_error',
     '57P01',
-    () => {
-      const name = uid('pg_term')
-      return failureDuringStatement(pgPool({ connectionString: db.url, application_name: name }), name, () => terminate(name))
-    },
+    () => failureDuringStatement(pgNamed(db.url), terminate),
   ],
   [
     'the connection is cut during a statement (Connection terminated unexpectedly)',
     'connection_error',
     undefined,
-    () => {
-      const name = uid('pg_cut')
-      const pool = pgPool({ connectionString: urlWith({ port: proxy.port }), application_name: name })
-      return failureDuringStatement(pool, name, async () => proxy.cut())
-    },
+    () => failureDuringStatement(pgNamed(viaProxy()), () => proxy.cut()),
   ],
   [
     'the connection is reset during a statement (ECONNRESET)',
     'connection_error',
     undefined,
-    () => {
-      const name = uid('pg_reset')
-      const pool = pgPool({ connectionString: urlWith({ port: proxy.port }), application_name: name })
-      return failureDuringStatement(pool, name, async () => proxy.reset())
-    },
+    () => failureDuringStatement(pgNamed(viaProxy()), () => proxy.reset()),
   ],
   [
     "pg's query_timeout (Query read timeout)",
     'timeout',
     undefined,
-    () => {
-      const name = uid('pg_qt')
-      const pool = pgPool({ connectionString: db.url, application_name: name, query_timeout: 300 })
-      return failureDuringStatement(pool, name, async () => {}) // the timeout fires on its own
-    },
+    () => failureDuringStatement(pgNamed(db.url, { query_timeout: 300 }), nothing),
   ],
   [
     'statement_timeout (57014)',
     'timeout',
     '57014',
-    () => {
-      const name = uid('pg_st')
-      const pool = pgPool({ connectionString: db.url, application_name: name, statement_timeout: 300 })
-      return failureDuringStatement(pool, name, async () => {}) // the timeout fires on its own
-    },
+    () => failureDuringStatement(pgNamed(db.url, { statement_timeout: 300 }), nothing),
   ],
   [
     'a pool that was ended',
@@ -238,13 +249,7 @@ const PG_FAILURES = [
     'a pg.Client ended during a statement (Connection terminated)',
     'connection_error',
     undefined,
-    async () => {
-      const name = uid('pg_end')
-      const client = new pg.Client({ connectionString: db.url, application_name: name })
-      client.on('error', () => {})
-      await client.connect()
-      return failureDuringStatement(client, name, () => client.end())
-    },
+    () => failureDuringStatement(pgClient, (name, client) => client.end()),
   ],
   [
     'a pg.Client whose connection broke (not queryable)',
@@ -252,10 +257,9 @@ const PG_FAILURES = [
     undefined,
     async () => {
       const name = uid('pg_broken')
-      const client = new pg.Client({ connectionString: db.url, application_name: name })
-      client.on('error', () => {})
+      const client = pgClient(name)
       ends.push(() => client.end())
-      await client.connect()
+      await client.query('select 1') // connected
       const ended = new Promise((resolve) => client.once('end', resolve))
       await terminate(name)
       await ended
@@ -293,40 +297,25 @@ const POSTGRES_JS_FAILURES = [
     'the backend is terminated during a statement (57P01, or CONNECTION_CLOSED as postgres.js 3 reports it)',
     'connection_error',
     ANY,
-    () => {
-      const name = uid('js_term')
-      return failureDuringStatement(postgresJs(db.url, { connection: { application_name: name } }), name, () => terminate(name))
-    },
+    () => failureDuringStatement(jsNamed(db.url), terminate),
   ],
   [
     'the connection is cut during a statement (CONNECTION_CLOSED)',
     'connection_error',
     undefined,
-    () => {
-      const name = uid('js_cut')
-      const sql = postgresJs(urlWith({ port: proxy.port }), { connection: { application_name: name } })
-      return failureDuringStatement(sql, name, async () => proxy.cut())
-    },
+    () => failureDuringStatement(jsNamed(viaProxy()), () => proxy.cut()),
   ],
   [
     'the connection is reset during a statement (ECONNRESET)',
     'connection_error',
     undefined,
-    () => {
-      const name = uid('js_reset')
-      const sql = postgresJs(urlWith({ port: proxy.port }), { connection: { application_name: name } })
-      return failureDuringStatement(sql, name, async () => proxy.reset())
-    },
+    () => failureDuringStatement(jsNamed(viaProxy()), () => proxy.reset()),
   ],
   [
     'statement_timeout (57014)',
     'timeout',
     '57014',
-    () => {
-      const name = uid('js_st')
-      const sql = postgresJs(db.url, { connection: { application_name: name, statement_timeout: 300 } })
-      return failureDuringStatement(sql, name, async () => {}) // the timeout fires on its own
-    },
+    () => failureDuringStatement(jsNamed(db.url, { statement_timeout: 300 }), nothing),
   ],
   [
     'sql.end() before the call (CONNECTION_ENDED)',
@@ -342,11 +331,11 @@ const POSTGRES_JS_FAILURES = [
     'sql.end({ timeout: 0 }) during a statement (CONNECTION_DESTROYED)',
     'connection_error',
     undefined,
-    () => {
-      const name = uid('js_destroy')
-      const sql = postgres(db.url, { onnotice: () => {}, connection: { application_name: name } })
-      return failureDuringStatement(sql, name, () => sql.end({ timeout: 0 }))
-    },
+    () =>
+      failureDuringStatement(
+        (name) => postgres(db.url, { onnotice: () => {}, connection: { application_name: name } }),
+        (name, sql) => sql.end({ timeout: 0 }),
+      ),
   ],
 ]
 
@@ -369,16 +358,56 @@ for (const [driver, failures] of [
 // Raised as the drivers raise them (error code or message), for failures
 // this machine cannot produce on demand.
 const RAISED = [
-  ['too many connections (53300)', Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), 'connection_error'],
-  ['the server is starting up (57P03)', Object.assign(new Error('the database system is starting up'), { code: '57P03' }), 'connection_error'],
-  ['a broken connection (08006)', Object.assign(new Error('connection failure'), { code: '08006' }), 'connection_error'],
-  ['bad password (28P01)', Object.assign(new Error('password authentication failed'), { code: '28P01' }), 'connection_error'],
-  ['an unreachable host (EHOSTUNREACH)', Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' }), 'connection_error'],
-  ['an unreachable network (ENETUNREACH)', Object.assign(new Error('connect ENETUNREACH'), { code: 'ENETUNREACH' }), 'connection_error'],
-  ['a TCP connect timeout (ETIMEDOUT)', Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }), 'connection_error'],
-  ['an unknown host (ENOTFOUND)', Object.assign(new Error('getaddrinfo ENOTFOUND db'), { code: 'ENOTFOUND' }), 'connection_error'],
-  ['DNS unavailable (EAI_AGAIN)', Object.assign(new Error('getaddrinfo EAI_AGAIN db'), { code: 'EAI_AGAIN' }), 'connection_error'],
-  ['a write to a closed socket (EPIPE)', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }), 'connection_error'],
+  [
+    'too many connections (53300)',
+    Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
+    'connection_error',
+  ],
+  [
+    'the server is starting up (57P03)',
+    Object.assign(new Error('the database system is starting up'), { code: '57P03' }),
+    'connection_error',
+  ],
+  [
+    'a broken connection (08006)',
+    Object.assign(new Error('connection failure'), { code: '08006' }),
+    'connection_error',
+  ],
+  [
+    'bad password (28P01)',
+    Object.assign(new Error('password authentication failed'), { code: '28P01' }),
+    'connection_error',
+  ],
+  [
+    'an unreachable host (EHOSTUNREACH)',
+    Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' }),
+    'connection_error',
+  ],
+  [
+    'an unreachable network (ENETUNREACH)',
+    Object.assign(new Error('connect ENETUNREACH'), { code: 'ENETUNREACH' }),
+    'connection_error',
+  ],
+  [
+    'a TCP connect timeout (ETIMEDOUT)',
+    Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }),
+    'connection_error',
+  ],
+  [
+    'an unknown host (ENOTFOUND)',
+    Object.assign(new Error('getaddrinfo ENOTFOUND db'), { code: 'ENOTFOUND' }),
+    'connection_error',
+  ],
+  [
+    'DNS unavailable (EAI_AGAIN)',
+    Object.assign(new Error('getaddrinfo EAI_AGAIN db'), { code: 'EAI_AGAIN' }),
+    'connection_error',
+  ],
+  [
+    'a write to a closed socket (EPIPE)',
+    Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }),
+    'connection_error',
+  ],
   [
     'every address refused (AggregateError, Node happy eyeballs)',
     Object.assign(new AggregateError([new Error('connect ECONNREFUSED ::1:5432')], ''), { code: 'ECONNREFUSED' }),
@@ -391,9 +420,12 @@ const RAISED = [
 describe('failures raised by an executor as the drivers raise them', () => {
   for (const [failure, raised, code] of RAISED) {
     test(`${failure} is ${code}`, async () => {
-      const error = await failureOf(async () => {
-        throw raised
-      }, (r) => r.loadProfile('p'))
+      const error = await failureOf(
+        async () => {
+          throw raised
+        },
+        (r) => r.loadProfile('p'),
+      )
       assert.equal(error.code, code, error.message)
       assert.equal(error.cause, raised)
     })
@@ -401,9 +433,12 @@ describe('failures raised by an executor as the drivers raise them', () => {
 
   test('a server error that is not about the connection stays a database_error', async () => {
     const raised = Object.assign(new Error('duplicate key'), { code: '23505', constraint: 'c' })
-    const error = await failureOf(async () => {
-      throw raised
-    }, (r) => r.loadProfile('p'))
+    const error = await failureOf(
+      async () => {
+        throw raised
+      },
+      (r) => r.loadProfile('p'),
+    )
     assert.equal(error.code, 'database_error')
     assert.equal(error.sqlState, '23505')
   })

@@ -830,8 +830,10 @@ stale_audit as (
 ),
 indexed as (
   insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at)
-  -- Milliseconds, as Date#toISOString has them: readUserProfileIndex shows microseconds only when a writer gave them.
-  select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}), date_trunc('milliseconds', now())
+  -- Milliseconds, as Date#toISOString has them: readUserProfileIndex shows
+  -- microseconds only when a writer gave them.
+  select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}),
+         date_trunc('milliseconds', now())
   from saved s
   order by s.profile_id
   on conflict (profile_id) do update set
@@ -905,24 +907,32 @@ mod tests {
     assert_eq!(q.statement("nope").unwrap_err().code(), "validation_error");
   }
 
+  /// Each parameter (`$n`) of every statement, with the statement's name and
+  /// the text right after its number.
+  fn parameters(q: &Queries) -> Vec<(&'static str, &str)> {
+    let mut found = Vec::new();
+    for (name, sql) in q.statements() {
+      for (at, _) in sql.match_indices('$') {
+        let rest = &sql[at + 1..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+          found.push((name, &rest[digits..]));
+        } // else dollar quoting, not a parameter
+      }
+    }
+    found
+  }
+
   #[test]
   fn parameters_are_always_cast() {
     // Every parameter is sent as text, so an uncast `$n` would compare text with
     // integer at run time. Pin that each occurrence carries a cast.
     let q = Queries::new("public", "pson_").unwrap();
-    for (name, sql) in q.statements() {
-      for (at, _) in sql.match_indices('$') {
-        let rest = &sql[at + 1..];
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-          continue; // dollar quoting, not a parameter
-        }
-        assert!(
-          rest[digits..].starts_with("::"),
-          "{name}: uncast parameter at {}",
-          &sql[at..]
-        );
-      }
+    for (name, after) in parameters(&q) {
+      assert!(
+        after.starts_with("::"),
+        "{name}: uncast parameter before {after}"
+      );
     }
   }
 
@@ -932,20 +942,12 @@ mod tests {
     // (JSON.stringify for jsonb, new Date() for timestamptz), so every
     // parameter is cast to text first (or to integer, which it sends as is).
     let q = Queries::new("public", "pson_").unwrap();
-    for (name, sql) in q.statements() {
-      for (at, _) in sql.match_indices('$') {
-        let rest = &sql[at + 1..];
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-          continue;
-        }
-        let cast = &rest[digits..];
-        assert!(
-          cast.starts_with("::text") || cast.starts_with("::integer"),
-          "{name}: parameter cast to something else than text or integer at {}",
-          &sql[at..(at + 30).min(sql.len())]
-        );
-      }
+    for (name, after) in parameters(&q) {
+      assert!(
+        after.starts_with("::text") || after.starts_with("::integer"),
+        "{name}: parameter cast to something else than text or integer before {}",
+        &after[..after.len().min(30)]
+      );
     }
     assert!(q
       .statement("writeUserProfileIndex")
