@@ -57,8 +57,11 @@ export declare class NativeRepository {
   status(): PoolStatusJs
 }
 
-/** Renders the schema, upgrade script and statements for a schema/prefix. */
-export declare function artifacts(schema?: string | undefined | null, tablePrefix?: string | undefined | null): Artifacts
+/**
+ * Renders the schema, upgrade script and statements for a schema/prefix;
+ * `legacy` names the 0.2.2 tables the upgrade script reads.
+ */
+export declare function artifacts(schema?: string | undefined | null, tablePrefix?: string | undefined | null, legacy?: LegacyTableNames | undefined | null): Artifacts
 
 export interface Artifacts {
   /** Idempotent DDL for the three tables and their indexes. */
@@ -82,11 +85,27 @@ export interface ArtifactTables {
 /** Likewise for finds. */
 export declare const FINDS_PER_CROSSING: number
 
+/** The 0.2.2 table names `upgradeSql` reads (0.2.2's options of the same names). */
+export interface LegacyTableNames {
+  /** Default `pson_profiles_current`. */
+  currentProfilesTable?: string
+  /** Default `pson_profile_revisions`. */
+  profileRevisionsTable?: string
+  /** Default `pson_user_profile_index`. */
+  userIndexTable?: string
+}
+
 /**
  * How many loads JS sends per crossing under a burst: one statement's worth,
  * so each crossing is answered as soon as its statement is done.
  */
 export declare const LOADS_PER_CROSSING: number
+
+/**
+ * The largest revision a profile can have (PostgreSQL `integer`); a save
+ * of a profile at this revision rejects with `validation_error`.
+ */
+export declare const MAX_REVISION: number
 
 /** Options of the native pool (names follow node-postgres). */
 export interface NativeOptions {
@@ -125,6 +144,12 @@ export interface NativeOptions {
   schema?: string
   /** Default `pson_`. */
   tablePrefix?: string
+  /** 0.2.2's table of current profiles, read by `upgrade`. Default `pson_profiles_current`. */
+  currentProfilesTable?: string
+  /** 0.2.2's table of revisions, read by `upgrade`. Default `pson_profile_revisions`. */
+  profileRevisionsTable?: string
+  /** 0.2.2's user index table, read by `upgrade`. Default `pson_user_profile_index`. */
+  userIndexTable?: string
 }
 
 export interface PoolStatusJs {

@@ -152,6 +152,16 @@ export interface ArtifactOptions {
   schema?: string
   /** Default `pson_`. Must match `[A-Za-z_][A-Za-z0-9_]*`. */
   tablePrefix?: string
+  /**
+   * The 0.2.2 tables `upgradeSql` and `upgradeFrom022()` copy from, in `schema` (0.2.2's options of the same
+   * names). Any name up to 63 bytes, quoted. Defaults `pson_profiles_current`, `pson_profile_revisions`,
+   * `pson_user_profile_index`. A non-string, empty or longer name throws `validation_error` naming the option.
+   */
+  currentProfilesTable?: string
+  /** 0.2.2's revisions table, read by the upgrade. Default `pson_profile_revisions`. */
+  profileRevisionsTable?: string
+  /** 0.2.2's user index table, read by the upgrade. Default `pson_user_profile_index`. */
+  userIndexTable?: string
 }
 
 export interface PostgresProfileStoreArtifacts {

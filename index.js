@@ -8,7 +8,7 @@ const { PostgresStoreError, fromNative, validationError } = require('./lib/error
 const { nativeDriver, executorDriver, createPostgresQueryExecutor } = require('./lib/drivers.js')
 const { PostgresProfileStoreRepository } = require('./lib/repository.js')
 const { CHANNEL_NAME } = require('./lib/events.js')
-const { isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
+const { LEGACY_TABLE_OPTIONS, artifactOptions, isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
 const native = require('./lib/native.js')
 
 const artifactCache = new Map()
@@ -18,20 +18,14 @@ const artifactCache = new Map()
  * table prefix. Identifiers are validated and quoted in Rust (src/store/sql.rs).
  */
 function createPostgresProfileStoreArtifacts(options) {
-  if (options !== undefined && options !== null && !isPlainObject(options)) {
-    throw validationError('options', 'must be an object')
-  }
-  const schema = options?.schema ?? 'public'
-  const tablePrefix = options?.tablePrefix ?? 'pson_'
-  if (typeof schema !== 'string') throw validationError('schema', 'must be a string')
-  if (typeof tablePrefix !== 'string') throw validationError('tablePrefix', 'must be a string')
-  const key = `${schema}\u0000${tablePrefix}`
+  const { schema, tablePrefix, legacyTables } = artifactOptions(options)
+  const key = JSON.stringify([schema, tablePrefix, legacyTables])
   let artifacts = artifactCache.get(key)
   if (artifacts === undefined) {
     const binding = native.binding()
     let raw
     try {
-      raw = binding.artifacts(schema, tablePrefix)
+      raw = binding.artifacts(schema, tablePrefix, legacyTables)
     } catch (error) {
       throw fromNative(error, 'createPostgresProfileStoreArtifacts')
     }
@@ -62,6 +56,7 @@ const NATIVE_OPTIONS = [
   'prepare',
   'schema',
   'tablePrefix',
+  ...LEGACY_TABLE_OPTIONS,
 ]
 
 function isPostgresJs(value) {
@@ -112,7 +107,9 @@ function createPostgresProfileStoreRepository(first, second) {
     maxDocumentBytes: maxDocumentBytesOption(options.maxDocumentBytes),
     profileStoreErrorClass,
   }
-  const artifacts = createPostgresProfileStoreArtifacts({ schema: options.schema, tablePrefix: options.tablePrefix })
+  const artifacts = createPostgresProfileStoreArtifacts(
+    pick(options, ['schema', 'tablePrefix', ...LEGACY_TABLE_OPTIONS]),
+  )
   const where = `schema ${options.schema ?? 'public'}, prefix ${options.tablePrefix ?? 'pson_'}`
 
   if (exec !== undefined) {
@@ -121,10 +118,7 @@ function createPostgresProfileStoreRepository(first, second) {
       label: `executor, ${where}`,
     })
   }
-  const nativeOptions = {}
-  for (const name of NATIVE_OPTIONS) {
-    if (options[name] !== undefined && options[name] !== null) nativeOptions[name] = options[name]
-  }
+  const nativeOptions = pick(options, NATIVE_OPTIONS)
   const { NativeRepository, LOADS_PER_CROSSING, FINDS_PER_CROSSING, SAVES_PER_CROSSING } = native.binding()
   let repository
   try {
@@ -137,6 +131,15 @@ function createPostgresProfileStoreRepository(first, second) {
     ...settings,
     label: `native, ${where}`,
   })
+}
+
+// The options of `names` that are set (not undefined or null).
+function pick(options, names) {
+  const picked = {}
+  for (const name of names) {
+    if (options[name] !== undefined && options[name] !== null) picked[name] = options[name]
+  }
+  return picked
 }
 
 module.exports = {

@@ -302,6 +302,49 @@ describe('invalid schema and tablePrefix', () => {
     })
   }
 
+  for (const [form, create] of Object.entries(forms)) {
+    test(`${form}: 0.2.2's table-name options are checked, never ignored`, () => {
+      for (const option of ['currentProfilesTable', 'profileRevisionsTable', 'userIndexTable']) {
+        for (const bad of ['', 'a\u0000b', 5, ['pson_profiles_current'], 't'.repeat(64)]) {
+          assertValidation(() => create({ [option]: bad }), option)
+        }
+        assert.doesNotThrow(() => create({ [option]: 't'.repeat(63) }))
+      }
+    })
+  }
+
+  test("upgradeSql reads the 0.2.2 tables named by 0.2.2's options, quoted", () => {
+    const legacy = {
+      currentProfilesTable: 'AppCurrent',
+      profileRevisionsTable: 'app "revisions"',
+      userIndexTable: "o'users",
+    }
+    const { upgradeSql } = createPostgresProfileStoreArtifacts({ schema: 'app', ...legacy })
+    assert.ok(upgradeSql.includes('from "app"."AppCurrent" c'), upgradeSql)
+    assert.ok(upgradeSql.includes('from "app"."app ""revisions""" rev'), upgradeSql)
+    assert.ok(upgradeSql.includes(`from "app"."o'users" u`), upgradeSql)
+    assert.ok(upgradeSql.includes(`to_regclass('"app"."o''users"')`), upgradeSql)
+    assert.ok(!upgradeSql.includes('pson_profiles_current'), upgradeSql)
+    // The schema, the statements and the tables do not depend on them.
+    const plain = createPostgresProfileStoreArtifacts({ schema: 'app' })
+    const custom = createPostgresProfileStoreArtifacts({ schema: 'app', ...legacy })
+    assert.equal(custom.schemaSql, plain.schemaSql)
+    assert.deepEqual(custom.queries, plain.queries)
+    assert.notEqual(custom.upgradeSql, plain.upgradeSql)
+  })
+
+  test('a 0.2.2 table name cannot end the upgrade script early', async () => {
+    const { upgradeSql } = createPostgresProfileStoreArtifacts({
+      schema: db.schema,
+      userIndexTable: 'x$upgrade$; drop table kept; --',
+    })
+    await db.sql(`create table "${db.schema}".kept (id int)`)
+    await db.sql(createPostgresProfileStoreArtifacts({ schema: db.schema }).schemaSql)
+    await db.sql(upgradeSql)
+    const { rows } = await db.sql(`select to_regclass($1) is not null as present`, [`"${db.schema}".kept`])
+    assert.equal(rows[0].present, true)
+  })
+
   test('the injection attempt never reached the database', async () => {
     await db.sql(`create table "${db.schema}".y (id int)`)
     assert.throws(() => createPostgresProfileStoreArtifacts({ tablePrefix: 'x"; drop table y; --' }))

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 
 import { MODES, useDatabase } from './helpers/database.mjs'
+import { expectStoreError } from './helpers-profiles.mjs'
 
 const db = await useDatabase({ schemaPrefix: 'doc' })
 
@@ -98,6 +99,91 @@ for (const mode of MODES) {
       assert.equal(await repository.writeUserProfileIndex(record), undefined)
       assert.deepEqual(await repository.readUserProfileIndex(id('u4')), record)
     })
+
+    // [written, read back]: every instant timestamptz holds (4714-11-24 BC to
+    // 294276 AD, to the microsecond) in ISO-8601 form; read back in UTC, as
+    // Date#toISOString writes it (expanded years for years outside 0000..9999).
+    const INSTANTS = [
+      ['0001-01-01T00:00:00.000Z', '0001-01-01T00:00:00.000Z'],
+      ['0099-12-31T23:59:59.999Z', '0099-12-31T23:59:59.999Z'],
+      ['0004-02-29T12:00:00.000Z', '0004-02-29T12:00:00.000Z'],
+      ['1969-12-31T23:59:59.999Z', '1969-12-31T23:59:59.999Z'],
+      ['9999-12-31T23:59:59.999Z', '9999-12-31T23:59:59.999Z'],
+      ['+010000-01-01T00:00:00.000Z', '+010000-01-01T00:00:00.000Z'],
+      ['+275760-09-13T00:00:00.000Z', '+275760-09-13T00:00:00.000Z'],
+      ['+294276-12-31T23:59:59.999999Z', '+294276-12-31T23:59:59.999999Z'],
+      ['0000-02-29T00:00:00.000Z', '0000-02-29T00:00:00.000Z'],
+      ['-000001-06-15T12:00:00.000Z', '-000001-06-15T12:00:00.000Z'],
+      ['-004713-11-24T00:00:00.000Z', '-004713-11-24T00:00:00.000Z'],
+      ['2026-01-31T12:00:00.123456Z', '2026-01-31T12:00:00.123456Z'],
+      ['2026-01-31T12:00:00.1Z', '2026-01-31T12:00:00.100Z'],
+      ['2026-01-31T12:00Z', '2026-01-31T12:00:00.000Z'],
+      ['2026-01-31T12:00:00+05', '2026-01-31T07:00:00.000Z'],
+      ['2026-01-31T12:00:00-0330', '2026-01-31T15:30:00.000Z'],
+      ['0001-01-01T00:30:00+01:00', '0000-12-31T23:30:00.000Z'],
+      ['10000-01-01T00:00:00Z', '+010000-01-01T00:00:00.000Z'],
+      ['2026-01-31T24:00:00Z', '2026-02-01T00:00:00.000Z'],
+    ]
+    for (const [written, readBack] of INSTANTS) {
+      test(`writeUserProfileIndex keeps updated_at ${written}`, async () => {
+        const user = id(`at-${written}`)
+        await repository.writeUserProfileIndex(indexRecord(user, id('a'), [id('a')], written))
+        const record = await repository.readUserProfileIndex(user)
+        assert.equal(record.updated_at, readBack)
+      })
+    }
+
+    test('after saveProfile, the index updated_at is the save time in Date#toISOString form', async () => {
+      const doc = profile(id('saved-at'), id('saved-at-user'), 1)
+      await repository.saveProfile(doc)
+      const { updated_at: updatedAt } = await repository.readUserProfileIndex(doc.user_id)
+      assert.equal(new Date(updatedAt).toISOString(), updatedAt)
+      assert.ok(Math.abs(Date.parse(updatedAt) - Date.now()) < 60_000, updatedAt)
+    })
+
+    test('Date#toISOString of instants across the whole Date range reads back unchanged', async () => {
+      for (const millis of [-62198755200000, -62135596800000, -59011459200000, -1, 0, 253402300800000, 8.64e15]) {
+        const user = id(`date-${millis}`)
+        const updatedAt = new Date(millis).toISOString()
+        await repository.writeUserProfileIndex(indexRecord(user, id('a'), [id('a')], updatedAt))
+        assert.equal((await repository.readUserProfileIndex(user)).updated_at, updatedAt)
+      }
+    })
+
+    for (const bad of [
+      '+294277-01-01T00:00:00.000Z',
+      '294277-01-01T00:00:00Z',
+      '294276-12-31T23:59:59-01:00',
+      '-004713-11-23T23:59:59.999Z',
+      '-004714-01-01T00:00:00.000Z',
+      '-271821-04-20T00:00:00.000Z', // new Date(-8.64e15): before timestamptz's first instant
+      '-000000-01-01T00:00:00.000Z',
+      '-0001-01-01T00:00:00.000Z',
+      '+2026-01-01T00:00:00.000Z',
+      '2023-02-29T00:00:00Z',
+      '2026-02-30T00:00:00Z',
+      '2026-13-01T00:00:00Z',
+      '2026-01-01T00:00:00.1234567Z',
+      '2026-01-01T00:00:00.Z',
+      '2026-01-01T00:00:00',
+      '2026-01-01',
+      '2026-01-01T00:00:00+16:00',
+      '2026-01-01T23:59:60Z',
+      '2026-01-01T24:00:01Z',
+      '2026-01-01T25:00:00Z',
+      'now',
+      '',
+    ]) {
+      test(`writeUserProfileIndex rejects updated_at '${bad}' and writes nothing`, async () => {
+        const user = id(`bad-at-${bad}`)
+        const before = await db.snapshot()
+        await expectStoreError(() => repository.writeUserProfileIndex(indexRecord(user, id('a'), [id('a')], bad)), {
+          code: 'validation_error',
+          field: 'updated_at',
+        })
+        assert.deepEqual(await db.snapshot(), before)
+      })
+    }
 
     test('the order of profile_ids is kept, for more than nine ids too', async () => {
       const ids = Array.from({ length: 12 }, (_, i) => id(`z${String(11 - i).padStart(2, '0')}`))

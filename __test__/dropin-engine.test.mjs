@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { appDir, ensureUpstream, importUpstream } from '../scripts/upstream-022.mjs'
 import { PostgresStoreError } from '../index.mjs'
-import { useDatabase } from './helpers/database.mjs'
+import { MODES, useDatabase } from './helpers/database.mjs'
+import { auditFacts } from './helpers-profiles.mjs'
 
 ensureUpstream()
 const engine = await importUpstream('serialization-engine')
@@ -174,3 +175,139 @@ for (const mode of ['native', 'pg']) {
     })
   })
 }
+
+for (const mode of MODES) {
+  describe(`audit rows are the same whichever path wrote them (${mode})`, () => {
+    let repository
+    let store
+
+    before(async () => {
+      repository = db.repository(mode, { tablePrefix: `audit_${mode}_` })
+      await repository.ensureSchema()
+      store = engine.createDocumentProfileStoreAdapter(repository)
+    })
+
+    /** initProfile then observeFact through `adapter`; the profile's audit entries. */
+    async function initAndObserve(adapter, user) {
+      const options = { adapter, rootDir }
+      await freshMillisecond()
+      const created = await engine.initProfile({ user_id: user, tenant_id: 'tenant-1' }, options)
+      await engine.observeFact(
+        { profile_id: created.profile_id, domain: 'core', key: 'city', value: 'Lisbon' },
+        options,
+      )
+      return (await repository.listAuditEntries(created.profile_id)).entries
+    }
+
+    test('initProfile then observeFact: the 0.2.2 adapter writes the audit rows saveProfile writes', async () => {
+      const viaAdapter = await initAndObserve(store, `audit-adapter-${mode}`)
+      const viaSave = await initAndObserve(repository, `audit-save-${mode}`)
+      assert.deepEqual(
+        auditFacts(viaSave).map((e) => [e.revision, e.previous_revision]),
+        [
+          [2, 1],
+          [1, null],
+        ],
+      )
+      assert.deepEqual(viaSave[0].changed_top_level_paths, ['layers', 'metadata'])
+      assert.deepEqual(auditFacts(viaAdapter), auditFacts(viaSave))
+    })
+
+    test('revisions written alternately through saveProfile and the adapter form one unbroken chain', async () => {
+      await freshMillisecond()
+      let profile = await engine.initProfile({ user_id: `audit-mixed-${mode}` }, { adapter: store, rootDir })
+      const id = profile.profile_id
+      for (let step = 0; step < 4; step++) {
+        const next = engine.bumpRevision(profile)
+        next.metadata.source_count = profile.metadata.source_count + step + 1
+        next.layers.observed.core = { facts: { step } }
+        profile =
+          step % 2 === 0
+            ? await repository.saveProfile(next, { context: { step } })
+            : await engine.saveProfile(next, { adapter: store, rootDir })
+      }
+      const { entries } = await repository.listAuditEntries(id)
+      assert.deepEqual(
+        entries.map((e) => [e.revision, e.previous_revision, e.source_count_delta]),
+        [
+          [5, 4, 4],
+          [4, 3, 3],
+          [3, 2, 2],
+          [2, 1, 1],
+          [1, null, 0],
+        ],
+      )
+      for (const entry of entries.slice(0, 4)) assert.deepEqual(entry.changed_top_level_paths, ['layers', 'metadata'])
+    })
+
+    test('writeProfileRevision out of order: the later revision is re-linked to the one written in between', async () => {
+      const id = `audit-order-${mode}`
+      const doc = (revision, sourceCount) => ({
+        profile_id: id,
+        user_id: `audit-order-user-${mode}`,
+        layers: { observed: { revision } },
+        metadata: { revision, source_count: sourceCount, updated_at: `2026-01-0${revision}T00:00:00.000Z` },
+      })
+      await repository.writeProfileRevision(doc(1, 1))
+      await repository.writeProfileRevision(doc(3, 10))
+      await repository.writeProfileRevision(doc(2, 4), { context: { request_id: 'r-2' } })
+      const { entries } = await repository.listAuditEntries(id)
+      assert.deepEqual(
+        entries.map((e) => [e.revision, e.previous_revision, e.source_count_delta, e.changed_top_level_paths]),
+        [
+          [3, 2, 6, ['layers', 'metadata']],
+          [2, 1, 3, ['layers', 'metadata']],
+          [1, null, 1, ['layers', 'metadata', 'profile_id', 'user_id']],
+        ],
+      )
+      assert.deepEqual(entries[1].context, { request_id: 'r-2' })
+    })
+  })
+}
+
+describe('audit rows written by 0.3.0 through the 0.2.2 path', () => {
+  test('upgradeSql fills in the audit fields 0.3.0 left empty, as a save would have', async () => {
+    const prefix = 'v030_'
+    const repository = db.repository('native', { tablePrefix: prefix })
+    await repository.ensureSchema()
+    const audit = `"${db.schema}"."${prefix}profile_audit"`
+    // 0.3.0's writeProfileRevision statement (src/store/sql.rs at 0.3.0): no
+    // previous_revision, no source_count_delta, no changed paths.
+    const writeRevision030 = `insert into ${audit} as cur (profile_id, revision, user_id, tenant_id, source_count, pson_version,
+       updated_at, document)
+       select d ->> 'profile_id', (d #>> '{metadata,revision}')::integer, d ->> 'user_id', d ->> 'tenant_id',
+       (case when jsonb_typeof(d #> '{metadata,source_count}') = 'number' then (d #>> '{metadata,source_count}')::numeric end),
+       d ->> 'pson_version', d #>> '{metadata,updated_at}', d
+       from (select $1::text::jsonb as d) input`
+    const id = 'v030-profile'
+    const revision = (n) => ({
+      profile_id: id,
+      user_id: 'v030-user',
+      layers: { observed: { n } },
+      metadata: { revision: n, source_count: n * 2, updated_at: `2026-01-0${n}T00:00:00.000Z` },
+    })
+    await repository.saveProfile(revision(1)) // revision 1 through saveProfile
+    for (const n of [2, 3]) await db.sql(writeRevision030, [JSON.stringify(revision(n))])
+    const before = (await repository.listAuditEntries(id)).entries
+    assert.deepEqual(
+      before.map((e) => [e.revision, e.previous_revision, e.changed_top_level_paths]),
+      [
+        [3, null, []],
+        [2, null, []],
+        [1, null, ['layers', 'metadata', 'profile_id', 'user_id']],
+      ],
+    )
+
+    await repository.upgradeFrom022()
+    await repository.upgradeFrom022() // idempotent
+    const after = (await repository.listAuditEntries(id)).entries
+    assert.deepEqual(
+      after.map((e) => [e.revision, e.previous_revision, e.source_count_delta, e.changed_top_level_paths]),
+      [
+        [3, 2, 2, ['layers', 'metadata']],
+        [2, 1, 2, ['layers', 'metadata']],
+        [1, null, 2, ['layers', 'metadata', 'profile_id', 'user_id']],
+      ],
+    )
+  })
+})

@@ -128,6 +128,22 @@ export function withoutRecordedAt(entries) {
   return entries.map(({ recorded_at: _recordedAt, ...rest }) => rest)
 }
 
+/**
+ * What audit entries say about each change, without what differs between two
+ * profiles given the same change (ids, wall-clock times, context).
+ */
+export function auditFacts(entries) {
+  return entries.map((entry) => ({
+    revision: entry.revision,
+    previous_revision: entry.previous_revision,
+    source_count: entry.source_count,
+    source_count_delta: entry.source_count_delta,
+    changed_top_level_paths: entry.changed_top_level_paths,
+    pson_version: entry.pson_version,
+    tenant_id: entry.tenant_id,
+  }))
+}
+
 /** Row counts of one profile in the three tables (plain SQL). */
 export async function profileRowCounts(db, profileId, prefix = 'pson_') {
   const counts = {}
@@ -138,4 +154,17 @@ export async function profileRowCounts(db, profileId, prefix = 'pson_') {
     counts[table] = rows[0].n
   }
   return counts
+}
+
+/** Every page of `listAuditEntries(profileId, { limit })`, following `nextCursor` to the end. */
+export async function readAllPages(repository, profileId, limit) {
+  const pages = []
+  let cursor = null
+  do {
+    const page = await repository.listAuditEntries(profileId, { limit, cursor })
+    pages.push(page)
+    cursor = page.nextCursor
+    assert.ok(pages.length < 1000, 'pagination ends')
+  } while (cursor !== null)
+  return pages
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+import { buildProfile, expectStoreError, failIfUnfinished, readAllPages, uniqueId } from './helpers-profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'page' })
@@ -19,18 +19,6 @@ async function saveTimes(repository, profileId, userId, times) {
       context: { request_id: `${profileId}-${i}` },
     })
   }
-}
-
-async function readAllPages(repository, profileId, limit) {
-  const pages = []
-  let cursor = null
-  do {
-    const page = await repository.listAuditEntries(profileId, { limit, cursor })
-    pages.push(page)
-    cursor = page.nextCursor
-    assert.ok(pages.length < 1000, 'pagination ends')
-  } while (cursor !== null)
-  return pages
 }
 
 for (const mode of MODES) {

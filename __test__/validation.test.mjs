@@ -172,7 +172,10 @@ for (const mode of MODES) {
     /** Runs `call`, expects validation_error on `field`, and an unchanged database. */
     async function rejectsWithoutWriting(call, field) {
       const before = await db.snapshot()
-      const error = await expectStoreError(call, { code: 'validation_error', field })
+      const error = await expectStoreError(
+        call,
+        field === undefined ? { code: 'validation_error' } : { code: 'validation_error', field },
+      )
       assert.deepEqual(await db.snapshot(), before, 'no table changed')
       return error
     }
@@ -225,6 +228,50 @@ for (const mode of MODES) {
 
       const fits = buildProfile({ profileId: uniqueId(`${mode}-fits`), userId: uniqueId(`${mode}-user`) })
       assert.equal((await small.saveProfile(fits)).metadata.revision, 1)
+    })
+
+    // A chain of `levels` objects ({ a: { a: ... } }) or arrays ([[...]]), built without recursion.
+    function nested(levels, kind) {
+      let value = kind === 'array' ? [] : {}
+      for (let i = 1; i < levels; i++) value = kind === 'array' ? [value] : { a: value }
+      return value
+    }
+
+    // The path of the value at `level` of a chain below `prefix` (at `level` - `below` segments further down).
+    const chainPath = (prefix, kind, count) => prefix + (kind === 'array' ? '[0]' : '.a').repeat(count)
+
+    for (const [levels, kind] of [
+      [3600, 'object'],
+      [1001 - 3, 'object'],
+      [100_000, 'array'],
+    ]) {
+      test(`a document nested ${levels + 3} levels (${kind}s) is a validation_error naming the path, on every write`, async () => {
+        // profile (level 1) > layers > observed > deep (level 4, the chain's first): the value at level 1,001 is
+        // refused, and its path has 1,000 segments.
+        const deep = profileWith(mode, (p) => {
+          p.layers.observed = { deep: nested(levels, kind) }
+        })
+        const field = chainPath('layers.observed.deep', kind, 1001 - 4)
+        await rejectsWithoutWriting(() => repository.saveProfile(deep), field)
+        await rejectsWithoutWriting(() => repository.writeCurrentProfile(deep), field)
+        await rejectsWithoutWriting(() => repository.writeProfileRevision(deep), field)
+        // The same limit for a context (level 1) > deep (level 2).
+        const context = { deep: nested(levels + 2, kind) }
+        const fresh = profileWith(mode, () => undefined)
+        await rejectsWithoutWriting(
+          () => repository.saveProfile(fresh, { context }),
+          chainPath('context.deep', kind, 1001 - 2),
+        )
+      })
+    }
+
+    test('a document nested exactly 1,000 levels is saved and loads back equal', async () => {
+      const deep = profileWith(mode, (p) => {
+        p.layers.observed = { deep: nested(1000 - 3, 'object') }
+      })
+      const saved = await repository.saveProfile(deep)
+      assert.deepEqual(await repository.loadProfile(deep.profile_id), saved)
+      assert.equal((await repository.saveProfile(await repository.loadProfile(deep.profile_id))).metadata.revision, 2)
     })
 
     for (const [label, id] of [

@@ -12,7 +12,7 @@ const os = require('node:os')
 
 const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3, nativeBinding: 4, other: 5 }
 
-const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P] [--json]
+const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P] [0.2.2 table names] [--json]
 
 Commands:
   schema    print the DDL (schemaSql) for the schema and table prefix
@@ -25,6 +25,11 @@ Commands:
 Options:
   --schema S                   PostgreSQL schema (default: public)
   --prefix P, --table-prefix P table prefix (default: pson_)
+  --current-profiles-table T, --profile-revisions-table T, --user-index-table T
+                               upgrade: the 0.2.2 tables to copy from, when 0.2.2
+                               was given its currentProfilesTable /
+                               profileRevisionsTable / userIndexTable options
+                               (default: the pson_ names above)
   --json                       check: print the report as JSON
   -h, --help                   show this help
 
@@ -39,7 +44,14 @@ Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error,
 class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const options = { command: null, schema: undefined, tablePrefix: undefined, json: false, help: false }
+  const options = {
+    command: null,
+    schema: undefined,
+    tablePrefix: undefined,
+    legacyTables: {},
+    json: false,
+    help: false,
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const [flag, inline] =
@@ -67,6 +79,15 @@ function parseArgs(argv) {
       case '--json':
         options.json = true
         break
+      case '--current-profiles-table':
+        options.legacyTables.currentProfilesTable = value()
+        break
+      case '--profile-revisions-table':
+        options.legacyTables.profileRevisionsTable = value()
+        break
+      case '--user-index-table':
+        options.legacyTables.userIndexTable = value()
+        break
       default:
         if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`)
         if (options.command !== null) throw new UsageError(`unexpected argument ${arg}`)
@@ -79,6 +100,11 @@ function parseArgs(argv) {
   if (!['schema', 'upgrade', 'check'].includes(options.command))
     throw new UsageError(`unknown command ${options.command}`)
   if (options.json && options.command !== 'check') throw new UsageError('--json only applies to check')
+  if (Object.keys(options.legacyTables).length > 0 && options.command !== 'upgrade') {
+    throw new UsageError(
+      '--current-profiles-table, --profile-revisions-table and --user-index-table only apply to upgrade',
+    )
+  }
   return options
 }
 
@@ -241,6 +267,7 @@ async function main(argv) {
     const artifacts = pkg.createPostgresProfileStoreArtifacts({
       schema: options.schema,
       tablePrefix: options.tablePrefix,
+      ...options.legacyTables,
     })
     const sql = options.command === 'schema' ? artifacts.schemaSql : artifacts.upgradeSql
     process.stdout.write(sql.endsWith('\n') ? sql : `${sql}\n`)

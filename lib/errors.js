@@ -64,31 +64,82 @@ function fromNative(error, operation) {
   return new PostgresStoreError('database_error', `native call failed: ${error.message}`, { operation, cause: error })
 }
 
-const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
+// How executor failures map to our codes: the one table. Server errors by
+// SQLSTATE (class or full code); driver failures by the driver's own code
+// (postgres.js, and Node's socket and DNS errno, which both drivers pass on);
+// node-postgres and pg-pool give no code, so theirs go by their fixed
+// messages (pg 8 lib/client.js, pg-pool 3 index.js). A connect that times out
+// is a connection_error and a wait for a free pooled connection a timeout,
+// as in native mode.
+const EXECUTOR_FAILURES = {
+  sqlStates: [
+    ['57014', 'timeout'], // query_canceled: statement_timeout
+    ['08', 'connection_error'], // connection_exception
+    ['57P', 'connection_error'], // admin or crash shutdown, cannot connect now, database dropped
+    ['28', 'connection_error'], // invalid_authorization_specification (unknown role, bad password): at connect only
+    ['3D000', 'connection_error'], // invalid_catalog_name (unknown database): at connect only
+    ['53300', 'connection_error'], // too_many_connections: at connect only
+  ],
+  codes: new Map([
+    // postgres.js
+    ['CONNECT_TIMEOUT', 'connection_error'],
+    ['CONNECTION_CLOSED', 'connection_error'],
+    ['CONNECTION_DESTROYED', 'connection_error'],
+    ['CONNECTION_ENDED', 'connection_error'],
+    // Node sockets and DNS
+    ['ECONNREFUSED', 'connection_error'],
+    ['ECONNRESET', 'connection_error'],
+    ['ECONNABORTED', 'connection_error'],
+    ['EPIPE', 'connection_error'],
+    ['ETIMEDOUT', 'connection_error'],
+    ['EHOSTUNREACH', 'connection_error'],
+    ['ENETUNREACH', 'connection_error'],
+    ['EADDRNOTAVAIL', 'connection_error'],
+    ['ENOTFOUND', 'connection_error'],
+    ['EAI_AGAIN', 'connection_error'],
+  ]),
+  messages: new Map([
+    // pg-pool: no client became free within connectionTimeoutMillis
+    ['timeout exceeded when trying to connect', 'timeout'],
+    // pg-pool: a new client did not connect within connectionTimeoutMillis
+    ['Connection terminated due to connection timeout', 'connection_error'],
+    // pg: a Client's own connectionTimeoutMillis
+    ['timeout expired', 'connection_error'],
+    // pg: query_timeout
+    ['Query read timeout', 'timeout'],
+    ['Connection terminated unexpectedly', 'connection_error'],
+    ['Connection terminated', 'connection_error'],
+    ['Client has encountered a connection error and is not queryable', 'connection_error'],
+    ['Client was closed and is not queryable', 'connection_error'],
+    ['Cannot use a pool after calling end on the pool', 'connection_error'],
+  ]),
+}
+
+const SQLSTATE = /^[0-9A-Z]{5}$/
+
+function sqlStateCode(sqlState) {
+  for (const [prefix, code] of EXECUTOR_FAILURES.sqlStates) if (sqlState.startsWith(prefix)) return code
+  return 'database_error'
+}
 
 // Errors thrown by a caller's executor (node-postgres, postgres.js, others).
 function fromExecutor(error, operation) {
   if (error instanceof PostgresStoreError) return error
-  const code = typeof error?.code === 'string' ? error.code : ''
+  const driverCode = typeof error?.code === 'string' ? error.code : ''
   const message = error?.message || String(error)
-  if (/^[0-9A-Z]{5}$/.test(code)) {
-    if (code === '57014') return new PostgresStoreError('timeout', message, { operation, sqlState: code, cause: error })
-    if (code.startsWith('08') || code.startsWith('57P')) {
-      return new PostgresStoreError('connection_error', message, { operation, sqlState: code, cause: error })
-    }
+  const known = EXECUTOR_FAILURES.codes.get(driverCode) ?? EXECUTOR_FAILURES.messages.get(message)
+  if (known !== undefined) return new PostgresStoreError(known, message, { operation, cause: error })
+  if (SQLSTATE.test(driverCode)) {
+    const code = sqlStateCode(driverCode)
+    const details = { operation, sqlState: driverCode, cause: error }
+    if (code !== 'database_error') return new PostgresStoreError(code, message, details)
     return new PostgresStoreError('database_error', message, {
-      operation,
-      sqlState: code,
+      ...details,
       detail: error.detail,
       constraint: error.constraint ?? error.constraint_name,
       table: error.table ?? error.table_name,
       schema: error.schema ?? error.schema_name,
-      cause: error,
     })
-  }
-  if (CONNECTION_ERRNOS.has(code) || code.startsWith('CONNECT') || /connection|terminated/i.test(message)) {
-    const timedOut = code === 'CONNECT_TIMEOUT' || /timeout/i.test(message)
-    return new PostgresStoreError(timedOut ? 'timeout' : 'connection_error', message, { operation, cause: error })
   }
   return new PostgresStoreError('database_error', message, { operation, cause: error })
 }

@@ -58,9 +58,9 @@ class PostgresProfileStoreRepository {
   }
 
   writeProfileRevision(profile, options) {
-    return this.#op('writeProfileRevision', options, async () => {
+    return this.#op('writeProfileRevision', options, async (context) => {
       const { text } = v.profileText(profile, this.#maxDocumentBytes, { requireRevision: true })
-      await this.#query('writeProfileRevision', [text])
+      await this.#query('writeProfileRevision', [text, context === undefined ? null : JSON.stringify(context)])
       return [undefined, 1]
     })
   }
@@ -137,23 +137,25 @@ class PostgresProfileStoreRepository {
 
   saveProfile(profile, options) {
     return this.#op('saveProfile', options, async (context) => {
-      const { text, plain } = v.profileText(profile, this.#maxDocumentBytes)
+      const { text, document, exact } = v.profileText(profile, this.#maxDocumentBytes)
       const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
       const revision = await this.#driver.save(
-        profile.profile_id,
+        document.profile_id,
         text,
         expected,
         context === undefined ? null : JSON.stringify(context),
       )
       if (revision === null) {
+        const refusal = v.saveRefusal(document.profile_id, expected)
+        if (refusal !== null) throw refusal
         throw new PostgresStoreError(
           'conflict',
-          `Profile '${profile.profile_id}' is not at revision ${expected}; nothing was written.`,
+          `Profile '${document.profile_id}' is not at revision ${expected}; nothing was written.`,
         )
       }
-      // The returned document is the stored one: the caller's object with the
-      // new revision, or (when toJSON/undefined made them differ) the JSON.
-      const saved = plain ? { ...profile } : JSON.parse(text)
+      // The returned document is the stored one: a copy of the caller's object
+      // with the new revision, or the parsed JSON when JSON changed something.
+      const saved = exact ? { ...document } : document
       saved.metadata = { ...saved.metadata, revision }
       return [saved, 1]
     })

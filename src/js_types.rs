@@ -10,7 +10,7 @@ use napi_derive::napi;
 use crate::error::StoreError;
 use crate::store::config::{ConnectOptions, SslOption};
 use crate::store::rows::Cell;
-use crate::store::sql::Queries;
+use crate::store::sql::{LegacyTables, Queries};
 use crate::store::PoolStatus;
 
 /// node-postgres' `ssl: { ... }` form.
@@ -58,9 +58,66 @@ pub struct NativeOptions {
   pub schema: Option<String>,
   /// Default `pson_`.
   pub table_prefix: Option<String>,
+  /// 0.2.2's table of current profiles, read by `upgrade`. Default `pson_profiles_current`.
+  pub current_profiles_table: Option<String>,
+  /// 0.2.2's table of revisions, read by `upgrade`. Default `pson_profile_revisions`.
+  pub profile_revisions_table: Option<String>,
+  /// 0.2.2's user index table, read by `upgrade`. Default `pson_user_profile_index`.
+  pub user_index_table: Option<String>,
+}
+
+/// The 0.2.2 table names `upgradeSql` reads (0.2.2's options of the same names).
+#[napi(object, object_to_js = false)]
+pub struct LegacyTableNames {
+  /// Default `pson_profiles_current`.
+  pub current_profiles_table: Option<String>,
+  /// Default `pson_profile_revisions`.
+  pub profile_revisions_table: Option<String>,
+  /// Default `pson_user_profile_index`.
+  pub user_index_table: Option<String>,
+}
+
+impl LegacyTableNames {
+  pub fn tables(&self) -> LegacyTables {
+    legacy_tables(
+      &self.current_profiles_table,
+      &self.profile_revisions_table,
+      &self.user_index_table,
+    )
+  }
+}
+
+fn legacy_tables(
+  current_profiles: &Option<String>,
+  profile_revisions: &Option<String>,
+  user_index: &Option<String>,
+) -> LegacyTables {
+  let defaults = LegacyTables::default();
+  LegacyTables {
+    current_profiles: current_profiles
+      .clone()
+      .unwrap_or(defaults.current_profiles),
+    profile_revisions: profile_revisions
+      .clone()
+      .unwrap_or(defaults.profile_revisions),
+    user_index: user_index.clone().unwrap_or(defaults.user_index),
+  }
 }
 
 impl NativeOptions {
+  /// The statements for this schema, prefix and 0.2.2 table names.
+  pub fn queries(&self) -> Result<Queries, StoreError> {
+    Queries::with_legacy_tables(
+      self.schema.as_deref().unwrap_or("public"),
+      self.table_prefix.as_deref().unwrap_or("pson_"),
+      &legacy_tables(
+        &self.current_profiles_table,
+        &self.profile_revisions_table,
+        &self.user_index_table,
+      ),
+    )
+  }
+
   pub fn connect_options(&self) -> ConnectOptions {
     ConnectOptions {
       connection_string: self.connection_string.clone(),

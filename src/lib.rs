@@ -18,15 +18,26 @@ pub mod store;
 
 use napi_derive::napi;
 
-use js_types::Artifacts;
+use js_types::{Artifacts, LegacyTableNames};
 use store::sql::Queries;
 
-/// Renders the schema, upgrade script and statements for a schema/prefix.
+/// The largest revision a profile can have (PostgreSQL `integer`); a save
+/// of a profile at this revision rejects with `validation_error`.
 #[napi]
-pub fn artifacts(schema: Option<String>, table_prefix: Option<String>) -> napi::Result<Artifacts> {
-  let queries = Queries::new(
+pub const MAX_REVISION: u32 = store::sql::MAX_REVISION as u32;
+
+/// Renders the schema, upgrade script and statements for a schema/prefix;
+/// `legacy` names the 0.2.2 tables the upgrade script reads.
+#[napi]
+pub fn artifacts(
+  schema: Option<String>,
+  table_prefix: Option<String>,
+  legacy: Option<LegacyTableNames>,
+) -> napi::Result<Artifacts> {
+  let queries = Queries::with_legacy_tables(
     schema.as_deref().unwrap_or("public"),
     table_prefix.as_deref().unwrap_or("pson_"),
+    &legacy.map(|names| names.tables()).unwrap_or_default(),
   )?;
   Ok(Artifacts::from(&queries))
 }

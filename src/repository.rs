@@ -17,7 +17,6 @@ use crate::error::StoreError;
 use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
 use crate::store::batcher::BatchKind;
 use crate::store::coalesced::{Finds, Loads, SaveRequest, Saves};
-use crate::store::sql::Queries;
 use crate::store::Store;
 
 /// Rows as the JS side receives them.
@@ -62,10 +61,7 @@ impl NativeRepository {
   /// Builds the pool; connections open on first use.
   #[napi(constructor)]
   pub fn new(options: NativeOptions) -> napi::Result<Self> {
-    let queries = Queries::new(
-      options.schema.as_deref().unwrap_or("public"),
-      options.table_prefix.as_deref().unwrap_or("pson_"),
-    )?;
+    let queries = options.queries()?;
     let store = Arc::new(Store::connect(
       &options.connect_options(),
       Arc::new(queries),

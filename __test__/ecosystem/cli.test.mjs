@@ -57,6 +57,36 @@ test('schema and upgrade print the artifacts for --schema/--prefix', async () =>
   assert.equal(defaults.stdout.trimEnd(), createPostgresProfileStoreArtifacts().schemaSql.trimEnd())
 })
 
+test("upgrade reads 0.2.2's custom table names; other commands refuse them", async () => {
+  const legacy = {
+    currentProfilesTable: 'AppCurrent',
+    profileRevisionsTable: 'app_revisions',
+    userIndexTable: 'app_users',
+  }
+  const out = await cli([
+    'upgrade',
+    '--schema',
+    'app',
+    '--current-profiles-table',
+    'AppCurrent',
+    '--profile-revisions-table=app_revisions',
+    '--user-index-table',
+    'app_users',
+  ])
+  assert.equal(out.code, 0, out.stderr)
+  const expected = createPostgresProfileStoreArtifacts({ schema: 'app', ...legacy }).upgradeSql
+  assert.equal(out.stdout.trimEnd(), expected.trimEnd())
+  assert.ok(out.stdout.includes('"app"."AppCurrent"'))
+  for (const command of ['schema', 'check']) {
+    const refused = await cli([command, '--user-index-table', 'app_users'])
+    assert.equal(refused.code, 2, command)
+    assert.match(refused.stderr, /error \[usage\]: .*only apply to upgrade/)
+  }
+  const tooLong = await cli(['upgrade', '--user-index-table', 'u'.repeat(64)])
+  assert.equal(tooLong.code, 2)
+  assert.match(tooLong.stderr, /^error \[validation_error\]: .*userIndexTable/m)
+})
+
 test('a bad schema or prefix is a usage error naming the option', async () => {
   const result = await cli(['schema', '--prefix', 'bad-prefix'])
   assert.equal(result.code, 2)

@@ -13,7 +13,12 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 
 import { importUpstream } from '../../scripts/upstream-022.mjs'
-import { createPostgresProfileStoreArtifacts, createPostgresProfileStoreRepository } from '../../index.mjs'
+import {
+  createPostgresProfileStoreArtifacts,
+  createPostgresProfileStoreRepository,
+  createPostgresQueryExecutor,
+} from '../../index.mjs'
+import { auditFacts } from '../helpers-profiles.mjs'
 import { useSchema, useServer } from './helpers.mjs'
 
 const engine = await importUpstream('serialization-engine')
@@ -179,5 +184,111 @@ describe('upgradeSql over a deployment written by 0.2.2', () => {
     const again = await engine.saveProfile(await repository.loadProfile(other), { adapter: repository, rootDir })
     assert.equal(again.metadata.revision, 4)
     assert.equal((await repository.readUserProfileIndex(USERS[otherIndex % USERS.length])).latest_profile_id, other)
+  })
+})
+
+describe('the audit chain after upgradeSql', () => {
+  test('a revision written through the 0.2.2 adapter continues the chain as a save does', async () => {
+    // Two upgraded profiles with 4 revisions each get the same change: one
+    // through engine.saveProfile on createDocumentProfileStoreAdapter, one
+    // through repository.saveProfile.
+    const [viaAdapter, viaSave] = [idOf(7), idOf(11)]
+    const change = (profile) => {
+      const next = engine.bumpRevision(profile)
+      next.layers.observed.core = { facts: { seq: { value: 'after the upgrade' } } }
+      next.metadata.source_count = profile.metadata.source_count + 3
+      return next
+    }
+    const adapter = engine.createDocumentProfileStoreAdapter(repository)
+    await engine.saveProfile(change(await repository.loadProfile(viaAdapter)), { adapter, rootDir })
+    await repository.saveProfile(change(await repository.loadProfile(viaSave)))
+
+    const facts = async (id) => auditFacts((await repository.listAuditEntries(id)).entries)
+    const adapterFacts = await facts(viaAdapter)
+    assert.deepEqual(
+      adapterFacts.map((e) => [e.revision, e.previous_revision, e.source_count_delta]),
+      [
+        [5, 4, 3],
+        [4, 3, 4],
+        [3, 2, 3],
+        [2, 1, 2],
+        [1, null, 1],
+      ],
+    )
+    assert.deepEqual(adapterFacts[0].changed_top_level_paths, ['layers', 'metadata'])
+    assert.deepEqual(adapterFacts, await facts(viaSave))
+  })
+})
+
+describe("a 0.2.2 deployment with custom table names (0.2.2's currentProfilesTable, ...)", () => {
+  // Mixed case, so that only quoted names find them. The default-named 0.2.2
+  // tables of this schema (above) hold other profiles, which must not be copied.
+  const legacyNames = {
+    currentProfilesTable: 'AppCurrent',
+    profileRevisionsTable: 'AppRevisions',
+    userIndexTable: 'AppUsers',
+  }
+  const customRepository = original.createPostgresProfileStoreRepository(original.createPostgresQueryExecutor(pool), {
+    schema,
+    ...legacyNames,
+  })
+  const customAdapter = engine.createDocumentProfileStoreAdapter(customRepository)
+  const ids = ['custom-1', 'custom-2', 'custom-3']
+
+  before(async () => {
+    await pool.query(original.createPostgresProfileStoreArtifacts({ schema, ...legacyNames }).schemaSql)
+    for (const [i, id] of ids.entries()) {
+      const profile = engine.createEmptyProfile({ user_id: 'custom-user', domains: ['core'] })
+      profile.profile_id = id
+      profile.metadata.source_count = i
+      const first = await engine.saveProfile(profile, { adapter: customAdapter, rootDir })
+      await engine.saveProfile(engine.bumpRevision(first), { adapter: customAdapter, rootDir })
+    }
+  })
+
+  /** What each way of running the upgrade copied, read back through `reader`. */
+  async function expectCopied(reader) {
+    for (const id of ids) {
+      assert.deepEqual(await reader.loadProfile(id), await customRepository.readCurrentProfile(id), id)
+      assert.deepEqual(await reader.listProfileRevisions(id), [1, 2])
+    }
+    assert.deepEqual(await reader.findProfilesByUserId('custom-user'), ids)
+    // Nothing of the default-named 0.2.2 tables.
+    assert.equal(await reader.profileExists(idOf(0)), false)
+  }
+
+  test('upgradeSql from createPostgresProfileStoreArtifacts with the same options', async () => {
+    const artifacts = createPostgresProfileStoreArtifacts({ schema, tablePrefix: 'sql_', ...legacyNames })
+    await pool.query(artifacts.schemaSql)
+    await pool.query(artifacts.upgradeSql)
+    const reader = createPostgresProfileStoreRepository(createPostgresQueryExecutor(pool), { schema, tablePrefix: 'sql_' })
+    await expectCopied(reader)
+  })
+
+  test('upgradeFrom022() of a native repository given the options', async () => {
+    const native = createPostgresProfileStoreRepository({
+      connectionString: server.url,
+      schema,
+      tablePrefix: 'nat_',
+      ...legacyNames,
+    })
+    try {
+      await native.ensureSchema()
+      await native.upgradeFrom022()
+      await expectCopied(native)
+    } finally {
+      await native.close()
+    }
+  })
+
+  test('upgradeFrom022() of the 0.2.2 call form given the same options as 0.2.2', async () => {
+    const executor = createPostgresProfileStoreRepository(createPostgresQueryExecutor(pool), {
+      schema,
+      tablePrefix: 'exe_',
+      ...legacyNames,
+    })
+    await executor.ensureSchema()
+    await executor.upgradeFrom022()
+    await expectCopied(executor)
   })
 })

@@ -257,3 +257,48 @@ export async function tableDigest(sql, schema, prefix = 'pson_') {
   }
   return out
 }
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `target` (`{ host, port }`), to break
+ * connections the way networks and servers do:
+ * - `silent = true`: new connections are accepted and never answered;
+ * - `cut()`: every proxied connection is closed (FIN), as by a server or
+ *   pooler that goes away;
+ * - `reset()`: every proxied connection is reset (RST).
+ */
+export async function tcpProxy(target) {
+  const open = new Set()
+  const proxy = {
+    port: 0,
+    silent: false,
+    cut() {
+      for (const socket of open) socket.destroy()
+    },
+    reset() {
+      for (const socket of open) socket.resetAndDestroy()
+    },
+    async close() {
+      proxy.cut()
+      await new Promise((resolve) => server.close(resolve))
+    },
+  }
+  const track = (socket) => {
+    open.add(socket)
+    socket.on('error', () => {})
+    socket.on('close', () => open.delete(socket))
+  }
+  const server = net.createServer((client) => {
+    track(client)
+    if (proxy.silent) return
+    const upstream = net.connect(target.port, target.host ?? '127.0.0.1')
+    track(upstream)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  proxy.port = server.address().port
+  return proxy
+}
+

@@ -3,7 +3,6 @@
 // that waits at most its acquire timeout (`connectionTimeoutMillis`).
 
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 
 import pg from 'pg'
@@ -11,7 +10,7 @@ import pg from 'pg'
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
 import { useDatabase } from '../helpers/database.mjs'
 import { lockRows as lockRowsOf } from '../helpers/locks.mjs'
-import { closedPort, failOnSilentExit, outcome, sleep, uid } from './helpers.mjs'
+import { closedPort, failOnSilentExit, outcome, sleep, tcpProxy, uid } from './helpers.mjs'
 
 failOnSilentExit()
 
@@ -68,14 +67,9 @@ describe('connectionTimeoutMillis', () => {
   })
 
   test('a server that accepts and never answers: connection_error or timeout within ~5 s', async () => {
-    const sockets = new Set()
-    const blackhole = net.createServer((socket) => {
-      sockets.add(socket)
-      socket.on('error', () => {})
-      socket.on('close', () => sockets.delete(socket))
-    })
-    await new Promise((resolve) => blackhole.listen(0, '127.0.0.1', resolve))
-    const { port } = blackhole.address()
+    const blackhole = await tcpProxy({ port: 1 })
+    blackhole.silent = true
+    const { port } = blackhole
     const repository = createPostgresProfileStoreRepository({
       connectionString: `postgres://postgres@127.0.0.1:${port}/x`,
       connectionTimeoutMillis: 1000,
@@ -93,8 +87,7 @@ describe('connectionTimeoutMillis', () => {
       }
     } finally {
       await repository.close()
-      for (const socket of sockets) socket.destroy()
-      await new Promise((resolve) => blackhole.close(resolve))
+      await blackhole.close()
     }
   })
 })

@@ -10,7 +10,10 @@
 //! - every parameter is sent as text (or NULL) and cast in SQL (`$1::integer`),
 //!   so one calling convention serves tokio-postgres and any JS executor; JSON
 //!   goes through `$1::text::jsonb`, because postgres.js JSON-encodes (again)
-//!   any parameter the server reports as jsonb;
+//!   any parameter the server reports as jsonb; timestamps go through
+//!   `::text::timestamptz`, because postgres.js passes a timestamptz
+//!   parameter through `new Date()` (losing microseconds and every year that
+//!   Date cannot hold);
 //! - result columns are `text`, `integer` or `boolean` only; JSON leaves the
 //!   server as `::text`, so node-postgres and postgres.js hand back the same
 //!   values the native decoder does.
@@ -21,6 +24,12 @@ use crate::error::StoreError;
 
 /// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
 const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The largest revision: every revision column is a PostgreSQL `integer`.
+/// A save of a profile at this revision writes nothing and returns no row
+/// (the caller reports it; see `render_save`). Exported to JS, whose input
+/// checks use the same bound.
+pub const MAX_REVISION: i32 = i32::MAX;
 
 /// Top-level table/sequence/index suffixes appended to `tablePrefix`.
 const PROFILES: &str = "profiles";
@@ -108,6 +117,27 @@ pub struct Tables {
   pub domain_index: String,
 }
 
+/// The table names of the 0.2.2 deployment that `upgrade_sql` copies from
+/// (0.2.2's `currentProfilesTable`, `profileRevisionsTable` and
+/// `userIndexTable` options), in the same schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyTables {
+  pub current_profiles: String,
+  pub profile_revisions: String,
+  pub user_index: String,
+}
+
+impl Default for LegacyTables {
+  /// 0.2.2's defaults.
+  fn default() -> Self {
+    Self {
+      current_profiles: "pson_profiles_current".to_owned(),
+      profile_revisions: "pson_profile_revisions".to_owned(),
+      user_index: "pson_user_profile_index".to_owned(),
+    }
+  }
+}
+
 /// The rendered SQL of one repository configuration.
 #[derive(Debug, Clone)]
 pub struct Queries {
@@ -118,9 +148,22 @@ pub struct Queries {
 }
 
 impl Queries {
-  /// Validates `schema` and `table_prefix` and renders every statement.
+  /// Validates `schema` and `table_prefix` and renders every statement, with
+  /// 0.2.2's default table names for the upgrade.
   pub fn new(schema: &str, table_prefix: &str) -> Result<Self, StoreError> {
+    Self::with_legacy_tables(schema, table_prefix, &LegacyTables::default())
+  }
+
+  /// As `new`, with the upgrade reading the 0.2.2 tables named in `legacy`.
+  pub fn with_legacy_tables(
+    schema: &str,
+    table_prefix: &str,
+    legacy: &LegacyTables,
+  ) -> Result<Self, StoreError> {
     check_identifier("schema", schema, schema)?;
+    check_legacy_table("currentProfilesTable", &legacy.current_profiles)?;
+    check_legacy_table("profileRevisionsTable", &legacy.profile_revisions)?;
+    check_legacy_table("userIndexTable", &legacy.user_index)?;
     for suffix in SUFFIXES {
       check_identifier(
         "tablePrefix",
@@ -128,7 +171,7 @@ impl Queries {
         &format!("{table_prefix}{suffix}"),
       )?;
     }
-    let names = Names::new(schema, table_prefix);
+    let names = Names::new(schema, table_prefix, legacy);
     let statements = STATEMENT_NAMES
       .iter()
       .map(|name| (*name, render_statement(name, &names)))
@@ -189,6 +232,33 @@ fn check_identifier(field: &'static str, value: &str, full_name: &str) -> Result
   Ok(())
 }
 
+/// 0.2.2 quoted its table names and checked nothing, so any name PostgreSQL
+/// can hold was possible. Longer names were truncated by the server (to the
+/// same table every time), so a name over 63 bytes is refused with the
+/// truncated name to use instead.
+fn check_legacy_table(field: &'static str, name: &str) -> Result<(), StoreError> {
+  if name.is_empty() || name.contains('\0') {
+    return Err(StoreError::validation(
+      field,
+      format!("{field} must be a non-empty table name without \\u0000"),
+    ));
+  }
+  if name.len() > MAX_IDENTIFIER_BYTES {
+    let mut end = MAX_IDENTIFIER_BYTES;
+    while !name.is_char_boundary(end) {
+      end -= 1;
+    }
+    return Err(StoreError::validation(
+      field,
+      format!(
+        "{field} is longer than {MAX_IDENTIFIER_BYTES} bytes; PostgreSQL truncated it when 0.2.2 created the table: pass '{}'",
+        &name[..end]
+      ),
+    ));
+  }
+  Ok(())
+}
+
 /// Double-quotes an identifier (doubling embedded quotes, as libpq does).
 fn quote(identifier: &str) -> String {
   format!("\"{}\"", identifier.replace('"', "\"\""))
@@ -211,7 +281,7 @@ struct Names {
 }
 
 impl Names {
-  fn new(schema: &str, prefix: &str) -> Self {
+  fn new(schema: &str, prefix: &str, legacy: &LegacyTables) -> Self {
     let qualified = |table: &str| format!("{}.{}", quote(schema), quote(table));
     let index_seq = qualified(&format!("{prefix}domain_index_seq"));
     Self {
@@ -223,9 +293,9 @@ impl Names {
       index_seq_literal: format!("'{}'", index_seq.replace('\'', "''")),
       delete_function: qualified(&format!("{prefix}delete_profile")),
       index_seq,
-      legacy_current: qualified("pson_profiles_current"),
-      legacy_revisions: qualified("pson_profile_revisions"),
-      legacy_user_index: qualified("pson_user_profile_index"),
+      legacy_current: qualified(&legacy.current_profiles),
+      legacy_revisions: qualified(&legacy.profile_revisions),
+      legacy_user_index: qualified(&legacy.user_index),
     }
   }
 
@@ -255,15 +325,32 @@ fn iso(timestamp: &str) -> String {
   format!("to_char({timestamp} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 }
 
-/// Top-level keys whose values differ between two documents, sorted;
-/// `always` (if any) counts as changed whenever it is present.
-fn changed_paths(old: &str, new: &str, always: Option<&str>) -> String {
-  let forced = always
-    .map(|key| format!("k = '{key}' or "))
-    .unwrap_or_default();
+/// A timestamptz as exact ISO-8601 text, the way `Date#toISOString` writes
+/// it: UTC, milliseconds (microseconds when the value has them, so nothing
+/// is lost), and years outside 0000..9999 expanded to a sign and six digits.
+/// Astronomical years: 1 BC is 0000, as in ISO-8601 and ECMAScript.
+fn iso_instant(timestamp: &str) -> String {
+  let utc = format!("({timestamp} at time zone 'UTC')");
+  let year = format!(
+    "(extract(year from {utc})::integer + case when extract(year from {utc}) < 0 then 1 else 0 end)"
+  );
   format!(
-    "array(select k from (select jsonb_object_keys({old}) union select jsonb_object_keys({new})) keys(k) \
-     where {forced}{old} -> k is distinct from {new} -> k order by k)"
+    "(case when {year} between 0 and 9999 then lpad({year}::text, 4, '0') \
+     when {year} > 9999 then '+' || lpad({year}::text, 6, '0') else '-' || lpad((-{year})::text, 6, '0') end \
+     || to_char({utc}, '-MM-DD\"T\"HH24:MI:SS.') \
+     || case when to_char({utc}, 'US') like '%000' then to_char({utc}, 'MS') else to_char({utc}, 'US') end || 'Z')"
+  )
+}
+
+/// The audit row's `changed_top_level_paths`: the top-level keys whose values
+/// differ between the previous and the new document, sorted. `metadata` is
+/// always listed, because the revision in it always moves. `old` is `'{}'`
+/// for a first revision, so every key of `new` counts as changed. One rule for
+/// every path that writes audit rows (save, writeProfileRevision, upgrade).
+fn changed_paths(old: &str, new: &str) -> String {
+  format!(
+    "array(select k from (select jsonb_object_keys({old}) union select jsonb_object_keys({new}) \
+     union select 'metadata') keys(k) where k = 'metadata' or {old} -> k is distinct from {new} -> k order by k)"
   )
 }
 
@@ -390,10 +477,13 @@ fn render_upgrade(n: &Names) -> String {
   let domains = active_domains("p.document");
   let source_count_doc = source_count("r.profile_document");
   let source_count_prev = source_count("r.previous_document");
-  let changed = changed_paths("r.previous_document", "r.profile_document", None);
-  format!(
-    r#"-- Copies a 0.2.2 deployment into the 0.3 tables. Idempotent; the old tables are kept.
-do $upgrade$
+  let changed = changed_paths(
+    "coalesce(r.previous_document, '{}'::jsonb)",
+    "r.profile_document",
+  );
+  let repaired_changed = changed_paths("coalesce(r.previous_document, '{}'::jsonb)", "a.document");
+  let body = format!(
+    r#"
 begin
   if to_regclass({current_lit}) is not null then
     insert into {profiles} (profile_id, user_id, tenant_id, revision, document, created_at, saved_at)
@@ -410,9 +500,7 @@ begin
     select r.profile_id, r.revision, r.previous_revision,
            coalesce(r.profile_document ->> 'user_id', ''), r.profile_document ->> 'tenant_id',
            {source_count_doc}, {source_count_doc} - coalesce({source_count_prev}, 0),
-           case when r.previous_document is null
-                then array(select jsonb_object_keys(r.profile_document) k order by k)
-                else {changed} end,
+           {changed},
            r.profile_document ->> 'pson_version', r.profile_document #>> '{{metadata,updated_at}}',
            r.updated_at, '{{"source": "upgrade-0.2.2"}}'::jsonb, r.profile_document
     from (
@@ -436,9 +524,33 @@ begin
     left join {profiles} p on p.profile_id = e.profile_id
     on conflict (profile_id) do nothing;
   end if;
+
+  -- 0.3.0's writeProfileRevision left the audit fields of its rows empty (no
+  -- changed path at all, which no other path writes): fill them in as a save
+  -- would have, against the nearest earlier revision.
+  update {audit} a set previous_revision = r.previous_revision,
+         source_count_delta = a.source_count - coalesce({source_count_prev}, 0),
+         changed_top_level_paths = {repaired_changed}
+  from (
+    select rev.profile_id, rev.revision,
+           lag(rev.revision) over w as previous_revision,
+           lag(rev.document) over w as previous_document
+    from {audit} rev
+    where rev.profile_id in (select e.profile_id from {audit} e where e.changed_top_level_paths = '{{}}')
+    window w as (partition by rev.profile_id order by rev.revision)
+  ) r
+  where a.profile_id = r.profile_id and a.revision = r.revision and a.changed_top_level_paths = '{{}}';
 end
-$upgrade$;
 "#
+  );
+  // The 0.2.2 table names are the caller's text: choose a dollar-quote tag
+  // that none of them (nor anything else in the body) contains.
+  let mut tag = "$upgrade$".to_owned();
+  while body.contains(&tag) {
+    tag.insert(tag.len() - 1, '_');
+  }
+  format!(
+    "-- Copies a 0.2.2 deployment into the 0.3 tables. Idempotent; the old tables are kept.\ndo {tag}{body}{tag};\n"
   )
 }
 
@@ -500,25 +612,15 @@ fn render_statement(name: &str, n: &Names) -> String {
        on conflict (profile_id) do update set user_id = excluded.user_id, tenant_id = excluded.tenant_id, \
        revision = excluded.revision, document = excluded.document, saved_at = now()"
     ),
-    "writeProfileRevision" => format!(
-      "insert into {audit} as cur (profile_id, revision, user_id, tenant_id, source_count, pson_version, \
-       updated_at, document) \
-       select d ->> 'profile_id', (d #>> '{{metadata,revision}}')::integer, d ->> 'user_id', d ->> 'tenant_id', \
-       {sc}, d ->> 'pson_version', d #>> '{{metadata,updated_at}}', d \
-       from (select $1::text::jsonb as d) input \
-       on conflict (profile_id, revision) do update set user_id = excluded.user_id, \
-       tenant_id = excluded.tenant_id, source_count = excluded.source_count, \
-       pson_version = excluded.pson_version, updated_at = excluded.updated_at, \
-       document = excluded.document, recorded_at = now()",
-      sc = source_count("d")
-    ),
+    "writeProfileRevision" => render_write_revision(n),
     "readUserProfileIndex" => format!(
-      "select json_build_object('user_id', $1::text, \
-       'latest_profile_id', (array_agg(profile_id order by latest_seq desc, position desc))[1], \
-       'profile_ids', array_agg(profile_id order by position, profile_id), \
-       'updated_at', (array_agg({updated_at} order by latest_seq desc, position desc))[1])::text as record \
-       from {index} where user_id = $1::text having count(*) > 0",
-      updated_at = iso("updated_at")
+      "select json_build_object('user_id', $1::text, 'latest_profile_id', latest.profile_id, \
+       'profile_ids', latest.profile_ids, 'updated_at', {updated_at})::text as record \
+       from (select (array_agg(profile_id order by latest_seq desc, position desc))[1] as profile_id, \
+       array_agg(profile_id order by position, profile_id) as profile_ids, \
+       (array_agg(updated_at order by latest_seq desc, position desc))[1] as updated_at \
+       from {index} where user_id = $1::text having count(*) > 0) latest",
+      updated_at = iso_instant("latest.updated_at")
     ),
     "writeUserProfileIndex" => format!(
       "with wanted as ( \
@@ -529,7 +631,7 @@ fn render_statement(name: &str, n: &Names) -> String {
        written as ( \
          insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at) \
          select $1::text, w.profile_id, p.tenant_id, coalesce({domains}, '{{}}'), w.ordinal, \
-         case when w.profile_id = $2::text then nextval({seq}) else 0 end, $4::timestamptz \
+         case when w.profile_id = $2::text then nextval({seq}) else 0 end, $4::text::timestamptz \
          from wanted w left join {profiles} p on p.profile_id = w.profile_id \
          on conflict (profile_id) do update set user_id = excluded.user_id, position = excluded.position, \
          latest_seq = case when excluded.profile_id = $2::text then excluded.latest_seq else cur.latest_seq end, \
@@ -544,6 +646,57 @@ fn render_statement(name: &str, n: &Names) -> String {
       .to_owned(),
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
+}
+
+/// writeProfileRevision (the 0.2.2 path): `$1` the document, `$2` the context
+/// (jsonb text or NULL). Upserts the snapshot of `metadata.revision` with the
+/// audit fields a save would give it, computed against the nearest earlier
+/// revision in the log, and re-links the nearest later revision (if one was
+/// written first) to this one, so `previous_revision` forms one chain
+/// whichever path and order wrote the revisions.
+fn render_write_revision(n: &Names) -> String {
+  let audit = &n.audit;
+  let sc_new = source_count("i.d");
+  let sc_previous = source_count("p.document");
+  let changed = changed_paths("coalesce(p.document, '{}'::jsonb)", "i.d");
+  let relinked_changed = changed_paths("i.d", "a.document");
+  format!(
+    r#"with input as (
+  select raw.d, raw.d ->> 'profile_id' as profile_id, (raw.d #>> '{{metadata,revision}}')::integer as revision,
+         $2::text::jsonb as context
+  from (select $1::text::jsonb as d) raw
+),
+previous as (
+  select a.revision, a.document from {audit} a join input i on a.profile_id = i.profile_id and a.revision < i.revision
+  order by a.revision desc limit 1
+),
+later as (
+  select a.revision from {audit} a join input i on a.profile_id = i.profile_id and a.revision > i.revision
+  order by a.revision limit 1
+),
+written as (
+  insert into {audit} as cur (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
+                              source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document)
+  select i.profile_id, i.revision, p.revision, i.d ->> 'user_id', i.d ->> 'tenant_id', {sc_new},
+         {sc_new} - coalesce({sc_previous}, 0), {changed}, i.d ->> 'pson_version',
+         i.d #>> '{{metadata,updated_at}}', coalesce(i.context, '{{}}'::jsonb), i.d
+  from input i left join previous p on true
+  on conflict (profile_id, revision) do update set
+    previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
+    source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
+    changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
+  returning 1
+),
+relinked as (
+  update {audit} a set previous_revision = i.revision,
+    source_count_delta = a.source_count - coalesce({sc_new}, 0),
+    changed_top_level_paths = {relinked_changed}
+  from input i join later l on true
+  where a.profile_id = i.profile_id and a.revision = l.revision
+)
+select count(*)::integer as written from written"#
+  )
 }
 
 /// One row per table: key, whether it exists, and the JSON array of missing columns.
@@ -616,7 +769,7 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   let sc_saved = source_count("s.document");
   // `excluded.document` still carries the proposed revision; the stored one
   // always moves, so `metadata` always counts as changed.
-  let changed = changed_paths("cur.document", "excluded.document", Some("metadata"));
+  let changed = changed_paths("cur.document", "excluded.document");
   let domains = active_domains("s.document");
   // ON CONFLICT's WHERE sees only the proposed row, so it looks the caller's
   // expected revision up in `input`.
@@ -649,7 +802,9 @@ saved as (
     save_previous_revision = cur.revision,
     save_changed_paths = {changed},
     save_source_count_delta = {sc_new} - coalesce({sc_old}, 0)
-  where {expected} is null or cur.revision = {expected}
+  -- At MAX_REVISION no next revision can be stored: no row, like a conflict
+  -- (the caller tells them apart by the expected revision it sent).
+  where ({expected} is null or cur.revision = {expected}) and cur.revision < {MAX_REVISION}
   returning cur.profile_id, cur.user_id, cur.tenant_id, cur.revision, cur.document,
             cur.save_previous_revision, cur.save_changed_paths, cur.save_source_count_delta
 ),
@@ -675,7 +830,10 @@ stale_audit as (
 ),
 indexed as (
   insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at)
-  select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}), now()
+  -- Milliseconds, as Date#toISOString has them: readUserProfileIndex shows
+  -- microseconds only when a writer gave them.
+  select s.user_id, s.profile_id, s.tenant_id, {domains}, nextval({seq}), nextval({seq}),
+         date_trunc('milliseconds', now())
   from saved s
   order by s.profile_id
   on conflict (profile_id) do update set
@@ -749,25 +907,150 @@ mod tests {
     assert_eq!(q.statement("nope").unwrap_err().code(), "validation_error");
   }
 
+  /// Each parameter (`$n`) of every statement, with the statement's name and
+  /// the text right after its number.
+  fn parameters(q: &Queries) -> Vec<(&'static str, &str)> {
+    let mut found = Vec::new();
+    for (name, sql) in q.statements() {
+      for (at, _) in sql.match_indices('$') {
+        let rest = &sql[at + 1..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+          found.push((name, &rest[digits..]));
+        } // else dollar quoting, not a parameter
+      }
+    }
+    found
+  }
+
   #[test]
   fn parameters_are_always_cast() {
     // Every parameter is sent as text, so an uncast `$n` would compare text with
     // integer at run time. Pin that each occurrence carries a cast.
     let q = Queries::new("public", "pson_").unwrap();
-    for (name, sql) in q.statements() {
-      for (at, _) in sql.match_indices('$') {
-        let rest = &sql[at + 1..];
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-          continue; // dollar quoting, not a parameter
-        }
-        assert!(
-          rest[digits..].starts_with("::"),
-          "{name}: uncast parameter at {}",
-          &sql[at..]
-        );
-      }
+    for (name, after) in parameters(&q) {
+      assert!(
+        after.starts_with("::"),
+        "{name}: uncast parameter before {after}"
+      );
     }
+  }
+
+  #[test]
+  fn parameters_arrive_as_text_or_integer() {
+    // postgres.js re-encodes a parameter by the type the server infers for it
+    // (JSON.stringify for jsonb, new Date() for timestamptz), so every
+    // parameter is cast to text first (or to integer, which it sends as is).
+    let q = Queries::new("public", "pson_").unwrap();
+    for (name, after) in parameters(&q) {
+      assert!(
+        after.starts_with("::text") || after.starts_with("::integer"),
+        "{name}: parameter cast to something else than text or integer before {}",
+        &after[..after.len().min(30)]
+      );
+    }
+    assert!(q
+      .statement("writeUserProfileIndex")
+      .unwrap()
+      .contains("$4::text::timestamptz"));
+  }
+
+  #[test]
+  fn saves_stop_at_the_largest_revision() {
+    let q = Queries::new("public", "pson_").unwrap();
+    for name in ["saveProfile", "saveProfiles"] {
+      assert!(
+        q.statement(name)
+          .unwrap()
+          .contains(&format!("and cur.revision < {}", i32::MAX)),
+        "{name}"
+      );
+    }
+  }
+
+  #[test]
+  fn write_profile_revision_links_its_neighbours() {
+    let q = Queries::new("public", "pson_").unwrap();
+    let sql = q.statement("writeProfileRevision").unwrap();
+    assert!(sql.contains("$1::text::jsonb"));
+    assert!(sql.contains("$2::text::jsonb as context"));
+    assert!(
+      sql.contains("a.revision < i.revision"),
+      "looks up the previous revision"
+    );
+    assert!(
+      sql.contains("update \"public\".\"pson_profile_audit\" a set previous_revision = i.revision")
+    );
+  }
+
+  #[test]
+  fn upgrade_reads_the_legacy_tables_it_is_given_quoted() {
+    let defaults = Queries::new("app", "pson_").unwrap();
+    for table in [
+      "pson_profiles_current",
+      "pson_profile_revisions",
+      "pson_user_profile_index",
+    ] {
+      assert!(defaults
+        .upgrade_sql
+        .contains(&format!("from \"app\".\"{table}\"")));
+    }
+    let legacy = LegacyTables {
+      current_profiles: "AppCurrent".into(),
+      profile_revisions: "rev \"x\"".into(),
+      user_index: "o'users".into(),
+    };
+    let q = Queries::with_legacy_tables("app", "pson_", &legacy).unwrap();
+    assert!(q.upgrade_sql.contains(r#"from "app"."AppCurrent" c"#));
+    assert!(q.upgrade_sql.contains(r#"from "app"."rev ""x""" rev"#));
+    assert!(q.upgrade_sql.contains(r#"to_regclass('"app"."o''users"')"#));
+    assert!(!q.upgrade_sql.contains("pson_profiles_current"));
+    assert_eq!(
+      q.schema_sql,
+      Queries::new("app", "pson_").unwrap().schema_sql
+    );
+  }
+
+  #[test]
+  fn legacy_table_names_are_checked() {
+    for (field, legacy) in [
+      (
+        "currentProfilesTable",
+        LegacyTables {
+          current_profiles: String::new(),
+          ..LegacyTables::default()
+        },
+      ),
+      (
+        "profileRevisionsTable",
+        LegacyTables {
+          profile_revisions: "a\0b".into(),
+          ..LegacyTables::default()
+        },
+      ),
+      (
+        "userIndexTable",
+        LegacyTables {
+          user_index: "é".repeat(32),
+          ..LegacyTables::default()
+        },
+      ),
+    ] {
+      let err = Queries::with_legacy_tables("public", "pson_", &legacy).unwrap_err();
+      assert_eq!(err.field(), Some(field));
+    }
+  }
+
+  #[test]
+  fn upgrade_dollar_quote_is_not_in_the_table_names() {
+    let legacy = LegacyTables {
+      user_index: "x$upgrade$; drop table t; --".into(),
+      ..LegacyTables::default()
+    };
+    let q = Queries::with_legacy_tables("public", "pson_", &legacy).unwrap();
+    assert!(q.upgrade_sql.contains("do $upgrade_$\n"));
+    assert!(q.upgrade_sql.trim_end().ends_with("$upgrade_$;"));
+    assert_eq!(q.upgrade_sql.matches("$upgrade_$").count(), 2);
   }
 
   #[test]
