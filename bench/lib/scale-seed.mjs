@@ -104,9 +104,10 @@ export async function ensureScaleData({ admin, shape, upstream, reseed = false, 
   const schema = scaleSchema(shape)
   const fingerprint = fingerprintOf(schema, shape)
   const meta = `${q(schema)}.bench_scale_meta`
-  const existing = await admin.query(`select fingerprint, seconds from ${meta}`).catch(() => ({ rows: [] }))
-  if (!reseed && existing.rows[0]?.fingerprint === fingerprint) {
-    return { schema, reused: true, seconds: existing.rows[0].seconds }
+  const existing = await admin.query(`select to_jsonb(m) as meta from ${meta} m`).catch(() => ({ rows: [] }))
+  const kept = existing.rows[0]?.meta
+  if (!reseed && kept?.fingerprint === fingerprint) {
+    return { schema, reused: true, seconds: kept.seconds, seededSizes: kept.sizes ?? null }
   }
   const started = performance.now()
   log(`[scale ${shape.name}] seeding ${schema} (${existing.rows.length ? 'fingerprint changed' : 'not seeded yet'})...`)
@@ -144,11 +145,12 @@ export async function ensureScaleData({ admin, shape, upstream, reseed = false, 
   await afterWrite(admin, schema, shape)
   const seconds = Math.round((performance.now() - started) / 1000)
   await admin.query(
-    `create table ${meta} (fingerprint text not null, seconds integer not null, seeded_at timestamptz not null)`,
+    `create table ${meta} (fingerprint text not null, seconds integer not null, seeded_at timestamptz not null, sizes jsonb)`,
   )
-  await admin.query(`insert into ${meta} values ($1, $2, now())`, [fingerprint, seconds])
+  const seededSizes = await sizes(admin, schema)
+  await admin.query(`insert into ${meta} values ($1, $2, now(), $3)`, [fingerprint, seconds, seededSizes])
   log(`[scale ${shape.name}] seeded in ${seconds} s`)
-  return { schema, reused: false, seconds }
+  return { schema, reused: false, seconds, seededSizes }
 }
 
 /** Puts back the profiles a deleteProfile row removed (same statement as the seed, on their range). */
@@ -168,4 +170,29 @@ async function afterWrite(admin, schema, shape) {
   ])
   await admin.query(`vacuum (analyze) ${t.profiles}, ${t.audit}, ${t.index}`)
   await checkpoint(admin)
+}
+
+/** On-disk sizes of a scale dataset's tables (bytes) and its audit rows (the planner's estimate). */
+export async function sizes(admin, schema) {
+  const t = tableNames(schema)
+  const rel = (key) => `'${t[key]}'::regclass`
+  const { rows } = await admin.query(`
+    select pg_total_relation_size(${rel('profiles')})::float8 as profiles,
+           pg_total_relation_size(${rel('audit')})::float8 as audit,
+           pg_relation_size(${rel('audit')})::float8 as audit_heap,
+           coalesce((select pg_total_relation_size(reltoastrelid) from pg_class
+                     where oid = ${rel('audit')} and reltoastrelid <> 0), 0)::float8 as audit_toast,
+           pg_indexes_size(${rel('audit')})::float8 as audit_indexes,
+           pg_total_relation_size(${rel('index')})::float8 as index,
+           (select reltuples from pg_class where oid = ${rel('audit')})::float8 as audit_rows`)
+  const s = rows[0]
+  return {
+    profiles: s.profiles,
+    audit: s.audit,
+    auditHeap: s.audit_heap,
+    auditToast: s.audit_toast,
+    auditIndexes: s.audit_indexes,
+    index: s.index,
+    auditRows: s.audit_rows,
+  }
 }

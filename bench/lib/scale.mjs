@@ -9,8 +9,7 @@ import { medianOf } from './harness.mjs'
 import { OPERATIONS } from './operations.mjs'
 import { table } from './report.mjs'
 import { sleep } from './loadgen.mjs'
-import { ensureScaleData, restoreDeletable } from './scale-seed.mjs'
-import { tableNames } from './seed.mjs'
+import { ensureScaleData, restoreDeletable, sizes } from './scale-seed.mjs'
 import { STORAGE_CASES, bytesPerRevision } from './storage.mjs'
 
 const int = (x) => (x == null || Number.isNaN(x) ? '-' : Math.round(x).toLocaleString('en-US'))
@@ -92,7 +91,7 @@ function scaleMarkdown({ datasets, rows, storage, minutes }, label) {
     out.push(
       `- \`${d.name}\`: ${int(d.shape.profiles)} profiles, ${int(d.sizes.auditRows)} audit rows, ` +
         `${d.shape.largeUsers} users with 1,000 profiles; profiles ${gb(d.sizes.profiles)}, audit ${gb(d.sizes.audit)}, ` +
-        `index ${gb(d.sizes.index)} on disk; ${d.reused ? `kept from an earlier seed (${d.seconds} s)` : `seeded in ${d.seconds} s`}; ` +
+        `index ${gb(d.sizes.index)} on disk now; ${d.reused ? `kept from an earlier seed (${d.seconds} s)` : `seeded in ${d.seconds} s`}; ` +
         `buffer cache hit ratio over the run ${percent(d.total)}.`,
     )
   }
@@ -152,17 +151,11 @@ function scaleMarkdown({ datasets, rows, storage, minutes }, label) {
     ...['heap', 'toast', 'indexes', 'total'].map((k) => int(s.perRevision[k])),
   ])
   for (const d of datasets) {
-    sBody.push([
-      `scale ${d.name} (seeded)`,
-      int(d.sizes.auditRows),
-      '',
-      '',
-      '',
-      int(d.sizes.auditHeap / d.sizes.auditRows),
-      int(d.sizes.auditToast / d.sizes.auditRows),
-      int(d.sizes.auditIndexes / d.sizes.auditRows),
-      int(d.sizes.audit / d.sizes.auditRows),
-    ])
+    // As seeded: later delete rows leave reusable free space behind.
+    const z = d.seededSizes ?? d.sizes
+    const perRow = (bytes) => int(bytes / z.auditRows)
+    const name = `scale ${d.name}, ${d.seededSizes ? 'as seeded' : 'now'}`
+    sBody.push([name, int(z.auditRows), '', '', '', perRow(z.auditHeap), perRow(z.auditToast), perRow(z.auditIndexes), perRow(z.audit)])
   }
   out.push(table([sHead, ...sBody]))
   return `${out.join('\n')}\n`
@@ -186,28 +179,4 @@ async function cacheCounters(admin, schema) {
     [schema],
   )
   return rows[0]
-}
-
-async function sizes(admin, schema) {
-  const t = tableNames(schema)
-  const rel = (key) => `'${t[key]}'::regclass`
-  const { rows } = await admin.query(`
-    select pg_total_relation_size(${rel('profiles')})::float8 as profiles,
-           pg_total_relation_size(${rel('audit')})::float8 as audit,
-           pg_relation_size(${rel('audit')})::float8 as audit_heap,
-           coalesce((select pg_total_relation_size(reltoastrelid) from pg_class
-                     where oid = ${rel('audit')} and reltoastrelid <> 0), 0)::float8 as audit_toast,
-           pg_indexes_size(${rel('audit')})::float8 as audit_indexes,
-           pg_total_relation_size(${rel('index')})::float8 as index,
-           (select reltuples from pg_class where oid = ${rel('audit')})::float8 as audit_rows`)
-  const s = rows[0]
-  return {
-    profiles: s.profiles,
-    audit: s.audit,
-    auditHeap: s.audit_heap,
-    auditToast: s.audit_toast,
-    auditIndexes: s.audit_indexes,
-    index: s.index,
-    auditRows: s.audit_rows,
-  }
 }
