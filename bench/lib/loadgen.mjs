@@ -110,8 +110,7 @@ export async function openLoop({ op, rate, warmupMs, durationMs, postmasterPid =
     inFlight++
     maxInFlight = Math.max(maxInFlight, inFlight)
     const measured = intended >= windowStart && intended < windowEnd
-    if (measured) pending++
-    op().then(
+    new Promise((resolve) => resolve(op())).then(
       () => finish(intended, measured, null),
       (error) => finish(intended, measured, error),
     )
@@ -145,6 +144,8 @@ export async function openLoop({ op, rate, warmupMs, durationMs, postmasterPid =
     const now = performance.now()
     if (window === null && now >= windowStart) window = startWindow(postmasterPid)
     while (next <= now && next < windowEnd) {
+      // Counted when scheduled, so the drain below also waits for calls still in the backlog.
+      if (next >= windowStart) pending++
       if (inFlight < OPEN_LOOP_MAX_IN_FLIGHT) send(next)
       else backlog.push(next)
       next += gap()

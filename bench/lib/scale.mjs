@@ -44,7 +44,10 @@ export async function runScale({ admin, args, measure, upstream, url, log, label
           // Deleted profiles are put back after the row (and before, should a run have stopped midway).
           if (op === 'delete') await restoreDeletable(admin, d.shape)
           const before = await cacheCounters(admin, d.schema)
-          const sample = await measure({ contender, op, schema: d.schema, shape: d.shape })
+          const sample =
+            contender === 'pgbench'
+              ? { skipped: 'no pgbench scripts for the scale datasets' }
+              : await measure({ contender, op, schema: d.schema, shape: d.shape })
           if (op === 'delete') await restoreDeletable(admin, d.shape)
           // Backends publish their I/O counters when they exit, as the row's are doing.
           await sleep(1_000)
