@@ -107,7 +107,9 @@ if (args.pgbench && !pgbenchFile)
   notes.push('pgbench was not found (PATH, /usr/lib/postgresql/*/bin); its rows are skipped.')
 const machine = machineInfo()
 if (machine.loadAverage[0] > machine.cpus) {
-  notes.push(`The machine was busy when the run started (load average ${machine.loadAverage[0]} on ${machine.cpus} cores): figures are noisy.`)
+  notes.push(
+    `The machine was busy when the run started (load average ${machine.loadAverage[0]} on ${machine.cpus} cores): figures are noisy.`,
+  )
 }
 if (machine.addon.build.startsWith('debug'))
   notes.push('The addon is a DEBUG build: native numbers are not representative.')

@@ -38,38 +38,44 @@ export async function runScale({ admin, args, measure, upstream, url, log, label
     for (const contender of args.only) {
       const row = { op, contender, by: {} }
       rows.push(row)
-      for (const d of datasets) {
-        const samples = []
-        for (let round = 1; round <= args.rounds; round++) {
-          // Deleted profiles are put back after the row (and before, should a run have stopped midway).
-          if (op === 'delete') await restoreDeletable(admin, d.shape)
-          const before = await cacheCounters(admin, d.schema)
-          const sample =
-            contender === 'pgbench'
-              ? { skipped: 'no pgbench scripts for the scale datasets' }
-              : await measure({ contender, op, schema: d.schema, shape: d.shape })
-          if (op === 'delete') await restoreDeletable(admin, d.shape)
-          // Backends publish their I/O counters when they exit, as the row's are doing.
-          await sleep(1_000)
-          const cache = diff(await cacheCounters(admin, d.schema), before)
-          add(d.total, cache)
-          const what = `[scale ${d.shape.name}] ${OPERATIONS[op].label} · ${label(contender)}`
+      const samples = new Map(datasets.map((d) => [d, []]))
+      // Rounds alternate the sizes (10k, 1m, 10k, 1m, ...) so the machine's drift hits both alike.
+      for (let round = 1; round <= args.rounds; round++) {
+        for (const d of datasets) {
+          if (row.by[d.shape.name]) continue
+          const sample = await measureAt(d, op, contender)
+          const what = `[scale ${d.shape.name}${args.rounds > 1 ? ` round ${round}` : ''}] ${OPERATIONS[op].label} · ${label(contender)}`
           if (sample.failed || sample.skipped) {
             log(`${what}: ${sample.failed ? `FAILED ${sample.failed}` : `skipped (${sample.skipped})`}`)
             row.by[d.shape.name] = sample
             if (sample.failed) failures++
-            break
+            continue
           }
-          samples.push({ ...sample, cache })
+          samples.get(d).push(sample)
           log(
-            `${what}: ${int(sample.opsPerSec)} ops/s, p99 ${fixed(sample.p99)} ms, cache hit ${percent(cache)}` +
+            `${what}: ${int(sample.opsPerSec)} ops/s, p99 ${fixed(sample.p99)} ms, cache hit ${percent(sample.cache)}` +
               (sample.errors ? `, ${sample.errors} errors (${sample.firstError})` : ''),
           )
           if (sample.errors) failures++
         }
-        if (samples.length) row.by[d.shape.name] = medianOf(samples)
       }
+      for (const [d, list] of samples) if (list.length) row.by[d.shape.name] = medianOf(list)
     }
+  }
+
+  // One row at one size, with the buffer cache hits and reads of its tables.
+  async function measureAt(d, op, contender) {
+    if (contender === 'pgbench') return { skipped: 'no pgbench scripts for the scale datasets' }
+    // Deleted profiles are put back after the row (and before, should a run have stopped midway).
+    if (op === 'delete') await restoreDeletable(admin, d.shape)
+    const before = await cacheCounters(admin, d.schema)
+    const sample = await measure({ contender, op, schema: d.schema, shape: d.shape })
+    if (op === 'delete') await restoreDeletable(admin, d.shape)
+    // Backends publish their I/O counters when they exit, as the row's are doing.
+    await sleep(1_000)
+    const cache = diff(await cacheCounters(admin, d.schema), before)
+    add(d.total, cache)
+    return { ...sample, cache }
   }
 
   const storage = []
@@ -158,7 +164,17 @@ function scaleMarkdown({ datasets, rows, storage, minutes }, label) {
     const z = d.seededSizes ?? d.sizes
     const perRow = (bytes) => int(bytes / z.auditRows)
     const name = `scale ${d.name}, ${d.seededSizes ? 'as seeded' : 'now'}`
-    sBody.push([name, int(z.auditRows), '', '', '', perRow(z.auditHeap), perRow(z.auditToast), perRow(z.auditIndexes), perRow(z.audit)])
+    sBody.push([
+      name,
+      int(z.auditRows),
+      '',
+      '',
+      '',
+      perRow(z.auditHeap),
+      perRow(z.auditToast),
+      perRow(z.auditIndexes),
+      perRow(z.audit),
+    ])
   }
   out.push(table([sHead, ...sBody]))
   return `${out.join('\n')}\n`
