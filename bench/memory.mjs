@@ -15,42 +15,62 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 
 import { createPostgresProfileStoreRepository } from '../index.mjs'
-import { envNumber, parseArgs, usage } from './lib/args.mjs'
-import { profileId, scenarioShape, userId } from './lib/docs.mjs'
+import { profileId, randomInt, userId } from './lib/datasets.mjs'
+import { scenarioShape } from './lib/docs.mjs'
 import { loadUpstream } from './lib/engine.mjs'
-import { describeError, randomId } from './lib/loadgen.mjs'
+import { describeError } from './lib/loadgen.mjs'
 import { machineInfo } from './lib/machine.mjs'
 import { adminPool, dropSchema, seedScenario, serverInfo } from './lib/seed.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const MB = 1024 * 1024
 
-const SPEC = {
-  ops: { type: 'number', default: envNumber('BENCH_MEMORY_OPS', 1_000_000), help: 'operations measured after the warm-up' },
-  'warmup-ops': { type: 'number', default: 50_000, help: 'operations before the first sample' },
-  'sample-every': { type: 'number', default: undefined, help: 'operations between RSS samples (default ops/20)' },
-  mix: { type: 'list', default: ['70', '20', '10'], help: 'percent load,save,find' },
-  concurrency: { type: 'number', default: 32, help: 'operations in flight' },
-  pool: { type: 'number', default: 10, help: 'native pool size' },
-  profiles: { type: 'number', default: 10_000, help: 'seeded profiles (~1 KB each)' },
-  threshold: { type: 'number', default: 10, help: 'failing RSS growth, percent' },
-  keep: { type: 'boolean', default: false, help: 'keep the schema afterwards' },
-  out: { type: 'string', default: path.join(HERE, 'results'), help: 'results directory' },
-  help: { type: 'boolean', default: false, help: 'this text' },
-}
+const HELP = `usage: node scripts/with-database.mjs node --expose-gc bench/memory.mjs [options]   (npm run bench:memory)
+
+  --ops <n>             operations measured after the warm-up (env BENCH_MEMORY_OPS; default 1000000)
+  --warmup-ops <n>      operations before the first sample (default 50000)
+  --sample-every <n>    operations between RSS samples (default ops/20)
+  --mix <l,s,f>         percent load,save,find (default 70,20,10)
+  --concurrency <n>     operations in flight (default 32)
+  --pool <n>            native pool size (default 10)
+  --profiles <n>        seeded profiles, ~1 KB each (default 10000)
+  --threshold <pct>     failing RSS growth (default 10)
+  --keep                keep the schema afterwards
+  --out <dir>           results directory (default bench/results)`
 
 let args
 try {
-  args = parseArgs(process.argv.slice(2), SPEC)
+  const { values } = parseArgs({
+    options: {
+      ops: { type: 'string', default: process.env.BENCH_MEMORY_OPS || '1000000' },
+      'warmup-ops': { type: 'string', default: '50000' },
+      'sample-every': { type: 'string' },
+      mix: { type: 'string', default: '70,20,10' },
+      concurrency: { type: 'string', default: '32' },
+      pool: { type: 'string', default: '10' },
+      profiles: { type: 'string', default: '10000' },
+      threshold: { type: 'string', default: '10' },
+      keep: { type: 'boolean', default: false },
+      out: { type: 'string', default: path.join(HERE, 'results') },
+      help: { type: 'boolean', default: false },
+    },
+  })
+  if (values.help) {
+    console.log(HELP)
+    process.exit(0)
+  }
+  args = { ...values, mix: values.mix.split(',') }
+  for (const name of ['ops', 'warmup-ops', 'sample-every', 'concurrency', 'pool', 'profiles', 'threshold']) {
+    if (values[name] === undefined) continue
+    args[name] = Number(values[name].replace(/[_,]/g, ''))
+    if (!(args[name] >= 0)) throw new Error(`--${name} must be a number`)
+  }
 } catch (error) {
-  console.error(`${error.message}\n\nusage: node bench/memory.mjs [options]\n${usage(SPEC)}`)
+  console.error(`${error.message}\n\n${HELP}`)
   process.exit(2)
-}
-if (args.help) {
-  console.log(`usage: node bench/memory.mjs [options]\n${usage(SPEC)}`)
-  process.exit(0)
 }
 const url = process.env.DATABASE_URL
 if (!url) {
@@ -135,15 +155,15 @@ function operation() {
   const r = Math.random()
   if (r < cut1) {
     counts.load++
-    return repository.loadProfile(profileId(randomId(shape.profiles)))
+    return repository.loadProfile(profileId(randomInt(1, shape.profiles)))
   }
   if (r < cut2) {
     counts.save++
-    const base = docs[randomId(shape.profiles) - 1]
+    const base = docs[randomInt(1, shape.profiles) - 1]
     return repository.saveProfile({ ...base, metadata: { ...base.metadata, updated_at: new Date().toISOString() } })
   }
   counts.find++
-  return repository.findProfilesByUserId(userId(randomId(shape.users)))
+  return repository.findProfilesByUserId(userId(randomInt(1, shape.users)))
 }
 
 async function worker() {
@@ -158,7 +178,9 @@ async function worker() {
     completed++
     if (completed === warmupOps) {
       windowStarted = performance.now()
-      log(`warm-up done (${warmupOps.toLocaleString('en-US')} ops in ${((windowStarted - started) / 1000).toFixed(1)} s); sampling every ${sampleEvery.toLocaleString('en-US')} ops`)
+      log(
+        `warm-up done (${warmupOps.toLocaleString('en-US')} ops in ${((windowStarted - started) / 1000).toFixed(1)} s); sampling every ${sampleEvery.toLocaleString('en-US')} ops`,
+      )
       sample()
     } else if (completed > warmupOps && (completed - warmupOps) % sampleEvery === 0) {
       sample()
@@ -166,7 +188,9 @@ async function worker() {
   }
 }
 
-log(`memory: ${warmupOps.toLocaleString('en-US')} warm-up + ${ops.toLocaleString('en-US')} operations (${mix.join('/')} load/save/find), ${args.concurrency} in flight, pool ${args.pool}`)
+log(
+  `memory: ${warmupOps.toLocaleString('en-US')} warm-up + ${ops.toLocaleString('en-US')} operations (${mix.join('/')} load/save/find), ${args.concurrency} in flight, pool ${args.pool}`,
+)
 started = performance.now()
 if (warmupOps === 0) {
   windowStarted = started
@@ -189,7 +213,17 @@ const result = {
   date: new Date().toISOString(),
   machine: machineInfo(),
   server: { version: server.version },
-  config: { ops, warmupOps, sampleEvery, mix: { load: mix[0], save: mix[1], find: mix[2] }, concurrency: args.concurrency, poolSize: args.pool, profiles: shape.profiles, avgDocumentBytes: seeded.avgDocumentBytes, thresholdPercent: args.threshold },
+  config: {
+    ops,
+    warmupOps,
+    sampleEvery,
+    mix: { load: mix[0], save: mix[1], find: mix[2] },
+    concurrency: args.concurrency,
+    poolSize: args.pool,
+    profiles: shape.profiles,
+    avgDocumentBytes: seeded.avgDocumentBytes,
+    thresholdPercent: args.threshold,
+  },
   counts,
   errors,
   firstError,
@@ -205,7 +239,9 @@ const result = {
 mkdirSync(args.out, { recursive: true })
 writeFileSync(path.join(args.out, 'memory.json'), `${JSON.stringify(result, null, 2)}\n`)
 
-console.log(`\nRSS over ${ops.toLocaleString('en-US')} operations after ${warmupOps.toLocaleString('en-US')} warm-up (${result.opsPerSec.toLocaleString('en-US')} ops/s, addon ${result.machine.addon.build}):`)
+console.log(
+  `\nRSS over ${ops.toLocaleString('en-US')} operations after ${warmupOps.toLocaleString('en-US')} warm-up (${result.opsPerSec.toLocaleString('en-US')} ops/s, addon ${result.machine.addon.build}):`,
+)
 console.log('        ops   RSS MB  heap MB  ext MB    ops/s')
 for (const s of result.samples) {
   console.log(
@@ -216,7 +252,9 @@ console.log(
   `\nGrowth: ${result.growthPercent.toFixed(2)}% (first post-warm-up sample ${first.rssMB.toFixed(1)} MB -> max of the last quarter ${maxLastQuarter.toFixed(1)} MB; peak ${result.peakMB.toFixed(1)} MB); threshold ${args.threshold}%`,
 )
 if (errors) console.log(`Errors: ${errors} (first: ${firstError})`)
-console.log(`${passed ? 'PASS' : 'FAIL'}: RSS ${growthPercent < args.threshold ? 'flat' : 'grew'}${errors ? `, ${errors} operations failed` : ''}. Results: ${path.relative(process.cwd(), path.join(args.out, 'memory.json'))}`)
+console.log(
+  `${passed ? 'PASS' : 'FAIL'}: RSS ${growthPercent < args.threshold ? 'flat' : 'grew'}${errors ? `, ${errors} operations failed` : ''}. Results: ${path.relative(process.cwd(), path.join(args.out, 'memory.json'))}`,
+)
 process.exit(passed ? 0 : 1)
 
 function round(x) {

@@ -1,340 +1,335 @@
 #!/usr/bin/env node
-// The side-by-side benchmark of SPEC "Performance":
-//
-//   npm run bench                       (release build + embedded PostgreSQL unless DATABASE_URL)
-//   node scripts/with-database.mjs node bench/run.mjs --duration 2
-//   DATABASE_URL=postgres://... node bench/run.mjs --scenario 1k --only native,pgbench --ops load
-//
-// For each scenario (~1 KB and ~20 KB documents) it seeds one schema with the
-// same documents for every contender, then runs each row — one operation × one
-// contender — in a fresh process: 32 operations in flight (closed loop), pool
-// 10, a warm-up, then a fixed window. pgbench runs the same statements with
-// -M prepared -c 32 -j 2. Results: bench/results/latest.{json,md,svg}.
-// See bench/README.md for the method.
+// The side-by-side benchmark of SPEC "Performance" and issue 16; bench/README.md
+// explains the method. Every row is one operation × one contender on the same
+// database and data, in a fresh process; ratios are taken within one run.
 
-import { fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
 
 import { createPostgresProfileStoreArtifacts } from '../index.mjs'
-import { envNumber, parseArgs, usage } from './lib/args.mjs'
+import { buildRevision } from './lib/ab.mjs'
+import { CONTENDERS } from './lib/contenders.mjs'
+import { postmasterOf } from './lib/cpu.mjs'
+import { SCALES } from './lib/datasets.mjs'
 import { SCENARIOS, scenarioShape } from './lib/docs.mjs'
 import { loadUpstream } from './lib/engine.mjs'
-import { IMPLEMENTATIONS } from './lib/impls.mjs'
-import { postmasterOf } from './lib/cpu.mjs'
-import { parseMicros } from './lib/parse-cost.mjs'
+import { PACKAGE_ENTRY, createHarness, medianOf } from './lib/harness.mjs'
 import { machineInfo } from './lib/machine.mjs'
-import { findPgbench, pgbenchScripts, pgbenchVersion, runPgbench } from './lib/pgbench.mjs'
-import { markdown, printScenario, rowName } from './lib/report.mjs'
-import { CONTENDERS, OPERATIONS, TARGET_SCENARIO, evaluateTargets, planRows, ratiosFor } from './lib/rows.mjs'
-import { adminPool, dropSchema, revisionRows, seedScenario, serverInfo, tableNames, tidy } from './lib/seed.mjs'
+import { FLAT_OPERATIONS, OPERATIONS, SCALE_OPERATIONS } from './lib/operations.mjs'
+import { parseMicros } from './lib/parse-cost.mjs'
+import { findPgbench, pgbenchScripts, pgbenchVersion } from './lib/pgbench.mjs'
+import { contenderLabel, evaluateTargets, markdown, ratiosFor } from './lib/report.mjs'
+import { runScale } from './lib/scale.mjs'
+import { adminPool, dropSchema, seedScenario, serverInfo, tableNames } from './lib/seed.mjs'
 import { barChart } from './lib/svg.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
-const ROOT = path.resolve(HERE, '..')
+const TARGET_SCENARIO = '1k'
 
-const SPEC = {
-  duration: { type: 'number', default: envNumber('BENCH_DURATION', 5), help: 'seconds measured per row (env BENCH_DURATION)' },
-  rounds: {
-    type: 'number',
-    default: envNumber('BENCH_ROUNDS', 3),
-    help: 'interleaved rounds of the ~1 KB scenario (the SPEC targets); each row reports its median round (env BENCH_ROUNDS)',
-  },
-  warmup: { type: 'number', default: envNumber('BENCH_WARMUP', 1), help: 'seconds of warm-up per row (env BENCH_WARMUP)' },
-  scenario: { type: 'list', default: ['1k', '20k'], help: `scenarios: ${Object.keys(SCENARIOS).join(', ')}` },
-  only: { type: 'list', default: CONTENDERS, help: `contenders: ${CONTENDERS.join(', ')}` },
-  ops: { type: 'list', default: OPERATIONS, help: `operations: ${OPERATIONS.join(', ')}` },
-  concurrency: { type: 'number', default: 32, help: 'operations in flight' },
-  pool: { type: 'number', default: 10, help: 'pool size of every client' },
-  'pgbench-threads': { type: 'number', default: 2, help: 'pgbench -j' },
-  profiles: { type: 'number', default: undefined, help: 'override the number of profiles of every scenario' },
-  pgbench: { type: 'boolean', default: true, help: 'run the pgbench rows (--no-pgbench to skip)' },
-  keep: { type: 'boolean', default: false, help: 'keep the bench schemas afterwards' },
-  out: { type: 'string', default: path.join(HERE, 'results'), help: 'results directory' },
-  help: { type: 'boolean', default: false, help: 'this text' },
+const HELP = `usage: npm run bench -- [options]     (or: node scripts/with-database.mjs node bench/run.mjs [options])
+
+  --duration <s>          seconds measured per row (env BENCH_DURATION; default 5)
+  --warmup <s>            seconds of warm-up per row (env BENCH_WARMUP; default 1)
+  --rounds <n>            interleaved rounds of the ~1 KB closed-loop rows (env BENCH_ROUNDS; default 3, --scale: 1)
+  --scenario <list>       ${Object.keys(SCENARIOS).join(',')} (default all)
+  --only <list>           contenders: ${Object.keys(CONTENDERS)
+    .filter((c) => c !== 'ab' && c !== 'noop')
+    .join(',')} (default all; --scale: native)
+  --ops <list>            operations: ${FLAT_OPERATIONS.join(',')} (--scale: ${SCALE_OPERATIONS.join(',')})
+  --open <percents>       open-loop rows at these % of raw pg's closed-loop rate (default 25,50,75; --open none skips)
+  --ab <git-rev>          add "this package, native" built from <git-rev> (release, cached in bench/.cache/ab/) as contender B
+  --scale                 the scale bench: the same rows on ${Object.values(SCALES)
+    .map((s) => s.label)
+    .join(' and ')} (kept between runs)
+  --scales <list>         scale datasets: ${Object.keys(SCALES).join(',')} (default both)
+  --reseed                seed the scale datasets again even when their fingerprint matches
+  --concurrency <n>       operations in flight, closed loop (default 32; pgbench -c)
+  --pool <n>              pool size of every client (default 10)
+  --pgbench-threads <n>   pgbench -j (default 2)
+  --profiles <n>          override the number of profiles of every scenario
+  --no-pgbench            skip the pgbench rows
+  --keep                  keep the bench schemas of the default scenarios
+  --out <dir>             results directory (default bench/results)
+  --help                  this text`
+
+const OPTIONS = {
+  duration: { type: 'string', default: process.env.BENCH_DURATION || '5' },
+  warmup: { type: 'string', default: process.env.BENCH_WARMUP || '1' },
+  rounds: { type: 'string', default: process.env.BENCH_ROUNDS },
+  scenario: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
+  only: { type: 'string' },
+  ops: { type: 'string' },
+  open: { type: 'string', default: '25,50,75' },
+  ab: { type: 'string' },
+  scale: { type: 'boolean', default: false },
+  scales: { type: 'string', default: Object.keys(SCALES).join(',') },
+  reseed: { type: 'boolean', default: false },
+  concurrency: { type: 'string', default: '32' },
+  pool: { type: 'string', default: '10' },
+  'pgbench-threads': { type: 'string', default: '2' },
+  profiles: { type: 'string' },
+  pgbench: { type: 'boolean', default: true },
+  keep: { type: 'boolean', default: false },
+  out: { type: 'string', default: path.join(HERE, 'results') },
+  help: { type: 'boolean', default: false },
 }
 
 let args
 try {
-  args = parseArgs(process.argv.slice(2), SPEC)
-  if (args.scenario.includes('all')) args.scenario = Object.keys(SCENARIOS)
-  for (const s of args.scenario) if (!SCENARIOS[s]) throw new Error(`unknown scenario '${s}'`)
-  for (const c of args.only) if (!CONTENDERS.includes(c)) throw new Error(`unknown contender '${c}'`)
-  for (const o of args.ops) if (!OPERATIONS.includes(o)) throw new Error(`unknown operation '${o}'`)
-  if (!Number.isInteger(args.rounds) || args.rounds < 1) throw new Error('--rounds must be a whole number >= 1')
+  args = options(parseArgs({ options: OPTIONS, allowNegative: true, strict: true }).values)
 } catch (error) {
-  console.error(`${error.message}\n\nusage: node bench/run.mjs [options]\n${usage(SPEC)}`)
+  console.error(`${error.message}\n\n${HELP}`)
   process.exit(2)
 }
 if (args.help) {
-  console.log(`usage: node bench/run.mjs [options]\n${usage(SPEC)}`)
+  console.log(HELP)
   process.exit(0)
 }
-
 if (!process.env.DATABASE_URL) {
-  console.error('DATABASE_URL is not set; run through `node scripts/with-database.mjs node bench/run.mjs` (npm run bench).')
+  console.error(
+    'DATABASE_URL is not set; run through `node scripts/with-database.mjs node bench/run.mjs` (npm run bench).',
+  )
   process.exit(2)
 }
-const { url, transport } = sameTransport(process.env.DATABASE_URL)
 
 const log = (line) => process.stderr.write(`${line}\n`)
 const notes = []
-const packageVersion = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version
-
+const { url, transport } = sameTransport(process.env.DATABASE_URL)
 const upstream = await loadUpstream()
-if (!upstream.store) {
-  notes.push(`The original 0.2.2 could not be fetched (${upstream.error?.message?.split('\n')[0]}); its rows are skipped.`)
-}
+if (!upstream.store)
+  notes.push(
+    `The original 0.2.2 could not be fetched (${upstream.error?.message?.split('\n')[0]}); its rows are skipped.`,
+  )
 const pgbenchFile = args.pgbench ? findPgbench() : null
-const pgbench = { file: pgbenchFile, version: pgbenchFile ? await pgbenchVersion(pgbenchFile) : null }
-if (args.pgbench && !pgbenchFile) notes.push('pgbench was not found (PATH, /usr/lib/postgresql/*/bin); its rows are skipped.')
-if (pgbenchFile && !Number.isInteger(args.duration)) {
-  notes.push(`pgbench -T takes whole seconds: its rows ran ${Math.max(1, Math.round(args.duration))} s.`)
-}
-
+if (args.pgbench && !pgbenchFile)
+  notes.push('pgbench was not found (PATH, /usr/lib/postgresql/*/bin); its rows are skipped.')
 const machine = machineInfo()
-if (machine.addon.build.startsWith('debug')) {
-  notes.push('The addon is a DEBUG build: native numbers are not representative (npm run bench builds a release first).')
+if (machine.loadAverage[0] > machine.cpus) {
+  notes.push(
+    `The machine was busy when the run started (load average ${machine.loadAverage[0]} on ${machine.cpus} cores): figures are noisy.`,
+  )
 }
+if (machine.addon.build.startsWith('debug'))
+  notes.push('The addon is a DEBUG build: native numbers are not representative.')
+const ab = args.ab ? { rev: args.ab, ...buildRevision(args.ab, log) } : null
 const admin = adminPool(url)
 const server = await serverInfo(admin)
 // The server's processes, when it runs on this machine (CPU per operation).
 const postmasterPid = postmasterOf(server.backend_pid)
-if (postmasterPid === null) notes.push('The server is not a process on this machine: server CPU per operation is not measured.')
+if (postmasterPid === null)
+  notes.push('The server is not a process on this machine: server CPU per operation is not measured.')
 
-const schemas = new Set()
-let interrupted = false
-const cleanup = async () => {
-  if (args.keep) return
-  for (const schema of schemas) await dropSchema(admin, schema).catch(() => {})
-}
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, async () => {
-    if (interrupted) process.exit(130)
-    interrupted = true
-    log(`\n${signal}: dropping the bench schemas...`)
-    await cleanup()
-    process.exit(130)
-  })
-}
-
-const config = {
+const settings = {
+  url,
+  postmasterPid,
   durationS: args.duration,
   warmupS: args.warmup,
   concurrency: args.concurrency,
   poolSize: args.pool,
-  pgbenchClients: args.concurrency,
+  pgbenchFile,
   pgbenchThreads: args['pgbench-threads'],
-  targetRounds: args.rounds,
-  transport,
+  useEngine: upstream.engine !== null,
 }
-
-log(
-  `bench: ${args.scenario.join(', ')} × ${args.ops.join(', ')} × ${args.only.join(', ')}; ` +
-    `${config.durationS} s/row + ${config.warmupS} s warm-up, ${config.concurrency} in flight, pool ${config.poolSize}; ` +
-    `PostgreSQL ${server.version}; addon ${machine.addon.build}`,
-)
-
-const scenarios = []
-let failures = 0
-try {
-  for (const name of args.scenario) {
-    const shape = scenarioShape(name, { profiles: args.profiles })
-    const schema = `pson5_bench_${name}_${process.pid}`
-    schemas.add(schema)
-    log(`\n[${name}] seeding ${shape.profiles.toLocaleString('en-US')} profiles (${shape.label}) into schema ${schema}...`)
-    const seeded = await seedScenario({ admin, schema, shape, upstream })
-    seeded.docs = null
-    log(`[${name}] seeded in ${seeded.seconds.toFixed(1)} s (${Object.entries(seeded.steps).map(([k, v]) => `${k} ${v} ms`).join(", ")}), ${seeded.avgDocumentBytes} B per document on average`)
-    const jsonParseUs = await parseMicros(admin, schema)
-    log(`[${name}] JSON.parse of one stored document: ${jsonParseUs?.toFixed(1)} µs`)
-    const tables = tableNames(schema)
-    const scripts = pgbenchScripts({
-      queries: createPostgresProfileStoreArtifacts({ schema }).queries,
-      documentsTable: tables.documents,
-      profiles: shape.profiles,
-      users: shape.users,
-    })
-
-    // Rows run in rounds, every row once per round in the same order; a
-    // row reports its median round. On a shared machine the speed drifts
-    // over minutes, so interleaving keeps ratios fair where one pass could
-    // catch one contender in a slow minute and the next in a fast one.
-    const rounds = name === TARGET_SCENARIO ? args.rounds : 1
-    const rows = planRows({ contenders: args.only, operations: args.ops }).map((planned) => ({
-      scenario: name,
-      op: planned.op,
-      impl: planned.impl,
-      contender: IMPLEMENTATIONS[planned.impl],
-      samples: [],
-    }))
-    for (const row of rows) {
-      if (row.impl === 'original' && !upstream.store) row.skipped = 'original 0.2.2 unavailable'
-      if (row.impl === 'pgbench' && !pgbenchFile) row.skipped = args.pgbench ? 'pgbench not found' : '--no-pgbench'
-    }
-    for (let round = 1; round <= rounds; round++) {
-      for (const row of rows) {
-        if (row.skipped || row.failed) continue
-        const sample = await measureRow(row, { name, schema, scripts })
-        const label = `[${name}${rounds > 1 ? ` round ${round}/${rounds}` : ''}] ${rowName(row)}`
-        if (sample.failed) {
-          row.failed = sample.failed
-          failures++
-          log(`${label}: FAILED ${sample.failed}`)
-          continue
-        }
-        row.samples.push(sample)
-        log(
-          `${label}: ${Math.round(sample.opsPerSec).toLocaleString('en-US')} ops/s, ` +
-            `p50 ${sample.p50?.toFixed(2)} ms, p99 ${sample.p99?.toFixed(2)} ms, RSS ${sample.rssMB?.toFixed(1)} MB` +
-            (sample.errors ? `, ${sample.errors} errors (${sample.firstError})` : ''),
-        )
-      }
-    }
-    for (const row of rows) {
-      if (row.samples.length === 0) continue
-      const ranked = [...row.samples].sort((a, b) => a.opsPerSec - b.opsPerSec)
-      Object.assign(row, ranked[Math.floor((ranked.length - 1) / 2)])
-      row.roundOpsPerSec = row.samples.map((sample) => Math.round(sample.opsPerSec))
-      // Errors in any round fail the run, not only in the median one.
-      row.errors = row.samples.reduce((sum, sample) => sum + sample.errors, 0)
-      delete row.samples
-      if (row.errors > 0) failures++
-    }
-
-    const ratios = ratiosFor(rows.filter((r) => !r.failed && !r.skipped))
-    const scenario = {
-      name,
-      label: shape.label,
-      profiles: shape.profiles,
-      users: shape.users,
-      targetBytes: shape.targetBytes,
-      avgDocumentBytes: seeded.avgDocumentBytes,
-      jsonParseUs,
-      seedSeconds: seeded.seconds,
-      schema: args.keep ? schema : null,
-      rows,
-      ratios,
-      targets: name === TARGET_SCENARIO ? evaluateTargets(ratios) : null,
-    }
-    scenarios.push(scenario)
-    if (!args.keep) {
-      await dropSchema(admin, schema)
-      schemas.delete(schema)
-    }
-  }
-} catch (error) {
-  log(`bench: ${error.stack ?? error}`)
-  await cleanup()
-  await admin.end()
-  process.exit(1)
+const measure = createHarness(admin, settings)
+const schemas = new Set()
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, async () => {
+    log(`\n${signal}: dropping the bench schemas...`)
+    for (const schema of args.keep ? [] : schemas) await dropSchema(admin, schema).catch(() => {})
+    process.exit(130)
+  })
 }
-await admin.end()
 
 const report = {
   package: '@pson5/postgres-store',
-  packageVersion,
+  packageVersion: JSON.parse(readFileSync(path.join(HERE, '..', 'package.json'), 'utf8')).version,
   date: new Date().toISOString(),
   machine,
-  server: { version: server.version, fullVersion: server.full_version, synchronousCommit: server.synchronous_commit, fsync: server.fsync, sharedBuffers: server.shared_buffers },
-  pgbench: { file: pgbench.file, version: pgbench.version },
-  config,
-  method: {
-    rows: 'each row in a fresh Node process; closed loop of `concurrency` workers; uniform random profile/user per operation',
-    pgbenchSave: 'statement text of queries.saveProfile with $1::jsonb -> (select b.document from bench_documents b where b.n = :id::integer)::jsonb, $2::integer -> null::integer, $3::jsonb -> null::jsonb',
-    pgbenchLoad: "queries.loadProfile with $1::text -> ('pson_' || :id::text)::text",
-    pgbenchFind: "queries.findProfilesByUserId with $1::text -> ('user_' || :uid::text)::text",
+  server: {
+    version: server.version,
+    sharedBuffers: server.shared_buffers,
+    synchronousCommit: server.synchronous_commit,
   },
-  scenarios,
+  pgbench: { file: pgbenchFile, version: pgbenchFile ? await pgbenchVersion(pgbenchFile) : null },
+  config: { ...settings, url: undefined, transport, rounds: args.rounds, openPercents: args.open },
+  ab: ab && { rev: ab.rev, sha: ab.sha, short: ab.short },
   notes,
 }
+log(
+  `bench: PostgreSQL ${server.version}; addon ${machine.addon.build}; ${args.duration} s/row + ${args.warmup} s warm-up`,
+)
 
+let failures = 0
+try {
+  if (args.scale) {
+    Object.assign(
+      report,
+      await runScale({ admin, args, measure, upstream, url, log, label: (c) => contenderLabel(report, c) }),
+    )
+    failures = report.failures
+  } else {
+    report.scenarios = []
+    for (const name of args.scenario) report.scenarios.push(await runScenario(name))
+  }
+} catch (error) {
+  log(`bench: ${error.stack ?? error}`)
+  failures++
+} finally {
+  for (const schema of args.keep ? [] : schemas) await dropSchema(admin, schema).catch(() => {})
+  await admin.end()
+}
+
+// Only the Markdown and the SVG are committed; the JSON (everything) is git-ignored.
+const base = args.scale ? 'scale' : ab ? 'ab' : 'latest'
 mkdirSync(args.out, { recursive: true })
-writeFileSync(path.join(args.out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`)
-writeFileSync(path.join(args.out, 'latest.svg'), barChart(report))
-const md = markdown(report)
-writeFileSync(path.join(args.out, 'latest.md'), md)
-
-for (const s of scenarios) console.log(printScenario(s, machine.cpus))
-for (const note of notes) console.log(`\nNote: ${note}`)
-console.log(`\n--- Markdown (also in ${path.relative(process.cwd(), path.join(args.out, 'latest.md'))}) ---\n`)
+writeFileSync(path.join(args.out, `${base}.json`), `${JSON.stringify(report, null, 2)}\n`)
+const md = args.scale ? report.markdown : markdown(report)
+writeFileSync(path.join(args.out, `${base}.md`), md)
+if (!args.scale) writeFileSync(path.join(args.out, `${base}.svg`), barChart(report))
 console.log(md)
-console.log(`Results: ${['latest.json', 'latest.md', 'latest.svg'].map((f) => path.relative(process.cwd(), path.join(args.out, f))).join(', ')}`)
+log(`Results: ${path.relative(process.cwd(), path.join(args.out, base))}.{md,json${args.scale ? '' : ',svg'}}`)
 process.exit(failures > 0 ? 1 : 0)
 
-// One measurement of one row: a pgbench run or a fresh Node process. A save
-// row must leave one revision row per save it counts.
-async function measureRow(row, { name, schema, scripts }) {
-  await tidy(admin, schema)
-  const side = row.impl === 'original' ? 'original' : 'ours'
-  const before = row.op === 'save' ? await revisionRows(admin, schema, side) : 0
-  try {
-    const result =
-      row.impl === 'pgbench'
-        ? await runPgbench({
-            file: pgbenchFile,
-            url,
-            script: scripts[row.op],
-            workDir: path.join(HERE, '.cache', `pgbench-${process.pid}`),
-            clients: config.pgbenchClients,
-            threads: config.pgbenchThreads,
-            durationS: config.durationS,
-            warmupS: config.warmupS,
-            postmasterPid,
-          })
-        : await runWorker({
-            scenario: name,
-            shapeOverrides: { profiles: args.profiles },
-            impl: row.impl,
-            op: row.op,
-            url,
-            schema,
-            poolSize: config.poolSize,
-            concurrency: config.concurrency,
-            warmupMs: config.warmupS * 1000,
-            durationMs: config.durationS * 1000,
-            useEngine: upstream.engine !== null,
-            postmasterPid,
-          })
-    if (row.op === 'save') {
-      result.revisionRowsWritten = (await revisionRows(admin, schema, side)) - before
-      if (result.revisionRowsWritten < result.ops) {
-        return { failed: `only ${result.revisionRowsWritten} revision rows were written for ${result.ops} saves` }
+// One scenario of the default run: seed, closed-loop rows in rounds, then
+// open-loop rows at fractions of raw pg's closed-loop rate.
+async function runScenario(name) {
+  const shape = scenarioShape(name, { profiles: args.profiles })
+  const schema = `pson5_bench_${name}_${process.pid}`
+  schemas.add(schema)
+  log(`\n[${name}] seeding ${shape.profiles.toLocaleString('en-US')} profiles (${shape.label}) into ${schema}...`)
+  const seeded = await seedScenario({ admin, schema, shape, upstream })
+  const jsonParseUs = await parseMicros(admin, schema)
+  // B runs on tables of its own, made by its own schemaSql and seeded alike.
+  const abSchema = `${schema}_b`
+  if (ab) {
+    schemas.add(abSchema)
+    const { createPostgresProfileStoreArtifacts: artifactsOf } = await import(pathToFileURL(ab.entry).href)
+    const { schemaSql } = artifactsOf({ schema: abSchema })
+    await seedScenario({ admin, schema: abSchema, shape, upstream: { ...upstream, store: null }, schemaSql })
+  }
+  const scripts = pgbenchScripts({
+    queries: createPostgresProfileStoreArtifacts({ schema }).queries,
+    documentsTable: tableNames(schema).documents,
+    profiles: shape.profiles,
+    users: shape.users,
+  })
+  const run = (row, extra) =>
+    measure({
+      contender: row.contender,
+      op: row.op,
+      shape,
+      schema: row.contender === 'ab' ? abSchema : schema,
+      packageEntry: row.contender === 'ab' ? ab.entry : PACKAGE_ENTRY,
+      script: scripts[row.op],
+      ...extra,
+    })
+
+  const plan = args.ops.flatMap((op) => args.only.map((contender) => ({ op, contender, samples: [] })))
+  for (const row of plan) row.skipped = skipReason(row)
+  const rounds = name === TARGET_SCENARIO ? args.rounds : 1
+  for (let round = 1; round <= rounds; round++) {
+    for (const row of plan.filter((r) => !r.skipped && !r.failed)) {
+      const sample = await run(row, { mode: 'closed' })
+      logSample(`[${name}${rounds > 1 ? ` round ${round}/${rounds}` : ''}]`, row, sample)
+      if (sample.failed) row.failed = sample.failed
+      else if (sample.skipped) row.skipped = sample.skipped
+      else row.samples.push(sample)
+    }
+  }
+  const closed = plan.map(({ samples, ...row }) => (samples.length ? { ...row, ...medianOf(samples) } : row))
+
+  const open = []
+  if (name === TARGET_SCENARIO) {
+    for (const op of args.ops) {
+      const pg = closed.find((r) => r.op === op && r.contender === 'pg' && r.opsPerSec > 0)
+      if (!pg && args.open.length) notes.push(`No raw pg closed-loop rate for ${op}: its open-loop rows are skipped.`)
+      for (const percent of pg ? args.open : []) {
+        // The generator's floor once per rate, with the first operation.
+        const withFloor = op === args.ops[0] && args.only.includes('native') ? ['noop'] : []
+        for (const contender of [...withFloor, ...args.only]) {
+          const row = { op, contender, percent, offeredRate: (pg.opsPerSec * percent) / 100 }
+          row.skipped = skipReason(row)
+          const sample = row.skipped ? {} : await run(row, { mode: 'open', rate: row.offeredRate })
+          if (!row.skipped) logSample(`[${name} open ${percent}%]`, row, sample)
+          open.push({ ...row, ...sample })
+        }
       }
     }
-    return result
-  } catch (error) {
-    return { failed: error.message.split('\n')[0] }
+  }
+
+  const ratios = ratiosFor(closed)
+  failures +=
+    closed.filter((r) => r.failed || r.errors > 0).length + open.filter((r) => r.failed || r.errors > 0).length
+  if (!args.keep) for (const s of [schema, abSchema]) if (schemas.delete(s)) await dropSchema(admin, s)
+  return {
+    name,
+    label: shape.label,
+    profiles: shape.profiles,
+    users: shape.users,
+    avgDocumentBytes: seeded.avgDocumentBytes,
+    jsonParseUs,
+    closed,
+    open,
+    ratios,
+    targets: name === TARGET_SCENARIO ? evaluateTargets(ratios) : null,
   }
 }
 
-function runWorker(rowConfig) {
-  return new Promise((resolve, reject) => {
-    const child = fork(path.join(HERE, 'lib', 'row-worker.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    let settled = false
-    const limit = rowConfig.warmupMs + rowConfig.durationMs + 120_000
-    const timer = setTimeout(() => {
-      if (settled) return
-      settled = true
-      child.kill('SIGKILL')
-      reject(new Error(`the row did not finish within ${Math.round(limit / 1000)} s`))
-    }, limit)
-    child.on('message', (message) => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      if (message.ok) resolve(message.result)
-      else reject(new Error(message.error))
-    })
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer)
-      if (settled) return
-      settled = true
-      reject(new Error(`the row process exited (${signal ?? code}) without a result`))
-    })
-    child.send(rowConfig)
-  })
+function skipReason({ contender }) {
+  if (contender === 'original' && !upstream.store) return 'original 0.2.2 unavailable'
+  if (contender === 'pgbench' && !pgbenchFile) return args.pgbench ? 'pgbench not found' : '--no-pgbench'
+  return undefined
+}
+
+function logSample(prefix, row, s) {
+  const what = `${prefix} ${OPERATIONS[row.op].label} · ${contenderLabel(report, row.contender)}`
+  if (s.failed || s.skipped) return log(`${what}: ${s.failed ? `FAILED ${s.failed}` : `skipped (${s.skipped})`}`)
+  const rate = row.offeredRate ? ` (offered ${Math.round(row.offeredRate).toLocaleString('en-US')})` : ''
+  log(
+    `${what}: ${Math.round(s.opsPerSec).toLocaleString('en-US')} ops/s${rate}, p50 ${s.p50?.toFixed(2)} ms, ` +
+      `p99 ${s.p99?.toFixed(2)} ms, p99.9 ${s.p999?.toFixed(2)} ms` +
+      (s.errors ? `, ${s.errors} errors (${s.firstError})` : ''),
+  )
+}
+
+// Numbers and lists from the parsed options; defaults that depend on the mode.
+function options(v) {
+  const positive = (name) => {
+    const n = Number(String(v[name]).replace(/[_,]/g, ''))
+    if (!(n > 0)) throw new Error(`--${name} must be a positive number`)
+    return n
+  }
+  const list = (value) =>
+    value
+      ? value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : []
+  const out = { ...v }
+  for (const name of ['duration', 'warmup', 'concurrency', 'pool', 'pgbench-threads']) out[name] = positive(name)
+  out.profiles = v.profiles === undefined ? undefined : positive('profiles')
+  out.rounds = v.rounds === undefined ? (v.scale ? 1 : 3) : positive('rounds')
+  out.scenario = list(v.scenario)
+  out.scales = list(v.scales)
+  const all = Object.keys(CONTENDERS).filter((c) => c !== 'ab' && c !== 'noop')
+  out.only = list(v.only ?? (v.scale ? 'native' : all.join(',')))
+  if (v.ab && !out.only.includes('ab')) out.only.splice(out.only.indexOf('native') + 1, 0, 'ab')
+  out.ops = list(v.ops ?? (v.scale ? SCALE_OPERATIONS : FLAT_OPERATIONS).join(','))
+  out.open = v.open === 'none' ? [] : list(v.open).map(Number)
+  const known = (what, values, allowed) => {
+    for (const x of values)
+      if (!allowed.includes(x)) throw new Error(`unknown ${what} '${x}' (known: ${allowed.join(', ')})`)
+  }
+  known('scenario', out.scenario, Object.keys(SCENARIOS))
+  known('scale', out.scales, Object.keys(SCALES))
+  known('contender', out.only, Object.keys(CONTENDERS))
+  known('operation', out.ops, v.scale ? SCALE_OPERATIONS : FLAT_OPERATIONS)
+  if (out.only.includes('ab') && !v.ab) throw new Error('the contender ab needs --ab <git-rev>')
+  if (out.open.some((p) => !(p > 0))) throw new Error('--open takes percentages, e.g. 25,50,75, or none')
+  return out
 }
 
 // Every contender must connect the same way. Without an sslmode in the URL,

@@ -1,6 +1,8 @@
 // pgbench running this package's own statements (from
 // createPostgresProfileStoreArtifacts().queries), `-M prepared`, 32 clients,
-// 2 threads, through a custom script per operation.
+// 2 threads, through a custom script per operation: as fast as it can
+// (closed loop), or at a fixed rate with `-R` (open loop: pgbench then times
+// each transaction from its scheduled start, Poisson-spaced).
 //
 // pgbench variables can only hold numbers, so the parameter *sources* differ
 // from the JS clients (the statement text is otherwise identical):
@@ -12,14 +14,15 @@
 //   uncompressed, so the server still parses the same JSON text the JS
 //   clients send), `$2` -> `(null)`, `$3` -> `(null)` (what our repository
 //   passes without expectedRevision/context).
-// Latency percentiles come from pgbench's per-transaction log (-l).
+// Latency percentiles come from pgbench's per-transaction log (-l), whose
+// `time` field is measured from the scheduled start under -R.
 
 import { spawn } from 'node:child_process'
 import { accessSync, constants, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
 import { TICKS_PER_SECOND, clientUsPerOperation, perOperation, processStat, snapshot } from './cpu.mjs'
-import { Histogram } from './histogram.mjs'
+import { latencyHistogram, latencySummary } from './loadgen.mjs'
 
 const MB = 1024 * 1024
 
@@ -75,7 +78,8 @@ export function pgbenchScripts({ queries, documentsTable, profiles, users }) {
     if (/\$\d/.test(script)) throw new Error(`pgbench ${op} script still has a $n parameter`)
     // pgbench turns every :name into a parameter; only ours may be there.
     for (const [, name] of script.matchAll(/(?<!:):([A-Za-z_][A-Za-z0-9_]*)/g)) {
-      if (name !== 'id' && name !== 'uid') throw new Error(`pgbench ${op} script: ':${name}' would be taken as a variable`)
+      if (name !== 'id' && name !== 'uid')
+        throw new Error(`pgbench ${op} script: ':${name}' would be taken as a variable`)
     }
   }
   return scripts
@@ -83,13 +87,26 @@ export function pgbenchScripts({ queries, documentsTable, profiles, users }) {
 
 /**
  * Runs one pgbench row: a warm-up run, then the measured run with a
- * per-transaction log. -T takes whole seconds.
+ * per-transaction log. -T takes whole seconds. With `rate`, both run at that
+ * many transactions per second (`-R`).
  */
-export async function runPgbench({ file, url, script, workDir, clients, threads, durationS, warmupS, postmasterPid = null }) {
+export async function runPgbench({
+  file,
+  url,
+  script,
+  workDir,
+  clients,
+  threads,
+  durationS,
+  warmupS,
+  rate,
+  postmasterPid = null,
+}) {
   mkdirSync(workDir, { recursive: true })
   const scriptPath = path.join(workDir, 'script.sql')
   writeFileSync(scriptPath, script)
   const base = ['-n', '-M', 'prepared', '-c', String(clients), '-j', String(threads), '-f', scriptPath]
+  if (rate) base.push('-R', String(Math.round(rate)))
   const warmup = Math.max(0, Math.round(warmupS))
   if (warmup > 0) {
     const w = await execute(file, [...base, '-T', String(warmup), url])
@@ -106,9 +123,8 @@ export async function runPgbench({ file, url, script, workDir, clients, threads,
   const tps = number(out, /tps = ([\d.]+) \(without initial connection time\)/) ?? number(out, /tps = ([\d.]+)/)
   const processed = number(out, /number of transactions actually processed: (\d+)/)
   const failed = number(out, /number of failed transactions: (\d+)/) ?? 0
-  const latencyAvg = number(out, /latency average = ([\d.]+) ms/)
 
-  const hist = new Histogram()
+  const histogram = latencyHistogram()
   for (const name of readdirSync(workDir)) {
     if (!name.startsWith('tx.')) continue
     const text = readFileSync(path.join(workDir, name), 'utf8')
@@ -123,7 +139,7 @@ export async function runPgbench({ file, url, script, workDir, clients, threads,
       const b = line.indexOf(' ', a + 1)
       const c = line.indexOf(' ', b + 1)
       const us = Number(line.slice(b + 1, c))
-      if (Number.isFinite(us) && c > b) hist.recordMicros(us)
+      if (Number.isFinite(us) && c > b) histogram.recordValue(Math.max(1, us))
     }
   }
   rmSync(workDir, { recursive: true, force: true })
@@ -131,20 +147,13 @@ export async function runPgbench({ file, url, script, workDir, clients, threads,
     ops: processed,
     seconds,
     opsPerSec: tps,
-    p50: hist.quantile(0.5),
-    p99: hist.quantile(0.99),
-    mean: latencyAvg,
-    max: hist.max || null,
+    ...latencySummary(histogram),
+    offeredRate: rate ?? null,
     errors: failed,
-    warmupOps: null,
-    warmupErrors: null,
     firstError: failed ? run.stderr.trim().split('\n').slice(-3).join(' | ') : null,
     rssMB: run.lastRss === null ? null : run.lastRss / MB,
-    heapUsedMB: null,
-    clientCpuPercent: run.cpuPercent,
     clientUs: clientUsPerOperation(run.cpuPercent, tps),
     ...(run.machine ? perOperation(run.machine.first, run.machine.last, tps) : { serverUs: null, idleUs: null }),
-    output: out.trim(),
   }
 }
 

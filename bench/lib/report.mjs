@@ -1,146 +1,216 @@
-// Text table for the terminal, Markdown for the README, JSON for machines.
+// The Markdown report (printed, and written to bench/results/*.md): tables
+// by markdown-table; what goes in them, and the SPEC targets, decided here.
 
-import { IMPLEMENTATIONS } from './impls.mjs'
-import { OPERATION_LABELS, OPERATIONS, RATIO_BASES, CONTENDERS, TARGET_SCENARIO } from './rows.mjs'
+import { markdownTable } from 'markdown-table'
 
-const fmtInt = (x) => (x === null || x === undefined ? '-' : Math.round(x).toLocaleString('en-US'))
-const fmt = (x, digits = 2) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits))
-const fmtRatio = (x) => (x === null || x === undefined ? 'n/a' : `${x.toFixed(2)}x`)
+import { CONTENDERS } from './contenders.mjs'
+import { OPERATIONS } from './operations.mjs'
 
-export const rowName = (row) => `${row.op.padEnd(4)} ${IMPLEMENTATIONS[row.impl]}`
+const int = (x) => (x == null || Number.isNaN(x) ? '-' : Math.round(x).toLocaleString('en-US'))
+const ms = (x, digits = 2) => (x == null || Number.isNaN(x) ? '-' : x.toFixed(digits))
+const times = (x) => (x == null || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(2)}x`)
+/** A Markdown table whose first `text` columns are left-aligned, the numbers right-aligned. */
+export const table = (rows, text = 1) => markdownTable(rows, { align: rows[0].map((_, i) => (i < text ? 'l' : 'r')) })
+const mark = (status) => ({ met: '✅', missed: '❌' })[status] ?? '➖'
 
-function sortedRows(rows) {
-  return [...rows].sort(
-    (a, b) => OPERATIONS.indexOf(a.op) - OPERATIONS.indexOf(b.op) || CONTENDERS.indexOf(a.impl) - CONTENDERS.indexOf(b.impl),
-  )
+/** What the ratios compare native with, per operation (closed loop). */
+export const RATIO_BASES = ['ab', 'original', 'pgbench', 'pg', 'postgresjs', 'executor']
+
+/** SPEC "Performance" targets on the ~1 KB scenario (closed loop). */
+export const TARGETS = [
+  { op: 'load', base: 'pgbench', min: 1.5, text: 'native loadProfile >= 1.5x pgbench -M prepared -c32 (same select)' },
+  { op: 'load', base: 'original', min: 3, text: 'native loadProfile >= 3x original 0.2.2' },
+  { op: 'save', base: 'pgbench', min: 1.0, text: 'native saveProfile >= 1.0x pgbench (same single save statement)' },
+  { op: 'save', base: 'original', min: 4, text: "native saveProfile >= 4x original 0.2.2 adapter's save" },
+]
+
+export const contenderLabel = (report, contender) =>
+  contender === 'ab' && report.ab ? `this package, native pool @ ${report.ab.short}` : CONTENDERS[contender].label
+
+const measured = (row) => row && !row.failed && !row.skipped
+
+export function ratiosFor(rows) {
+  const rate = (op, contender) => rows.find((r) => r.op === op && r.contender === contender && measured(r))?.opsPerSec
+  const ratios = {}
+  for (const op of new Set(rows.map((r) => r.op))) {
+    ratios[op] = Object.fromEntries(RATIO_BASES.map((base) => [base, rate(op, 'native') / rate(op, base)]))
+  }
+  return ratios
 }
 
-// `min–max` ops/s over the rounds of a row measured more than once.
-function spread(row) {
-  const rounds = row.roundOpsPerSec ?? []
-  if (rounds.length < 2) return ''
-  return `${fmtInt(Math.min(...rounds))}–${fmtInt(Math.max(...rounds))}`
+export function evaluateTargets(ratios) {
+  return TARGETS.map((t) => {
+    const ratio = ratios[t.op]?.[t.base]
+    return { ...t, ratio, status: !Number.isFinite(ratio) ? 'n/a' : ratio >= t.min ? 'met' : 'missed' }
+  })
 }
 
-function cells(row) {
-  if (row.skipped) return [rowName(row), 'skipped', '', '', '', '', '', row.skipped]
-  if (row.failed) return [rowName(row), 'failed', '', '', '', '', '', row.failed]
-  const note = row.errors ? `${row.errors} errors: ${row.firstError}` : ''
-  return [rowName(row), fmtInt(row.opsPerSec), spread(row), fmt(row.p50), fmt(row.p99), fmt(row.rssMB, 1), ...cpuCells(row), note]
+/** SPEC: at every offered rate, native p99 and p99.9 <= raw pg's. */
+export function openTargets(openRows) {
+  const out = []
+  for (const native of openRows.filter((r) => r.contender === 'native' && measured(r))) {
+    const pg = openRows.find((r) => r.contender === 'pg' && r.op === native.op && r.percent === native.percent)
+    if (!measured(pg)) continue
+    const met = native.p99 <= pg.p99 && native.p999 <= pg.p999
+    out.push({
+      status: met ? 'met' : 'missed',
+      text:
+        `${OPERATIONS[native.op].label} at ${native.percent}% (${int(native.offeredRate)}/s): native p99 ${ms(native.p99)} / ` +
+        `p99.9 ${ms(native.p999)} ms vs raw pg ${ms(pg.p99)} / ${ms(pg.p999)} ms`,
+    })
+  }
+  return out
 }
 
-// CPU microseconds per operation: the client process, the server, the idle cores.
-const cpuCells = (row) => [fmt(row.clientUs, 1), fmt(row.serverUs, 1), fmt(row.idleUs, 1)]
+const cpu = (row) => [row.clientUs, row.serverUs, row.idleUs].map((x) => ms(x, 1)).join(' · ')
+const range = (row) =>
+  row.roundOpsPerSec?.length > 1
+    ? `${int(Math.min(...row.roundOpsPerSec))}–${int(Math.max(...row.roundOpsPerSec))}`
+    : ''
+const unmeasured = (row) => (row.skipped ? `skipped: ${row.skipped}` : `failed: ${row.failed}`)
 
-const HEAD = ['row', 'ops/s', 'rounds', 'p50 ms', 'p99 ms', 'RSS MB', 'client µs', 'server µs', 'idle µs', 'note']
-
-function textTable(header, body, rightAligned) {
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => String(r[i]).length)))
-  const line = (r) =>
-    r
-      .map((c, i) => (rightAligned.includes(i) ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i])))
-      .join('  ')
-      .trimEnd()
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n')
+function closedTable(report, rows) {
+  const head = [
+    'operation',
+    'contender',
+    'ops/s',
+    'rounds',
+    'p50 ms',
+    'p99 ms',
+    'RSS MB',
+    'CPU µs/op: client · server · idle',
+  ]
+  const body = rows.map((row) => {
+    const name = [OPERATIONS[row.op].label, contenderLabel(report, row.contender)]
+    if (!measured(row)) return [...name, unmeasured(row), '', '', '', '', '']
+    return [...name, int(row.opsPerSec), range(row), ms(row.p50), ms(row.p99), ms(row.rssMB, 0), cpu(row)]
+  })
+  return table([head, ...body], 2)
 }
 
-export function scenarioTitle(s) {
-  return `${s.label}: ${s.profiles.toLocaleString('en-US')} profiles of ${s.avgDocumentBytes.toLocaleString('en-US')} B avg, ${s.users.toLocaleString('en-US')} users`
+function openTable(report, rows) {
+  const head = ['operation', 'offered/s', 'contender', 'achieved/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms']
+  const body = rows.map((row) => {
+    const name = [
+      OPERATIONS[row.op].label,
+      `${int(row.offeredRate)} (${row.percent}%)`,
+      contenderLabel(report, row.contender),
+    ]
+    if (!measured(row)) return [...name, unmeasured(row), '', '', '', '']
+    const achieved = row.opsPerSec < 0.95 * row.offeredRate ? `**${int(row.opsPerSec)}** (behind)` : int(row.opsPerSec)
+    return [...name, achieved, ms(row.p50), ms(row.p99), ms(row.p999), ms(row.max, 1)]
+  })
+  return table([head, ...body], 3)
+}
+
+// `--ab`: this checkout (A) against the other build (B), row by row.
+function abTable(report, s) {
+  const head = ['row', 'A ops/s', 'B ops/s', 'A ÷ B', 'A p99 ms', 'B p99 ms', 'p99 A ÷ B', 'A p99.9 ms', 'B p99.9 ms']
+  const body = []
+  for (const [kind, rows] of [
+    ['closed', s.closed],
+    ['open', s.open],
+  ]) {
+    for (const a of rows.filter((r) => r.contender === 'native' && measured(r))) {
+      const b = rows.find((r) => r.contender === 'ab' && r.op === a.op && r.percent === a.percent)
+      if (!measured(b)) continue
+      const name = `${OPERATIONS[a.op].label}, ${kind === 'closed' ? 'closed loop' : `${int(a.offeredRate)}/s offered`}`
+      body.push([
+        name,
+        int(a.opsPerSec),
+        int(b.opsPerSec),
+        times(a.opsPerSec / b.opsPerSec),
+        ms(a.p99),
+        ms(b.p99),
+        times(a.p99 / b.p99),
+        ms(a.p999),
+        ms(b.p999),
+      ])
+    }
+  }
+  return body.length ? table([head, ...body]) : null
 }
 
 // On one machine the client and the server share the cores, so loads/s is
 // about cores ÷ (client + server + idle µs per load): this line shows what a
 // ratio to pgbench asks of each side.
-export function loadBudget(s, cores) {
-  const find = (impl) => s.rows.find((row) => row.op === 'load' && row.impl === impl && !row.failed && !row.skipped)
-  const native = find('native')
-  const pgbench = find('pgbench')
+function loadBudget(s, cores) {
+  const find = (contender) => s.closed.find((row) => row.op === 'load' && row.contender === contender && measured(row))
+  const [native, pgbench] = [find('native'), find('pgbench')]
   if (!native || !pgbench || native.clientUs == null || native.serverUs == null) return null
-  const side = (row, clientNote = '') =>
-    `${fmt(row.clientUs, 1)} client${clientNote} + ${fmt(row.serverUs, 1)} server + ${fmt(row.idleUs, 1)} idle`
-  const sides =
-    `CPU per load (µs): this package ${side(native, ` (JSON.parse of the document: ${fmt(s.jsonParseUs, 1)})`)}; ` +
-    `pgbench ${side(pgbench)}.`
-  if (!s.targets) return sides
+  const side = (row) => `${ms(row.clientUs, 1)} client + ${ms(row.serverUs, 1)} server + ${ms(row.idleUs, 1)} idle`
   const target = 1.5 * pgbench.opsPerSec
   return (
-    `${sides} 1.5x pgbench is ${fmtInt(target)} loads/s: ` +
-    `${fmt((cores * 1e6) / target, 1)} µs per load on ${cores} cores, for client, server and idle together.`
+    `CPU per load (µs): this package ${side(native)} (JSON.parse of the document: ${ms(s.jsonParseUs, 1)}); ` +
+    `pgbench ${side(pgbench)}. 1.5x pgbench is ${int(target)} loads/s: ${ms((cores * 1e6) / target, 1)} µs per load ` +
+    `on ${cores} cores, for client, server and idle together.`
   )
-}
-
-export function printScenario(s, cores) {
-  const out = []
-  out.push(`\n== ${scenarioTitle(s)} ==`)
-  out.push(textTable(HEAD, sortedRows(s.rows).map(cells), [1, 2, 3, 4, 5, 6, 7, 8]))
-  out.push('')
-  const header = ['native ÷', ...OPERATIONS]
-  const body = RATIO_BASES.map((base) => [IMPLEMENTATIONS[base], ...OPERATIONS.map((op) => fmtRatio(s.ratios[op][base]))])
-  out.push(textTable(header, body, [1, 2, 3]))
-  const budget = loadBudget(s, cores)
-  if (budget) out.push('', budget)
-  if (s.targets) {
-    out.push('')
-    out.push(`SPEC targets (${s.label}):`)
-    for (const t of s.targets) out.push(`  [${t.status.toUpperCase().padEnd(6)}] ${t.text}: ${fmtRatio(t.ratio)}`)
-  }
-  return out.join('\n')
 }
 
 export function markdown(report) {
-  const out = []
   const m = report.machine
-  out.push(`### Benchmark (${report.date.slice(0, 10)})`)
-  out.push('')
-  out.push(
+  const c = report.config
+  const out = [
+    `### Benchmark (${report.date.slice(0, 10)})`,
+    '',
     `${m.cpus} × ${m.cpuModel}, ${m.os}, Node ${m.node}, PostgreSQL ${report.server.version}` +
-      `${report.pgbench.version ? `, ${report.pgbench.version}` : ''}. ` +
-      `${report.config.concurrency} operations in flight (closed loop), pool ${report.config.poolSize}, ` +
-      `${report.config.transport ? `${report.config.transport}, ` : ''}` +
-      `${report.config.durationS} s per row after ${report.config.warmupS} s warm-up, uniform random profiles. ` +
-      `Addon: ${m.addon.build}.`,
-  )
+      `${report.pgbench.version ? `, ${report.pgbench.version}` : ''}. Closed loop: ${c.concurrency} operations in flight; ` +
+      `open loop: Poisson arrivals at the offered rate, latency from each call's intended send time. Pool ${c.poolSize}, ` +
+      `${c.transport}, ${c.durationS} s per row after ${c.warmupS} s warm-up, uniform random profiles. Addon: ${m.addon.build}.` +
+      (report.ab ? ` A/B: A = this checkout, B = ${report.ab.rev} (${report.ab.short}), built in release mode.` : ''),
+  ]
   for (const s of report.scenarios) {
-    out.push('')
-    out.push(`#### ${scenarioTitle(s)}`)
-    out.push('')
-    const rounds = Math.max(1, ...s.rows.map((row) => row.roundOpsPerSec?.length ?? 1))
-    if (rounds > 1) {
-      out.push(`Each row: the median of ${rounds} interleaved rounds; \`rounds\` is the range of ops/s over them.`)
-      out.push('')
-    }
-    const roundsHead = rounds > 1 ? ' rounds |' : ''
-    out.push(`| operation | contender | ops/s |${roundsHead} p50 ms | p99 ms | RSS MB | CPU µs/op: client · server · idle |`)
-    out.push(`|---|---|---:|${rounds > 1 ? '---:|' : ''}---:|---:|---:|---:|`)
-    for (const row of sortedRows(s.rows)) {
-      const name = `| ${OPERATION_LABELS[row.op]} | ${IMPLEMENTATIONS[row.impl]}`
-      const range = rounds > 1 ? ` ${spread(row)} |` : ''
-      if (row.skipped || row.failed) out.push(`${name} | ${row.skipped ? 'skipped' : 'failed'} |${rounds > 1 ? ' |' : ''} | | | |`)
-      else out.push(`${name} | ${fmtInt(row.opsPerSec)} |${range} ${fmt(row.p50)} | ${fmt(row.p99)} | ${fmt(row.rssMB, 0)} | ${cpuCells(row).join(' · ')} |`)
-    }
-    out.push('')
-    out.push(`| native ÷ | ${OPERATIONS.map((op) => OPERATION_LABELS[op]).join(' | ')} |`)
-    out.push(`|---|${OPERATIONS.map(() => '---:').join('|')}|`)
-    for (const base of RATIO_BASES) {
-      out.push(`| ${IMPLEMENTATIONS[base]} | ${OPERATIONS.map((op) => fmtRatio(s.ratios[op][base])).join(' | ')} |`)
+    out.push(
+      '',
+      `#### ${s.label}: ${int(s.profiles)} profiles of ${int(s.avgDocumentBytes)} B avg, ${int(s.users)} users`,
+      '',
+    )
+    const rounds = Math.max(1, ...s.closed.map((row) => row.roundOpsPerSec?.length ?? 1))
+    if (rounds > 1)
+      out.push(
+        `Closed loop. Each row: the median of ${rounds} interleaved rounds; \`rounds\` is the range of ops/s.`,
+        '',
+      )
+    out.push(closedTable(report, s.closed), '')
+    const ops = Object.keys(s.ratios)
+    const bases = RATIO_BASES.filter((base) => ops.some((op) => Number.isFinite(s.ratios[op][base])))
+    if (bases.length) {
+      out.push(
+        table([
+          ['native ÷', ...ops.map((op) => OPERATIONS[op].label)],
+          ...bases.map((base) => [contenderLabel(report, base), ...ops.map((op) => times(s.ratios[op][base]))]),
+        ]),
+      )
     }
     const budget = loadBudget(s, m.cpus)
     if (budget) out.push('', budget)
-    if (s.targets) {
-      out.push('')
-      out.push(`SPEC targets (${s.label}):`)
-      out.push('')
-      for (const t of s.targets) out.push(`- ${t.status === 'met' ? '✅' : t.status === 'missed' ? '❌' : '➖'} ${t.text}: **${fmtRatio(t.ratio)}** (${t.status})`)
+    if (s.targets)
+      out.push(
+        '',
+        `SPEC targets (${s.label}):`,
+        '',
+        ...s.targets.map((t) => `- ${mark(t.status)} ${t.text}: **${times(t.ratio)}**`),
+      )
+    if (s.open.length) {
+      out.push(
+        '',
+        `Open loop at ${c.openPercents.join('/')}% of raw pg's closed-loop rate of the same operation ` +
+          `(achieved below 95% of offered: **behind**).`,
+        '',
+        openTable(report, s.open),
+      )
+      const targets = openTargets(s.open)
+      if (targets.length)
+        out.push(
+          '',
+          'SPEC: native p99 and p99.9 <= raw pg at every offered rate:',
+          '',
+          ...targets.map((t) => `- ${mark(t.status)} ${t.text}`),
+        )
     }
+    const ab = report.ab && abTable(report, s)
+    if (ab) out.push('', `A/B, A = this checkout, B = ${report.ab.rev} (${report.ab.short}):`, '', ab)
   }
-  if (report.notes.length) {
-    out.push('')
-    for (const note of report.notes) out.push(`> ${note}`)
-  }
+  if (report.notes.length) out.push('', ...report.notes.map((note) => `> ${note}`))
   return `${out.join('\n')}\n`
-}
-
-export function targetSummary(report) {
-  const s = report.scenarios.find((x) => x.name === TARGET_SCENARIO)
-  return s?.targets ?? []
 }

@@ -1,32 +1,55 @@
-// One benchmark row in a fresh process (so RSS is this contender's alone):
+// One row in a fresh process (so the RSS reported is this contender's alone):
 // the parent forks this file, sends the row's config over IPC and gets the
 // measurement back.
 
-import { closedLoop, describeError, randomId } from './loadgen.mjs'
-import { buildDocuments, scenarioShape } from './docs.mjs'
-import { checkResult, createImplementation } from './impls.mjs'
+import { pathToFileURL } from 'node:url'
+
+import { CONTENDERS } from './contenders.mjs'
+import { openDataset } from './datasets.mjs'
 import { loadUpstream } from './engine.mjs'
+import { closedLoop, describeError, openLoop } from './loadgen.mjs'
+import { OPERATIONS } from './operations.mjs'
 
-export async function runRow(config) {
-  const { impl, op, url, schema, poolSize, concurrency, warmupMs, durationMs, postmasterPid } = config
-  const shape = scenarioShape(config.scenario, config.shapeOverrides)
-  const upstream = config.useEngine || impl === 'original' ? await loadUpstream() : { engine: null, store: null }
-  if (config.useEngine && !upstream.engine) throw new Error(`serialization-engine did not load: ${upstream.error?.message}`)
-  let docs = null
-  const getDocs = () => docs
-  if (op === 'save') docs = buildDocuments(shape, config.useEngine ? upstream.engine.createEmptyProfile : undefined)
-
-  const contender = await createImplementation(impl, { url, schema, poolSize, getDocs, upstream })
+async function runRow(config) {
+  const operation = OPERATIONS[config.op]
+  const upstream =
+    config.useEngine || config.contender === 'original' ? await loadUpstream() : { engine: null, store: null }
+  if (config.useEngine && !upstream.engine)
+    throw new Error(`serialization-engine did not load: ${upstream.error?.message}`)
+  const dataset = openDataset(config.shape, {
+    createEmptyProfile: upstream.engine?.createEmptyProfile,
+    withDocuments: operation.method === 'saveProfile',
+  })
+  const pkg = await import(pathToFileURL(config.packageEntry).href)
+  const { store, close } = await CONTENDERS[config.contender].open({ ...config, pkg, upstream })
   try {
-    const max = op === 'find' ? shape.users : shape.profiles
-    const call = contender[op]
+    if (typeof store[operation.method] !== 'function') return { skipped: `no ${operation.method}` }
+    Object.assign(dataset, await operation.setup?.(store, dataset))
+    const once = () => {
+      const args = operation.pick(dataset)
+      return { args, promise: operation.call(store, args) }
+    }
     // One checked call first: a wrong schema, SQL or parameter fails the row loudly.
-    const probe = Math.min(7, shape.users)
-    checkResult(op, await call(probe), probe)
-    const result = await closedLoop({ op: () => call(randomId(max)), concurrency, warmupMs, durationMs, postmasterPid })
-    return result
+    const probe = once()
+    operation.check(await probe.promise, probe.args)
+    const op = () => once().promise
+    const common = { op, durationMs: config.durationMs, postmasterPid: config.postmasterPid }
+    if (config.mode === 'open') {
+      // Every connection of the pool opened (and its statements prepared)
+      // first: a pool that connects lazily would otherwise start the offered
+      // rate on one connection and carry that backlog into the window.
+      for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 2 * config.poolSize }, op))
+      return await openLoop({ ...common, rate: config.rate, warmupMs: config.warmupMs })
+    }
+    const limit = operation.limit ? operation.limit(dataset) - 1 : Infinity
+    return await closedLoop({
+      ...common,
+      concurrency: config.concurrency,
+      warmupMs: operation.limit ? 0 : config.warmupMs,
+      limit,
+    })
   } finally {
-    await contender.close()
+    await close()
   }
 }
 
@@ -38,13 +61,13 @@ function answer(message) {
 }
 // An error thrown outside the awaited chain (e.g. inside the package) still fails the row with its message.
 for (const event of ['uncaughtException', 'unhandledRejection']) {
-  process.on(event, (error) => answer({ ok: false, error: `${event}: ${describeError(error)}`, stack: error?.stack }))
+  process.on(event, (error) => answer({ ok: false, error: `${event}: ${describeError(error)}` }))
 }
 
 process.once('message', async (config) => {
   try {
     answer({ ok: true, result: await runRow(config) })
   } catch (error) {
-    answer({ ok: false, error: describeError(error), stack: error?.stack })
+    answer({ ok: false, error: describeError(error) })
   }
 })

@@ -37,7 +37,8 @@ export async function dropSchema(admin, schema) {
   await admin.query(`drop schema if exists ${q(schema)} cascade`)
 }
 
-export async function seedScenario({ admin, schema, shape, upstream }) {
+/** `schemaSql`: this package's by default; `--ab` seeds the other build's tables with its own. */
+export async function seedScenario({ admin, schema, shape, upstream, schemaSql }) {
   const started = performance.now()
   const steps = {}
   let mark = started
@@ -49,7 +50,7 @@ export async function seedScenario({ admin, schema, shape, upstream }) {
   const t = tableNames(schema)
   await dropSchema(admin, schema)
   await admin.query(`create schema ${q(schema)}`)
-  await admin.query(createPostgresProfileStoreArtifacts({ schema }).schemaSql)
+  await admin.query(schemaSql ?? createPostgresProfileStoreArtifacts({ schema }).schemaSql)
   if (upstream.store) await admin.query(upstream.store.createPostgresProfileStoreArtifacts({ schema }).schemaSql)
   await admin.query(
     `create table ${t.documents} (n integer primary key, profile_id text not null, user_id text not null, document text not null)`,
@@ -63,7 +64,8 @@ export async function seedScenario({ admin, schema, shape, upstream }) {
   if (upstream.engine) {
     for (const n of [1, shape.profiles]) {
       const check = upstream.engine.validateProfile(docs[n - 1])
-      if (!check.success) throw new Error(`generated document ${n} is not a valid PSON5 profile: ${JSON.stringify(check.issues)}`)
+      if (!check.success)
+        throw new Error(`generated document ${n} is not a valid PSON5 profile: ${JSON.stringify(check.issues)}`)
     }
   }
   let bytes = 0
@@ -149,13 +151,6 @@ export async function tidy(admin, schema) {
   if (rows[0].legacy) tables.push(t.legacyCurrent, t.legacyRevisions, t.legacyUserIndex)
   await admin.query(`vacuum (analyze) ${tables.join(', ')}`)
   await checkpoint(admin)
-}
-
-/** Rows in the revision log of one side: ours (audit) or the original's (revisions). */
-export async function revisionRows(admin, schema, side) {
-  const t = tableNames(schema)
-  const { rows } = await admin.query(`select count(*)::bigint as n from ${side === 'original' ? t.legacyRevisions : t.audit}`)
-  return Number(rows[0].n)
 }
 
 export async function serverInfo(admin) {
