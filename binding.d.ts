@@ -26,6 +26,12 @@ export declare class NativeRepository {
    */
   loadMany(profileIds: Array<string>): Promise<string | Array<{ value?: string | null, error?: string }>>
   /**
+   * As `loadMany`, but always one outcome per load, each document its own
+   * JSON text, for `loadProfileJson`: the text reaches the caller unparsed.
+   * Loads through either method share statements (`Store::load_together`).
+   */
+  loadManyJson(profileIds: Array<string>): Promise<Array<{ value?: string | null, error?: string }>>
+  /**
    * The profile ids of each user, batched like `loadMany`. When every find
    * succeeds the result is one JSON text, `[[id, ...], ...]`; otherwise one
    * outcome per find.

@@ -9,6 +9,8 @@ export type PostgresStoreErrorCode =
   | 'timeout'
   | 'database_error'
   | 'closed'
+  /** `pruneAuditEntries`: its `signal` was aborted; the batches before stay committed (`pruned`). */
+  | 'aborted'
 
 export declare class PostgresStoreError extends Error {
   constructor(code: PostgresStoreErrorCode, message: string, details?: Record<string, unknown>)
@@ -25,6 +27,10 @@ export declare class PostgresStoreError extends Error {
   readonly schema?: string
   /** The repository method that failed, e.g. `saveProfile`. */
   readonly operation?: string
+  /**
+   * pruneAuditEntries only, on any rejection: what the batches that had committed removed (they stay removed).
+   */
+  readonly pruned?: PruneResult
 }
 
 /** Any JSON-compatible value. */
@@ -110,6 +116,47 @@ export interface AuditPage {
   nextCursor: string | null
 }
 
+/**
+ * What `pruneAuditEntries` removes. A profile's audit rows older than a cut-off go: everything below the lowest of
+ * its current revision, its `keepLast`-th newest row and (with `olderThan`) its oldest row recorded since then. So
+ * the rows kept are always the newest ones, without gaps, and the current revision's row and the newest row are
+ * never removed. With both options a row goes only when both say it is old.
+ */
+export interface PruneAuditOptions extends OperationOptions {
+  /** Keep each profile's newest `keepLast` audit rows (an integer from 1). */
+  keepLast?: number
+  /**
+   * Remove only rows recorded (`recorded_at`) before this instant: a `Date` or an ISO-8601 instant with an offset
+   * (`2026-01-31T00:00:00Z`).
+   */
+  olderThan?: Date | string
+  /** Only this profile's rows. Default: every profile, walked in `profile_id` order. */
+  profileId?: string
+  /**
+   * The most rows one batch (one statement, one transaction) removes, and the most profiles it examines: 1 to
+   * 10000, default 1000.
+   */
+  batchSize?: number
+  /** Called after each batch with the running totals; what it throws is ignored. */
+  onProgress?: (progress: PruneProgress) => void
+  /** Stops the prune between two batches: it rejects with `aborted` (the error's `pruned` says what was removed). */
+  signal?: AbortSignal
+}
+
+export interface PruneResult {
+  /** Audit rows removed. */
+  removedRows: number
+  /** Profiles that lost at least one row. */
+  prunedProfiles: number
+  /** Batches run (statements, transactions). */
+  batches: number
+}
+
+export interface PruneProgress extends PruneResult {
+  /** Where the next batch starts (a profile id); null when the prune is done. */
+  nextProfileId: string | null
+}
+
 export interface UserProfileIndexRecord {
   user_id: string
   latest_profile_id: string
@@ -193,6 +240,8 @@ export type StatementName =
   | 'writeUserProfileIndex'
   | 'serverInfo'
   | 'checkSchema'
+  | 'pruneAuditEntries'
+  | 'pruneProfileAuditEntries'
 
 export interface RepositoryOptions extends ArtifactOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
@@ -356,6 +405,30 @@ export declare class PostgresProfileStoreRepository {
     revision: number,
     options?: OperationOptions,
   ): Promise<StoredProfile<T>>
+  /**
+   * The stored document as JSON text, never parsed: PostgreSQL's jsonb text form (keys in jsonb order, `": "` and
+   * `", "` separators), which `JSON.parse` turns into what `loadProfile` returns. For handlers that forward the
+   * document. Coalesced with concurrent loads like `loadProfile`; rejects like it: `not_found`
+   * (`storeCode: 'profile_not_found'`), `validation_error` (`field: 'profileId'`). Event `loadProfileJson`.
+   */
+  loadProfileJson(profileId: string, options?: OperationOptions): Promise<string>
+  /**
+   * `loadProfileJson` of several profiles in one call: the texts in the order of `profileIds`, null for a profile
+   * that does not exist. `validation_error` (`field: 'profileIds'` or `'profileIds[i]'`). One event
+   * `loadProfilesJson` whose `rowCount` is the number found.
+   */
+  loadProfilesJson(profileIds: readonly string[], options?: OperationOptions): Promise<Array<string | null>>
+  /**
+   * Removes old audit rows in batches: each batch is one statement and one short transaction that removes at most
+   * `batchSize` rows and never waits for a row lock (rows a save or delete holds are skipped, left for a later
+   * prune). `listAuditEntries` cursors stay valid: pages after a prune simply end sooner. In a pruned history the
+   * oldest kept row's `previous_revision` names a revision that is gone (`loadProfileRevision` of it is
+   * `not_found`). Rejects with `validation_error` (nothing removed) when neither `keepLast` nor `olderThan` is
+   * given or an option is out of range (`field` names it), `aborted` on `signal`, and the usual connection and
+   * database codes; `error.pruned` then says what the committed batches removed. Event `pruneAuditEntries` whose
+   * `rowCount` is `removedRows`. Needs DELETE and UPDATE (row locks) on the audit table.
+   */
+  pruneAuditEntries(options: PruneAuditOptions): Promise<PruneResult>
 
   /** Runs `schemaSql` (idempotent); for development and tests. */
   ensureSchema(options?: OperationOptions): Promise<void>

@@ -43,6 +43,8 @@ const EXPECTED_STATEMENTS = [
   'writeUserProfileIndex',
   'serverInfo',
   'checkSchema',
+  'pruneAuditEntries',
+  'pruneProfileAuditEntries',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:
@@ -198,7 +200,7 @@ describe('schemaSql through pg', () => {
   })
 
   test('the longest accepted prefix creates every object under its full name', async () => {
-    const longest = `L${'p'.repeat(41)}` // 42 chars + 'domain_index_user_idx' (21) = 63 bytes
+    const longest = `L${'p'.repeat(41)}` // 42 chars + 'domain_index_list_idx' (21) = 63 bytes
     const artifacts = createPostgresProfileStoreArtifacts({ schema: db.schema, tablePrefix: longest })
     await db.sql(artifacts.schemaSql)
     await db.sql(artifacts.schemaSql)
@@ -208,7 +210,7 @@ describe('schemaSql through pg', () => {
       `${longest}profiles`,
     ])
     const { indexes } = await catalogSnapshot(db.schema, longest)
-    assert.ok(indexes.some((i) => i.indexname === `${longest}domain_index_user_idx`))
+    assert.ok(indexes.some((i) => i.indexname === `${longest}domain_index_list_idx`))
   })
 })
 

@@ -2,15 +2,16 @@
 'use strict'
 
 // pson5-postgres-store: prints the schema or the 0.2.2 upgrade SQL for a
-// schema/table prefix, or checks a database (DATABASE_URL, else the PG*
-// variables) against them.
+// schema/table prefix, checks a database (DATABASE_URL, else the PG*
+// variables) against them, or prunes its audit log.
 //
 // Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection
-// error, 4 the native binary could not be loaded, 5 any other error.
+// error, 4 the native binary could not be loaded, 5 any other error, 130 a
+// prune stopped by Ctrl-C (SIGINT) between two batches.
 
 const os = require('node:os')
 
-const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3, nativeBinding: 4, other: 5 }
+const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3, nativeBinding: 4, other: 5, interrupted: 130 }
 
 const USAGE = `Usage: pson5-postgres-store <command> [--schema S] [--prefix P] [0.2.2 table names] [--json]
 
@@ -20,6 +21,9 @@ Commands:
             pson_profile_revisions, pson_user_profile_index) into the new tables
   check     connect and report the server version, whether the three tables
             exist with every expected column, and the pool settings
+  prune     remove old audit rows in batches of short transactions (never a
+            profile's current revision or its newest row); needs --keep-last,
+            --older-than or both, and prints its progress to stderr
   help      show this help (also -h, --help)
 
 Options:
@@ -30,15 +34,24 @@ Options:
                                was given its currentProfilesTable /
                                profileRevisionsTable / userIndexTable options
                                (default: the pson_ names above)
-  --json                       check: print the report as JSON
+  --json                       check, prune: print the report as JSON
+  --keep-last N                prune: keep each profile's N newest audit rows
+  --older-than T               prune: remove only rows recorded before T, an
+                               ISO-8601 instant (2026-01-31T00:00:00Z) or a
+                               number of days before now (90d); with
+                               --keep-last, a row goes when both say so
+  --profile-id ID              prune: only this profile's audit rows
+  --batch-size N               prune: rows per batch (transaction), 1-10000
+                               (default 1000)
   -h, --help                   show this help
 
-check connects with DATABASE_URL, else the libpq variables (PGHOST, PGPORT,
+check and prune connect with DATABASE_URL, else the libpq variables (PGHOST, PGPORT,
 PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT,
 PGAPPNAME, PGOPTIONS).
 
 Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection error,
-4 the native binary could not be loaded, 5 any other error.
+4 the native binary could not be loaded, 5 any other error, 130 prune stopped by
+Ctrl-C (what the batches before had removed stays removed).
 `
 
 class UsageError extends Error {}
@@ -49,6 +62,7 @@ function parseArgs(argv) {
     schema: undefined,
     tablePrefix: undefined,
     legacyTables: {},
+    prune: {},
     json: false,
     help: false,
   }
@@ -88,6 +102,18 @@ function parseArgs(argv) {
       case '--user-index-table':
         options.legacyTables.userIndexTable = value()
         break
+      case '--keep-last':
+        options.prune.keepLast = integerValue(flag, value())
+        break
+      case '--older-than':
+        options.prune.olderThan = instantValue(value())
+        break
+      case '--profile-id':
+        options.prune.profileId = value()
+        break
+      case '--batch-size':
+        options.prune.batchSize = integerValue(flag, value())
+        break
       default:
         if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`)
         if (options.command !== null) throw new UsageError(`unexpected argument ${arg}`)
@@ -97,15 +123,35 @@ function parseArgs(argv) {
   if (options.help) return options
   if (options.command === null) throw new UsageError('missing command')
   if (options.command === 'help') return { ...options, help: true }
-  if (!['schema', 'upgrade', 'check'].includes(options.command))
+  if (!['schema', 'upgrade', 'check', 'prune'].includes(options.command))
     throw new UsageError(`unknown command ${options.command}`)
-  if (options.json && options.command !== 'check') throw new UsageError('--json only applies to check')
+  if (options.json && !['check', 'prune'].includes(options.command)) {
+    throw new UsageError('--json only applies to check and prune')
+  }
+  if (Object.keys(options.prune).length > 0 && options.command !== 'prune') {
+    throw new UsageError('--keep-last, --older-than, --profile-id and --batch-size only apply to prune')
+  }
   if (Object.keys(options.legacyTables).length > 0 && options.command !== 'upgrade') {
     throw new UsageError(
       '--current-profiles-table, --profile-revisions-table and --user-index-table only apply to upgrade',
     )
   }
   return options
+}
+
+// Whole numbers only; the range is the library's to check (validation_error).
+function integerValue(flag, text) {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} needs a whole number, not ${text}`)
+  return Number(text)
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+// `90d` is that many days before now; anything else goes to the library as an
+// ISO-8601 instant, which checks it.
+function instantValue(text) {
+  const days = /^(\d+)d$/.exec(text)
+  return days ? new Date(Date.now() - Number(days[1]) * DAY_MS) : text
 }
 
 // Secrets that must never be printed, whatever a message contains.
@@ -167,14 +213,60 @@ function isConnectionError(error) {
   return error?.code === 'database_error' && CONNECTION_SQLSTATE.test(error.sqlState ?? '')
 }
 
-async function check(pkg, options) {
-  const repository = pkg.createPostgresProfileStoreRepository({
+function connect(pkg, options) {
+  return pkg.createPostgresProfileStoreRepository({
     connectionString: process.env.DATABASE_URL || undefined,
     schema: options.schema,
     tablePrefix: options.tablePrefix,
-    // libpq waits forever by default; a command-line check should not.
+    // libpq waits forever by default; a command-line tool should not.
     ...(hasConnectTimeout() ? {} : { connectionTimeoutMillis: 10000 }),
   })
+}
+
+// Progress to stderr after each batch; the result to stdout. Ctrl-C stops
+// the prune between two batches (a second one exits at once).
+async function prune(pkg, options) {
+  const controller = new AbortController()
+  const interrupt = () => {
+    if (controller.signal.aborted) process.exit(EXIT.interrupted)
+    process.stderr.write('stopping after the batch in flight (Ctrl-C again to exit now)\n')
+    controller.abort()
+  }
+  process.on('SIGINT', interrupt)
+  const repository = connect(pkg, options)
+  const report = (pruned, interrupted) => {
+    if (options.json) {
+      process.stdout.write(JSON.stringify({ ...pruned, interrupted }) + '\n')
+    } else {
+      process.stdout.write(
+        `${interrupted ? 'interrupted: ' : ''}removed ${pruned.removedRows} audit row(s) of ${pruned.prunedProfiles} ` +
+          `profile(s) in ${pruned.batches} batch(es)\n`,
+      )
+    }
+  }
+  try {
+    const pruned = await repository.pruneAuditEntries({
+      ...options.prune,
+      signal: controller.signal,
+      onProgress: (progress) => {
+        const at = progress.nextProfileId === null ? 'done' : `next profile ${progress.nextProfileId}`
+        process.stderr.write(`batch ${progress.batches}: ${progress.removedRows} row(s) removed so far, ${at}\n`)
+      },
+    })
+    report(pruned, false)
+    return EXIT.ok
+  } catch (error) {
+    if (error?.code !== 'aborted') throw error
+    report(error.pruned, true)
+    return EXIT.interrupted
+  } finally {
+    process.removeListener('SIGINT', interrupt)
+    await repository.close()
+  }
+}
+
+async function check(pkg, options) {
+  const repository = connect(pkg, options)
   try {
     const report = await repository.checkSchema()
     const pool = repository.poolStatus()
@@ -264,6 +356,7 @@ async function main(argv) {
   }
   try {
     if (options.command === 'check') return await check(pkg, options)
+    if (options.command === 'prune') return await prune(pkg, options)
     const artifacts = pkg.createPostgresProfileStoreArtifacts({
       schema: options.schema,
       tablePrefix: options.tablePrefix,

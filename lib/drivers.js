@@ -36,6 +36,13 @@ function nativeDriver(native, perCrossing) {
       () => loadedBytes.value,
       perCrossing.loads,
     ),
+    // Resolves to the document's JSON text (as stored, never parsed) or null.
+    loadJson: gather(
+      (ids) => native.loadManyJson(ids),
+      (profileId) => profileId,
+      () => loadedBytes.value,
+      perCrossing.loads,
+    ),
     // Resolves to the user's profile ids.
     find: gather(
       (userIds) => native.findMany(userIds).then(foundLists),
@@ -173,6 +180,10 @@ function executorDriver(exec, artifacts) {
     load: async (profileId) => {
       const rows = await query('loadProfile', [profileId])
       return rows.length === 0 ? null : JSON.parse(rows[0][0])
+    },
+    loadJson: async (profileId) => {
+      const rows = await query('loadProfile', [profileId])
+      return rows.length === 0 ? null : rows[0][0]
     },
     find: async (userId) => (await query('findProfilesByUserId', [userId])).map((row) => row[0]),
     save: async (profileId, document, expected, context) => {

@@ -14,6 +14,7 @@ const CODES = new Set([
   'timeout',
   'database_error',
   'closed',
+  'aborted',
 ])
 
 const DETAIL_FIELDS = ['field', 'storeCode', 'sqlState', 'detail', 'constraint', 'table', 'schema']

@@ -12,9 +12,13 @@ const { PostgresStoreError, decorate } = require('./errors.js')
 const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
 const { InFlight } = require('./in-flight.js')
+const { pruneAudit } = require('./retention.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
+
+// The prune statements' result columns, in order (src/store/sql.rs `render_prune`).
+const PRUNE_BATCH_COLUMNS = ['removed_rows', 'pruned_profiles', 'pruned_first_profile', 'next_profile_id']
 
 class PostgresProfileStoreRepository {
   kind = 'postgres'
@@ -100,6 +104,27 @@ class PostgresProfileStoreRepository {
       const profile = await this.#driver.load(id)
       if (profile === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
       return [profile, 1]
+    })
+  }
+
+  // The stored document's JSON text, unparsed (PostgreSQL's jsonb text form),
+  // for handlers that only forward it. Coalesced with concurrent loads.
+  loadProfileJson(profileId, options) {
+    return this.#op('loadProfileJson', options, async () => {
+      const id = v.checkId(profileId, 'profileId')
+      const text = await this.#driver.loadJson(id)
+      if (text === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
+      return [text, 1]
+    })
+  }
+
+  // loadProfileJson for several profiles in one call: texts in the order of
+  // `profileIds`, null for a profile that does not exist.
+  loadProfilesJson(profileIds, options) {
+    return this.#op('loadProfilesJson', options, async () => {
+      const ids = v.idList(profileIds, 'profileIds')
+      const texts = await Promise.all(ids.map((id) => this.#driver.loadJson(id)))
+      return [texts, texts.filter((text) => text !== null).length]
     })
   }
 
@@ -191,6 +216,29 @@ class PostgresProfileStoreRepository {
         throw await this.#notFound('revision_not_found', `Profile '${id}' has no revision ${number}.`)
       }
       return [JSON.parse(rows[0][0]), 1]
+    })
+  }
+
+  // ---- retention ----
+
+  /**
+   * Removes old audit rows in batches of short transactions (lib/retention.js).
+   * Resolves to `{ removedRows, prunedProfiles, batches }`.
+   */
+  pruneAuditEntries(options) {
+    return this.#op('pruneAuditEntries', options, async () => {
+      const settings = v.pruneOptions(options)
+      const runBatch = async (statement, params) => {
+        let rows
+        try {
+          rows = await this.#query(statement, params)
+        } catch (raw) {
+          throw this.#driver.convertError(raw, 'pruneAuditEntries')
+        }
+        return Object.fromEntries(PRUNE_BATCH_COLUMNS.map((column, i) => [column, rows[0][i]]))
+      }
+      const pruned = await pruneAudit(runBatch, settings)
+      return [pruned, pruned.removedRows]
     })
   }
 

@@ -382,6 +382,55 @@ function artifactOptions(options) {
   return { schema, tablePrefix, legacyTables }
 }
 
+// A list of ids (loadProfilesJson): each checked as one id, named by position.
+function idList(value, field) {
+  if (!Array.isArray(value)) throw validationError(field, 'must be an array of ids')
+  return value.map((id, i) => checkId(id, `${field}[${i}]`))
+}
+
+const DEFAULT_PRUNE_BATCH = 1000
+// A batch is one transaction: 10,000 rows of ~20 KB documents is ~200 MB of
+// deletes, about what a short transaction should hold.
+const MAX_PRUNE_BATCH = 10_000
+
+// pruneAuditEntries' options → `{ keepLast, olderThan, profileId, batchSize,
+// onProgress, signal }`, with `olderThan` as timestamptz text (null: any age)
+// and `keepLast` null when not given (the statement then keeps the newest row).
+function pruneOptions(options) {
+  if (!isPlainObject(options)) throw validationError('options', 'must be an object with keepLast and/or olderThan')
+  const { keepLast, olderThan, profileId, batchSize, onProgress, signal } = options
+  if ((keepLast === undefined || keepLast === null) && (olderThan === undefined || olderThan === null)) {
+    throw validationError('keepLast', 'give keepLast, olderThan or both: without either nothing says what is old')
+  }
+  if (keepLast !== undefined && keepLast !== null) revisionNumber(keepLast, 'keepLast')
+  let olderThanText = null
+  if (olderThan !== undefined && olderThan !== null) {
+    const iso = olderThan instanceof Date && !Number.isNaN(olderThan.getTime()) ? olderThan.toISOString() : olderThan
+    olderThanText = instantInput(iso)
+    if (olderThanText === null) {
+      throw validationError('olderThan', 'must be a Date or an ISO-8601 instant with an offset, such as 2026-01-31T00:00:00Z')
+    }
+  }
+  const size = batchSize ?? DEFAULT_PRUNE_BATCH
+  if (!Number.isInteger(size) || size < 1 || size > MAX_PRUNE_BATCH) {
+    throw validationError('batchSize', `must be an integer from 1 to ${MAX_PRUNE_BATCH}`)
+  }
+  if (onProgress !== undefined && onProgress !== null && typeof onProgress !== 'function') {
+    throw validationError('onProgress', 'must be a function')
+  }
+  if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal)) {
+    throw validationError('signal', 'must be an AbortSignal')
+  }
+  return {
+    keepLast: keepLast ?? null,
+    olderThan: olderThanText,
+    profileId: profileId === undefined || profileId === null ? null : checkId(profileId, 'profileId'),
+    batchSize: size,
+    onProgress: onProgress ?? null,
+    signal: signal ?? null,
+  }
+}
+
 function maxDocumentBytesOption(value) {
   if (value === undefined) return DEFAULT_MAX_DOCUMENT_BYTES
   if (!Number.isInteger(value) || value < 1) throw validationError('maxDocumentBytes', 'must be a positive integer')
@@ -403,4 +452,6 @@ module.exports = {
   decodeCursor,
   userIndexRecord,
   maxDocumentBytesOption,
+  idList,
+  pruneOptions,
 }

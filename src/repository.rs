@@ -113,6 +113,21 @@ impl NativeRepository {
     })
   }
 
+  /// As `loadMany`, but always one outcome per load, each document its own
+  /// JSON text, for `loadProfileJson`: the text reaches the caller unparsed.
+  /// Loads through either method share statements (`Store::load_together`).
+  #[napi(ts_return_type = "Promise<Array<{ value?: string | null, error?: string }>>")]
+  pub fn load_many_json<'env>(
+    &self,
+    env: &'env Env,
+    profile_ids: Vec<String>,
+  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Option<String>>>>> {
+    promise(env, &self.store, |store| async move {
+      let documents = store.load_together(profile_ids).await;
+      Ok(documents.into_iter().map(Outcome).collect())
+    })
+  }
+
   /// The profile ids of each user, batched like `loadMany`. When every find
   /// succeeds the result is one JSON text, `[[id, ...], ...]`; otherwise one
   /// outcome per find.

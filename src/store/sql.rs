@@ -830,8 +830,9 @@ enum PruneScope {
 /// (a save or delete of that profile in flight) are skipped, never waited
 /// for: the batch cannot block a save or be part of a deadlock.
 ///
-/// Returns `removed_rows`, `pruned_profiles` (profiles that lost rows) and
-/// `next_profile_id`: where the next batch starts (the profile it stopped in
+/// Returns `removed_rows`, `pruned_profiles` (profiles that lost rows),
+/// `pruned_first_profile` (whether the profile `$1` lost rows: a batch that
+/// resumes in a profile must not count it twice) and `next_profile_id`: where the next batch starts (the profile it stopped in
 /// when it removed a full batch, else the first profile it did not examine),
 /// NULL when the walk is done.
 fn render_prune(n: &Names, scope: PruneScope) -> String {
@@ -893,6 +894,7 @@ removed as (
 )
 select (select count(*) from removed)::integer as removed_rows,
        (select count(distinct r.profile_id) from removed r)::integer as pruned_profiles,
+       (select count(*) > 0 from removed r where r.profile_id = $1::text) as pruned_first_profile,
        case when (select count(*) from removed) >= $4::integer then (select max(r.profile_id) from removed r)
             else {next_when_not_full} end as next_profile_id"#
   )
