@@ -22,6 +22,8 @@ import {
   type PostgresStoreErrorCode,
   type ProfileDocument,
   type ProfileStoreAdapter,
+  type PruneProgress,
+  type PruneResult,
   type QueryExecutor,
   type StatementName,
   type StoredProfile,
@@ -170,6 +172,21 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   const snapshot: ProfileDocument = await repository.loadProfileRevision('p1', 2, { context })
   void [revision, exists, byUser, ids, revisions, likes, deleted, paths, recordedAt, snapshot]
 
+  // pass-through reads and retention
+  const text: string = await repository.loadProfileJson('p1', { context })
+  const texts: Array<string | null> = await repository.loadProfilesJson(['p1', 'p2'])
+  const pruned: PruneResult = await repository.pruneAuditEntries({
+    keepLast: 10,
+    olderThan: new Date(),
+    profileId: 'p1',
+    batchSize: 500,
+    signal: AbortSignal.timeout(60_000),
+    onProgress: (progress: PruneProgress) => void [progress.removedRows, progress.nextProfileId],
+    context,
+  })
+  await repository.pruneAuditEntries({ olderThan: '2026-01-31T00:00:00Z' })
+  void [text, texts, pruned.removedRows, pruned.prunedProfiles, pruned.batches]
+
   // administration
   await repository.ensureSchema({ context })
   await repository.upgradeFrom022()
@@ -189,6 +206,10 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   await repository.saveProfile(profile, { expectedRevision: '1' })
   // @ts-expect-error the revision is a number
   await repository.loadProfileRevision('p1', '2')
+  // @ts-expect-error a prune needs its options
+  await repository.pruneAuditEntries()
+  // @ts-expect-error keepLast is a number
+  await repository.pruneAuditEntries({ keepLast: '3' })
 }
 
 // The repository is both shapes the engine knows.
@@ -218,6 +239,10 @@ export function describeError(error: unknown): string {
     }
     case 'closed':
       return 'closed'
+    case 'aborted': {
+      const removed: number | undefined = error.pruned?.removedRows
+      return `aborted after removing ${removed ?? 0} rows`
+    }
     default: {
       const exhaustive: never = code
       return exhaustive
