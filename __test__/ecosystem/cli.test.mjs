@@ -172,3 +172,49 @@ test('connection errors exit 3 and never print the password', async () => {
   assert.equal(viaEnv.code, 3)
   assert.ok(!(viaEnv.stdout + viaEnv.stderr).includes('hunter4'))
 })
+
+test('prune removes old audit rows in batches, reports progress on stderr and the result on stdout', async () => {
+  const pruneSchema = await useSchema(server, 'cliprune')
+  const { createPostgresProfileStoreRepository } = await import('../../index.mjs')
+  const { buildProfile } = await import('../helpers-profiles.mjs')
+  const repository = createPostgresProfileStoreRepository({ connectionString: server.url, schema: pruneSchema })
+  try {
+    await repository.ensureSchema()
+    for (const profileId of ['cli-a', 'cli-b']) {
+      for (let i = 0; i < 5; i++) await repository.saveProfile(buildProfile({ profileId, userId: 'cli-user' }))
+    }
+    const pruned = await cli(['prune', '--schema', pruneSchema, '--keep-last', '2', '--batch-size', '2'])
+    assert.equal(pruned.code, 0, pruned.stderr)
+    assert.equal(pruned.stdout, 'removed 6 audit row(s) of 2 profile(s) in 4 batch(es)\n')
+    assert.match(pruned.stderr, /^batch 1: 2 row\(s\) removed so far, next profile cli-a\n/)
+    assert.match(pruned.stderr, /batch 4: 6 row\(s\) removed so far, done\n$/)
+    assert.deepEqual(await repository.listProfileRevisions('cli-a'), [4, 5])
+
+    const one = await cli(['prune', '--schema', pruneSchema, '--keep-last=1', '--profile-id', 'cli-b', '--json'])
+    assert.equal(one.code, 0, one.stderr)
+    assert.deepEqual(JSON.parse(one.stdout), { removedRows: 1, prunedProfiles: 1, batches: 1, interrupted: false })
+    assert.deepEqual(await repository.listProfileRevisions('cli-b'), [5])
+
+    // Nothing is 30 days old yet.
+    const aged = await cli(['prune', '--schema', pruneSchema, '--older-than', '30d'])
+    assert.equal(aged.code, 0, aged.stderr)
+    assert.match(aged.stdout, /^removed 0 audit row/)
+  } finally {
+    await repository.close()
+  }
+})
+
+test('prune: bad options exit 2 and remove nothing', async () => {
+  for (const [args, message] of [
+    [['prune'], 'error [validation_error]: keepLast'],
+    [['prune', '--keep-last', 'x'], 'error [usage]: --keep-last needs a whole number'],
+    [['prune', '--keep-last', '0'], 'error [validation_error]: keepLast'],
+    [['prune', '--older-than', 'yesterday'], 'error [validation_error]: olderThan'],
+    [['prune', '--keep-last', '1', '--batch-size', '100000'], 'error [validation_error]: batchSize'],
+    [['check', '--keep-last', '1'], 'error [usage]: --keep-last, --older-than, --profile-id and --batch-size only apply to prune'],
+  ]) {
+    const result = await cli([...args, '--schema', schema])
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
+    assert.ok(result.stderr.includes(message), result.stderr)
+  }
+})
