@@ -23,7 +23,11 @@ for (const mode of MODES) {
       for (let i = 0; i < 12; i++) {
         const id = uniqueId(`${mode}-json`)
         ids.push(id)
-        const profile = buildProfile({ profileId: id, userId: `${mode}-json-user`, note: `note ${i} "quoted" \u00e9\u{1f600}` })
+        const profile = buildProfile({
+          profileId: id,
+          userId: `${mode}-json-user`,
+          note: `note ${i} "quoted" \u00e9\u{1f600}`,
+        })
         await repository.saveProfile(profile)
         if (i % 3 === 0) await repository.saveProfile(profile)
       }
@@ -36,9 +40,10 @@ for (const mode of MODES) {
         assert.deepEqual(JSON.parse(text), await repository.loadProfile(id))
       }
       // PostgreSQL's jsonb text, as stored: the very string the server sends.
-      const { rows } = await db.sql(`select document::text as text from "${db.schema}".pson_profiles where profile_id = $1`, [
-        ids[0],
-      ])
+      const { rows } = await db.sql(
+        `select document::text as text from "${db.schema}".pson_profiles where profile_id = $1`,
+        [ids[0]],
+      )
       assert.equal(await repository.loadProfileJson(ids[0]), rows[0].text)
     })
 
@@ -95,7 +100,10 @@ for (const mode of MODES) {
           { operation: 'loadProfilesJson', rowCount: 1, context: undefined, code: undefined },
         ],
       )
-      assert.ok(events.every((event) => !JSON.stringify(event).includes('note 1')), 'no document content in events')
+      assert.ok(
+        events.every((event) => !JSON.stringify(event).includes('note 1')),
+        'no document content in events',
+      )
     })
   })
 }

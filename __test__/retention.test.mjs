@@ -73,7 +73,10 @@ for (const mode of MODES) {
           [10, 9],
         ],
       )
-      await expectStoreError(repository.loadProfileRevision(id, 9), { code: 'not_found', storeCode: 'revision_not_found' })
+      await expectStoreError(repository.loadProfileRevision(id, 9), {
+        code: 'not_found',
+        storeCode: 'revision_not_found',
+      })
       assert.equal((await repository.loadProfileRevision(id, 10)).metadata.revision, 10)
       assert.equal((await repository.loadProfile(id)).metadata.revision, 12)
       assert.deepEqual(await repository.listProfileRevisions(id), [10, 11, 12])
@@ -84,7 +87,10 @@ for (const mode of MODES) {
         prunedProfiles: 0,
         batches: 1,
       })
-      assert.equal((await repository.saveProfile(buildProfile({ profileId: id, userId: 'prune-user' }))).metadata.revision, 13)
+      assert.equal(
+        (await repository.saveProfile(buildProfile({ profileId: id, userId: 'prune-user' }))).metadata.revision,
+        13,
+      )
       assert.deepEqual(await auditRevisions(id), [10, 11, 12, 13])
     })
 
@@ -115,7 +121,10 @@ for (const mode of MODES) {
       assert.equal(pruned.removedRows, 4)
       assert.deepEqual(await auditRevisions(id), range(5, 10))
       // Old enough: 5-6; beyond the newest 2: 5-8. Both: 5-6.
-      assert.equal((await repository.pruneAuditEntries({ keepLast: 2, olderThan: daysAgo(1), profileId: id })).removedRows, 2)
+      assert.equal(
+        (await repository.pruneAuditEntries({ keepLast: 2, olderThan: daysAgo(1), profileId: id })).removedRows,
+        2,
+      )
       assert.deepEqual(await auditRevisions(id), range(7, 10))
     })
 
@@ -138,7 +147,11 @@ for (const mode of MODES) {
       for (const id of ids) await saveTimes(repository, id, 6)
       const progress = []
       // Other tests' profiles in this schema are pruned too; only ours are checked.
-      const pruned = await repository.pruneAuditEntries({ keepLast: 2, batchSize: 3, onProgress: (p) => progress.push(p) })
+      const pruned = await repository.pruneAuditEntries({
+        keepLast: 2,
+        batchSize: 3,
+        onProgress: (p) => progress.push(p),
+      })
       for (const id of ids) assert.deepEqual(await auditRevisions(id), [5, 6])
       assert.ok(pruned.removedRows >= 12)
       assert.ok(pruned.batches >= 4, `${pruned.batches} batches of at most 3 rows`)
@@ -240,7 +253,12 @@ for (const mode of MODES) {
       const id = uniqueId(`${mode}-event`)
       await saveTimes(repository, id, 5)
       events.length = 0
-      await repository.pruneAuditEntries({ keepLast: 2, profileId: id, batchSize: 1, context: { request_id: 'r-prune' } })
+      await repository.pruneAuditEntries({
+        keepLast: 2,
+        profileId: id,
+        batchSize: 1,
+        context: { request_id: 'r-prune' },
+      })
       await repository.pruneAuditEntries({}).catch(() => {})
       const ours = events.filter((event) => event.operation === 'pruneAuditEntries')
       assert.equal(ours.length, 2)
@@ -257,7 +275,9 @@ for (const mode of MODES) {
       let saving = true
       const saves = settle(
         ids.flatMap((id) =>
-          range(1, SAVES_PER_PROFILE).map(() => repository.saveProfile(buildProfile({ profileId: id, userId: 'busy' }))),
+          range(1, SAVES_PER_PROFILE).map(() =>
+            repository.saveProfile(buildProfile({ profileId: id, userId: 'busy' })),
+          ),
         ),
       ).finally(() => {
         saving = false

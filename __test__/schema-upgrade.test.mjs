@@ -73,13 +73,26 @@ async function deploy030(schema) {
   const big = { long: 'x'.repeat(100).repeat(200) }
   for (let revision = 1; revision <= 3; revision++) {
     for (let i = 1; i <= 12; i++) {
-      const profile = buildProfile({ profileId: `old-${i}`, userId: i % 2 ? 'user-odd' : 'user-even', sourceCount: revision })
+      const profile = buildProfile({
+        profileId: `old-${i}`,
+        userId: i % 2 ? 'user-odd' : 'user-even',
+        sourceCount: revision,
+      })
       if (i === 1) profile.layers.bulk = big
-      await db.sql(old.queries.saveProfile, [JSON.stringify(profile), null, JSON.stringify({ request_id: `r${revision}` })])
+      await db.sql(old.queries.saveProfile, [
+        JSON.stringify(profile),
+        null,
+        JSON.stringify({ request_id: `r${revision}` }),
+      ])
     }
   }
   const order = ['old-8', 'old-2', 'old-12', 'old-4', 'old-6', 'old-10']
-  await db.sql(old.queries.writeUserProfileIndex, ['user-even', 'old-8', JSON.stringify(order), '2026-01-31T12:00:00.000Z'])
+  await db.sql(old.queries.writeUserProfileIndex, [
+    'user-even',
+    'old-8',
+    JSON.stringify(order),
+    '2026-01-31T12:00:00.000Z',
+  ])
   return old
 }
 
@@ -95,13 +108,18 @@ describe('schemaSql over a 0.3.0 deployment', () => {
     old = await deploy030(schema)
     before030 = await digests(schema)
     listed030 = (await db.sql(old.queries.findProfilesByUserId, ['user-even'])).rows.map((row) => row.profile_id)
-    audit030 = (await db.sql(old.queries.listAuditEntries, ['old-1', null, '10'])).rows.map((row) => JSON.parse(row.entry))
+    audit030 = (await db.sql(old.queries.listAuditEntries, ['old-1', null, '10'])).rows.map((row) =>
+      JSON.parse(row.entry),
+    )
     await db.sql(artifacts.schemaSql)
   })
 
   test('the fixture is 0.3.0 as released: its tables and list index', async () => {
     assert.equal(fixture.commit, '6caccad')
-    assert.match(fixture.schemaSql, /create index if not exists "pson_domain_index_user_idx" on .* \(user_id, position\);/)
+    assert.match(
+      fixture.schemaSql,
+      /create index if not exists "pson_domain_index_user_idx" on .* \(user_id, position\);/,
+    )
     assert.equal(listed030.length, 6)
   })
 

@@ -53,7 +53,16 @@ try {
   writeFileSync(path.join(crate, 'src', 'main.rs'), STAND_IN)
   const output = execFileSync(
     'cargo',
-    ['run', '--quiet', '--offline', '--manifest-path', path.join(crate, 'Cargo.toml'), '--', FIXTURE_SCHEMA, TABLE_PREFIX],
+    [
+      'run',
+      '--quiet',
+      '--offline',
+      '--manifest-path',
+      path.join(crate, 'Cargo.toml'),
+      '--',
+      FIXTURE_SCHEMA,
+      TABLE_PREFIX,
+    ],
     { encoding: 'utf8', env: { ...process.env, CARGO_TARGET_DIR: path.join(crate, 'target') } },
   )
   const parts = output.split('\0')
