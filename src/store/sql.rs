@@ -1287,4 +1287,33 @@ mod tests {
       )));
     }
   }
+
+  #[test]
+  fn prune_batches_never_wait_and_keep_the_current_revision() {
+    let q = Queries::new("public", "pson_").unwrap();
+    for name in ["pruneAuditEntries", "pruneProfileAuditEntries"] {
+      let sql = q.statement(name).unwrap();
+      assert!(
+        sql.contains("for update skip locked"),
+        "{name}: never waits for a row lock"
+      );
+      assert!(
+        sql.contains("a.revision < least(w.revision, newest.revision, young.revision)"),
+        "{name}: only rows below the current revision and the newest kept ones"
+      );
+      // The rows per profile, the oldest rows looked at for olderThan, the batch.
+      assert!(
+        sql.matches("limit $4::integer").count() >= 3,
+        "{name}: bounded by the batch size"
+      );
+    }
+    assert!(q
+      .statement("pruneProfileAuditEntries")
+      .unwrap()
+      .contains("where p.profile_id = $1::text"));
+    assert!(q
+      .statement("pruneAuditEntries")
+      .unwrap()
+      .contains("where p.profile_id >= $1::text order by p.profile_id limit $4::integer"));
+  }
 }
