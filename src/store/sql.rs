@@ -688,13 +688,18 @@ fn render_statement(name: &str, n: &Names) -> String {
        revision = excluded.revision, document = excluded.document, saved_at = now()"
     ),
     "writeProfileRevision" => render_write_revision(n),
+    // Two reads of one user's rows, each in its own order: the list in the
+    // list index's order, and the latest as a top-1 by latest_seq (no index
+    // on latest_seq: every save moves it, and an index would make each index
+    // row update non-HOT). One aggregate with both orders made PostgreSQL 16+
+    // sort all of the user's rows before aggregating (presorted aggregates).
     "readUserProfileIndex" => format!(
       "select json_build_object('user_id', $1::text, 'latest_profile_id', latest.profile_id, \
-       'profile_ids', latest.profile_ids, 'updated_at', {updated_at})::text as record \
-       from (select (array_agg(profile_id order by latest_seq desc, position desc))[1] as profile_id, \
-       array_agg(profile_id order by position, profile_id) as profile_ids, \
-       (array_agg(updated_at order by latest_seq desc, position desc))[1] as updated_at \
-       from {index} where user_id = $1::text having count(*) > 0) latest",
+       'profile_ids', list.profile_ids, 'updated_at', {updated_at})::text as record \
+       from (select profile_id, updated_at from {index} where user_id = $1::text \
+       order by latest_seq desc, position desc limit 1) latest, \
+       (select array_agg(profile_id order by position, profile_id) as profile_ids \
+       from {index} where user_id = $1::text) list",
       updated_at = iso_instant("latest.updated_at")
     ),
     "writeUserProfileIndex" => format!(
