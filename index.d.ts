@@ -11,6 +11,11 @@ export type PostgresStoreErrorCode =
   | 'closed'
   /** `pruneAuditEntries`: its `signal` was aborted; the batches before stay committed (`pruned`). */
   | 'aborted'
+  /**
+   * A fault of this package, not of the database or the arguments: an exception in its JS, a Rust panic, or rows from an
+   * executor that do not have the statement's shape. The exception is kept as `cause`. Please report it.
+   */
+  | 'internal_error'
 
 export declare class PostgresStoreError extends Error {
   constructor(code: PostgresStoreErrorCode, message: string, details?: Record<string, unknown>)
@@ -441,7 +446,11 @@ export declare class PostgresProfileStoreRepository {
    * in flight.
    */
   poolStatus(): PoolStatus | null
-  /** Later calls reject with `closed`; resolves when calls in flight settle (at most `timeoutMillis`, default 5000). */
+  /**
+   * Later calls reject with `closed`. Calls made before close() run to completion for up to `timeoutMillis` (ms, default
+   * 5000); then the statements still running are cancelled (native mode) and their calls reject with `closed`, at most
+   * 400 ms later. Resolves once every call has settled; never rejects.
+   */
   close(options?: { timeoutMillis?: number }): Promise<void>
 }
 // Declaration merging: the class has every method of both interfaces, declared once, there.

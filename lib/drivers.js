@@ -8,7 +8,8 @@
 
 const { createHash } = require('node:crypto')
 
-const { fromNative, fromExecutor, validationError } = require('./errors.js')
+const { fromNative, fromExecutor, internalError, validationError } = require('./errors.js')
+const { InFlight } = require('./in-flight.js')
 
 // `perCrossing`: the most loads, finds and saves one N-API crossing carries
 // (the addon's statement sizes, so a crossing is answered as soon as its
@@ -17,7 +18,10 @@ function nativeDriver(native, perCrossing) {
   // Loaded documents' sizes are only known once they arrive: the average so
   // far sizes the next bursts' crossings.
   const loadedBytes = new RunningAverage(1024)
-  const gather = (callMany, toCall, bytesOf, maxCalls) => gatherPerTick(callMany, toCall, { bytesOf, maxCalls })
+  // The crossings in flight, for close() to give up on them.
+  const crossings = new InFlight()
+  const gather = (callMany, toCall, bytesOf, maxCalls) =>
+    gatherPerTick((calls) => crossings.track(callMany(calls)), toCall, { bytesOf, maxCalls })
   return {
     mode: 'native',
     // Calls of one tick cross into Rust together; loads, finds and saves are
@@ -62,11 +66,14 @@ function nativeDriver(native, perCrossing) {
       (call) => call.document.length,
       perCrossing.saves,
     ),
-    ensureSchema: () => native.ensureSchema(),
-    upgrade: () => native.upgrade(),
+    ensureSchema: () => crossings.track(native.ensureSchema()),
+    upgrade: () => crossings.track(native.upgrade()),
     close: () => native.close(),
     cancelRunning: () => native.cancelRunning(),
+    // Rejects every call still waiting for Rust with `reason`.
+    abandonAll: (reason) => crossings.abandonAll(reason),
     status: () => native.status(),
+    // Native rejections carry an envelope (src/error.rs); anything else is internal.
     convertError: fromNative,
   }
 }
@@ -164,8 +171,17 @@ function foundLists(reply) {
 }
 
 function executorDriver(exec, artifacts) {
+  // The executor's calls in flight, for close() to give up on them.
+  const calls = new InFlight()
+  let abandonedWith
   const run = async (sql, params) => {
-    const result = await exec(sql, params)
+    let result
+    try {
+      result = await calls.track(Promise.resolve(exec(sql, params)))
+    } catch (error) {
+      // Converted here, where it is known to come from the caller's driver.
+      throw error === abandonedWith ? error : fromExecutor(error)
+    }
     const rows = Array.isArray(result) ? result : result?.rows
     if (!Array.isArray(rows)) throw new TypeError('the executor must resolve to { rows: [...] }')
     return rows
@@ -196,8 +212,13 @@ function executorDriver(exec, artifacts) {
     // its statements are its own to cancel.
     close: () => {},
     cancelRunning: async () => {},
+    abandonAll: (reason) => {
+      abandonedWith = reason
+      calls.abandonAll(reason)
+    },
     status: () => null,
-    convertError: fromExecutor,
+    // The executor's own errors were converted in `run`: what is left is ours.
+    convertError: internalError,
   }
 }
 

@@ -15,6 +15,7 @@ const CODES = new Set([
   'database_error',
   'closed',
   'aborted',
+  'internal_error',
 ])
 
 const DETAIL_FIELDS = ['field', 'storeCode', 'sqlState', 'detail', 'constraint', 'table', 'schema']
@@ -61,8 +62,20 @@ function fromNative(error, operation) {
   if (envelope && CODES.has(envelope.code)) {
     return new PostgresStoreError(envelope.code, envelope.message, { ...envelope, operation })
   }
-  // Not ours: a panic caught by napi or an argument napi could not convert.
-  return new PostgresStoreError('database_error', `native call failed: ${error.message}`, { operation, cause: error })
+  // No envelope: a panic caught by napi, an argument napi could not convert,
+  // or an exception of this package's JS.
+  return internalError(error, operation)
+}
+
+// A fault of this package (a JS exception, a Rust panic), never the
+// database's: `internal_error`, with the exception as `cause`.
+function internalError(error, operation) {
+  if (error instanceof PostgresStoreError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new PostgresStoreError('internal_error', `internal error in @pson5/postgres-store: ${message}`, {
+    operation,
+    cause: error,
+  })
 }
 
 // How executor failures map to our codes: the one table. Server errors by
@@ -145,4 +158,4 @@ function fromExecutor(error, operation) {
   return new PostgresStoreError('database_error', message, { operation, cause: error })
 }
 
-module.exports = { PostgresStoreError, decorate, validationError, fromNative, fromExecutor }
+module.exports = { PostgresStoreError, decorate, validationError, internalError, fromNative, fromExecutor }

@@ -11,11 +11,19 @@ const util = require('node:util')
 const { PostgresStoreError, decorate } = require('./errors.js')
 const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
-const { InFlight } = require('./in-flight.js')
 const { pruneAudit } = require('./retention.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
+
+// How long close() waits, past its timeoutMillis, for the statements it
+// cancelled to answer (a cancel request opens a connection of its own; the
+// server then ends the statement at once).
+const CANCEL_GRACE_MS = 400
+
+// What the calls that close() gave up on are rejected with, inside the
+// driver; #op turns it into a `closed` error with the caller's stack.
+const ABANDONED = Symbol('abandoned by close()')
 
 // The prune statements' result columns, in order (src/store/sql.rs `render_prune`).
 const PRUNE_BATCH_COLUMNS = ['removed_rows', 'pruned_profiles', 'pruned_first_profile', 'next_profile_id']
@@ -29,10 +37,10 @@ class PostgresProfileStoreRepository {
   // serialization-engine's ProfileStoreError, when given (see upstream.js).
   #profileStoreErrorClass
   #closed = false
+  // close()'s work, once it was called.
+  #closing = null
   #inFlight = 0
   #idle = null
-  // The calls in flight, for close() to give up on them.
-  #calls = new InFlight()
   // close() cancelled running statements: their errors mean `closed`.
   #cancelling = false
 
@@ -233,7 +241,7 @@ class PostgresProfileStoreRepository {
         try {
           rows = await this.#query(statement, params)
         } catch (raw) {
-          throw this.#driver.convertError(raw, 'pruneAuditEntries')
+          throw this.#storeError(raw)
         }
         return Object.fromEntries(PRUNE_BATCH_COLUMNS.map((column, i) => [column, rows[0][i]]))
       }
@@ -275,28 +283,39 @@ class PostgresProfileStoreRepository {
   }
 
   /**
-   * Stops new calls (they reject with `closed`) and closes the native pool.
-   * Calls in flight may finish until one second before `timeoutMillis`; then
-   * the statements still running are cancelled on the server (so they write
-   * nothing) and, at `timeoutMillis`, whatever has not settled rejects with
-   * `closed`. close() never hangs and leaves no call pending.
+   * Stops new calls (they reject with `closed`). The calls accepted before
+   * close() run to completion for up to `timeoutMillis`; only then are the
+   * statements still running cancelled on the server (native mode: they
+   * write nothing) and their calls rejected with `closed`, after at most
+   * CANCEL_GRACE_MS more. Then the native pool closes. close() never hangs
+   * and leaves no call pending; every close() resolves when the first one's
+   * work is done.
    */
-  async close({ timeoutMillis = 5000 } = {}) {
-    if (!this.#closed) {
+  close({ timeoutMillis = 5000 } = {}) {
+    if (this.#closing === null) {
       this.#closed = true
+      this.#closing = this.#drain(timeoutMillis)
+    }
+    return this.#closing
+  }
+
+  async #drain(timeoutMillis) {
+    try {
+      if (this.#inFlight > 0 && !(await this.#settledWithin(timeoutMillis))) {
+        this.#cancelling = true
+        const graceEnds = performance.now() + CANCEL_GRACE_MS
+        await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(CANCEL_GRACE_MS)])
+        if (!(await this.#settledWithin(Math.max(0, graceEnds - performance.now())))) {
+          this.#driver.abandonAll(ABANDONED)
+        }
+      }
+    } finally {
       this.#driver.close()
     }
-    if (this.#inFlight === 0) return
-    const deadline = performance.now() + timeoutMillis
-    if (await this.#settledWithin(Math.max(0, timeoutMillis - 1000))) return
-    this.#cancelling = true
-    await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(500)])
-    if (await this.#settledWithin(Math.max(0, deadline - performance.now()))) return
-    const error = new PostgresStoreError('closed', 'The repository was closed before this call finished.')
-    this.#calls.abandonAll(error)
   }
 
   async #settledWithin(millis) {
+    if (this.#inFlight === 0) return true
     this.#idle ??= withResolvers()
     let timer
     const timeout = new Promise((resolve) => {
@@ -326,7 +345,9 @@ class PostgresProfileStoreRepository {
   }
 
   // Runs one operation: closed check, context validation, timing, event, and
-  // error conversion, in one place for every method.
+  // error conversion, in one place for every method. `body` is awaited
+  // directly (no wrapper promise), so V8's async stack traces reach from the
+  // error back to the caller's frames.
   async #op(operation, options, body) {
     const observed = isObserved(this.#onEvent)
     const started = observed ? performance.now() : 0
@@ -335,16 +356,13 @@ class PostgresProfileStoreRepository {
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await this.#calls.track(body(context))
+      const [value, rowCount] = await body(context)
       if (observed) {
         publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
       }
       return value
     } catch (raw) {
-      let error = this.#driver.convertError(raw, operation)
-      if (this.#cancelling && error.code === 'timeout') {
-        error = new PostgresStoreError('closed', 'The repository was closed; this call was cancelled.', { cause: error })
-      }
+      const error = this.#storeError(raw)
       if (error.operation === undefined) error.operation = operation
       if (observed) {
         const failure = { code: error.code, message: error.message }
@@ -355,6 +373,18 @@ class PostgresProfileStoreRepository {
     } finally {
       if (--this.#inFlight === 0 && this.#idle) this.#idle.resolve()
     }
+  }
+
+  // Any failure as a PostgresStoreError. Errors of the driver (a native
+  // envelope, the caller's executor) keep their codes; anything else is a
+  // fault of this package: `internal_error`, never `database_error`.
+  #storeError(raw) {
+    if (raw === ABANDONED) return new PostgresStoreError('closed', 'The repository was closed before this call finished.')
+    const error = raw instanceof PostgresStoreError ? raw : this.#driver.convertError(raw)
+    if (this.#cancelling && error.code === 'timeout') {
+      return new PostgresStoreError('closed', 'The repository was closed; this call was cancelled.', { cause: error })
+    }
+    return error
   }
 }
 

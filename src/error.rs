@@ -40,6 +40,11 @@ pub enum StoreError {
   #[error("the repository is closed")]
   Closed,
 
+  /// A fault of this crate, not of the database: a panic in a task a call
+  /// waited on. Code `internal_error`, never `database_error`.
+  #[error("internal error: {0}")]
+  Internal(String),
+
   /// Boxed: the details are large and errors travel by value through every
   /// `Result` of the crate.
   #[error("{}", .0.message)]
@@ -79,6 +84,14 @@ impl StoreError {
     matches!(self, Self::Database(failure) if failure.sql_state == "26000" || failure.sql_state == "42P05")
   }
 
+  /// SQLSTATE 0A000 (`cached plan must not change result type`, after a
+  /// schema change) or 26000 (unknown prepared statement): the server refused
+  /// a cached statement before running it, so preparing it again and
+  /// retrying cannot run it twice.
+  pub fn is_stale_prepared_statement(&self) -> bool {
+    matches!(self, Self::Database(failure) if failure.sql_state == "0A000" || failure.sql_state == "26000")
+  }
+
   /// The stable string the JS error carries as `code`.
   pub fn code(&self) -> &'static str {
     match self {
@@ -86,6 +99,7 @@ impl StoreError {
       Self::Connection { .. } => "connection_error",
       Self::Timeout(_) | Self::StatementCanceled(_) => "timeout",
       Self::Closed => "closed",
+      Self::Internal(_) => "internal_error",
       Self::Database(_) => "database_error",
     }
   }
@@ -255,6 +269,14 @@ mod tests {
     let wait = StoreError::from(PoolError::Timeout(TimeoutType::Wait));
     let json: serde_json::Value = serde_json::from_str(&napi::Error::from(wait).reason).unwrap();
     assert_eq!(json["code"], "timeout");
+    assert!(json.get("sqlState").is_none());
+  }
+
+  #[test]
+  fn an_internal_fault_is_never_a_database_error() {
+    let error = StoreError::Internal("the task panicked".into());
+    let json: serde_json::Value = serde_json::from_str(&napi::Error::from(error).reason).unwrap();
+    assert_eq!(json["code"], "internal_error");
     assert!(json.get("sqlState").is_none());
   }
 

@@ -208,7 +208,7 @@ impl NativeRepository {
       if in_spawned_task {
         let task = tokio::spawn(async { panic!("debug_panic in a spawned task") });
         task.await.map_err(|error| {
-          napi::Error::from(StoreError::connection(format!("task failed: {error}")))
+          napi::Error::from(StoreError::Internal(format!("task failed: {error}")))
         })?;
         Ok(())
       } else {

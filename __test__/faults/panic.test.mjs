@@ -36,6 +36,8 @@ test('a panic in the call future or in a task it awaits rejects the promise; the
       const converted = fromNative(outcome.error, 'debugPanic')
       assert.ok(converted instanceof PostgresStoreError)
       assert.equal(typeof converted.code, 'string')
+      // A fault of the package, never the database's (issue 13, item 10).
+      assert.equal(converted.code, 'internal_error')
     }
     await native.ensureSchema()
     const [outcome] = await native.queryMany([{ name: 'profileExists', params: ['nobody'] }])

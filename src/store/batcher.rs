@@ -125,7 +125,11 @@ impl<K: BatchKind> Batcher<K> {
     // A dropped reply means the batch task died (a panic): never hang the caller.
     outcome
       .await
-      .unwrap_or_else(|_| Err(StoreError::connection("the statement was abandoned")))
+      .unwrap_or_else(|_| {
+        Err(StoreError::Internal(
+          "the task running this call's statement panicked".into(),
+        ))
+      })
   }
 }
 

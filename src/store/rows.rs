@@ -46,7 +46,7 @@ fn decode_cell(row: &Row, index: usize) -> Result<Cell, StoreError> {
       .try_get::<_, Option<bool>>(index)?
       .map_or(Cell::Null, Cell::Bool),
     ref other => {
-      return Err(StoreError::connection(format!(
+      return Err(StoreError::Internal(format!(
         "column '{}' has type {other}, which this package's statements never return",
         column.name()
       )))
