@@ -90,7 +90,33 @@ export interface ListAuditEntriesOptions extends OperationOptions {
   limit?: number
   /** `nextCursor` of the previous page. */
   cursor?: string | null
+  /**
+   * Only entries recorded (`recorded_at`) at or after this instant: a `Date` or an ISO-8601 instant with an offset
+   * (`2026-01-31T00:00:00Z`). Otherwise `validation_error` (`field: 'since'`).
+   */
+  since?: Date | string
+  /** Only entries recorded before this instant (exclusive); as `since` (`field: 'until'`). */
+  until?: Date | string
 }
+
+export interface LoadProfileOptions extends OperationOptions {
+  /**
+   * Load the snapshot current at this instant instead of the stored document: the revision of the newest audit row
+   * recorded (`recorded_at`) at or before it. A `Date` or an ISO-8601 instant with an offset; otherwise
+   * `validation_error` (`field: 'asOf'`). `not_found` (`profile_not_found`) before the first revision, and before
+   * the oldest row a prune or deleteProfile left. Event `loadProfile`.
+   */
+  asOf?: Date | string
+}
+
+/** One operation of an RFC 6902 JSON Patch; `path` and `from` are JSON Pointers (RFC 6901). */
+export type JsonPatchOperation =
+  | { op: 'add'; path: string; value: JsonValue }
+  | { op: 'remove'; path: string }
+  | { op: 'replace'; path: string; value: JsonValue }
+  | { op: 'move'; from: string; path: string }
+  | { op: 'copy'; from: string; path: string }
+  | { op: 'test'; path: string; value: JsonValue }
 
 export interface AuditEntry {
   profile_id: string
@@ -242,6 +268,8 @@ export type StatementName =
   | 'checkSchema'
   | 'pruneAuditEntries'
   | 'pruneProfileAuditEntries'
+  | 'loadRevisionPair'
+  | 'loadProfileAsOf'
 
 export interface RepositoryOptions extends ArtifactOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
@@ -372,10 +400,13 @@ export interface ProfileStoreAdapter {
    * with `metadata.revision` set. `conflict` when `expectedRevision` is not the stored revision.
    */
   saveProfile<T extends ProfileFields>(profile: T, options?: SaveProfileOptions): Promise<StoredProfile<T>>
-  /** Rejects with `not_found` (`storeCode: 'profile_not_found'`) when missing. */
+  /**
+   * Rejects with `not_found` (`storeCode: 'profile_not_found'`) when missing. With `asOf`, the snapshot current at
+   * that instant (see `LoadProfileOptions`).
+   */
   loadProfile<T extends ProfileFields = ProfileDocument>(
     profileId: string,
-    options?: OperationOptions,
+    options?: LoadProfileOptions,
   ): Promise<StoredProfile<T>>
   profileExists(profileId: string, options?: OperationOptions): Promise<boolean>
   /** Revision numbers, ascending; `not_found` when there are none. */
@@ -398,7 +429,24 @@ export declare class PostgresProfileStoreRepository {
   readonly kind: 'postgres'
   /** Removes the profile, its audit rows and index rows; true when anything was removed. */
   deleteProfile(profileId: string, options?: OperationOptions): Promise<boolean>
+  /**
+   * The profile's audit entries, newest first, a page at a time; `since`/`until` keep those recorded in that
+   * window. `validation_error` (`field: 'limit' | 'cursor' | 'since' | 'until' | 'profileId'`).
+   */
   listAuditEntries(profileId: string, options?: ListAuditEntriesOptions): Promise<AuditPage>
+  /**
+   * The RFC 6902 JSON Patch that turns the snapshot of `fromRevision` into that of `toRevision` (either may be the
+   * newer; the same revision gives `[]`). Applying it to the one gives the other, `metadata.revision` included.
+   * Computed by the `json-patch` crate; arrays are patched element by element. Rejects with `not_found`
+   * (`storeCode: 'revision_not_found'`) when either snapshot is not in the audit log, `validation_error`
+   * (`field: 'profileId' | 'fromRevision' | 'toRevision'`). Event `diffRevisions` (`rowCount`: snapshots read).
+   */
+  diffRevisions(
+    profileId: string,
+    fromRevision: number,
+    toRevision: number,
+    options?: OperationOptions,
+  ): Promise<JsonPatchOperation[]>
   /** The snapshot saved as that revision; `not_found` (`revision_not_found`) otherwise. */
   loadProfileRevision<T extends ProfileFields = ProfileDocument>(
     profileId: string,

@@ -45,6 +45,8 @@ const EXPECTED_STATEMENTS = [
   'checkSchema',
   'pruneAuditEntries',
   'pruneProfileAuditEntries',
+  'loadRevisionPair',
+  'loadProfileAsOf',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

@@ -54,7 +54,8 @@ const profileId = (i) => `p-${i}`
 const userOf = (i) => (i <= BIG_USER_PROFILES ? 'user-big' : `u-${i % USERS}`)
 const deepProfile = 7 // p-1 .. p-100 have 500 revisions
 const document = (i) => JSON.stringify(buildProfile({ profileId: profileId(i), userId: userOf(i) }))
-const AN_HOUR_AGO = new Date(Date.now() - 3600_000).toISOString()
+const minutesAgo = (minutes) => new Date(Date.now() - minutes * 60_000).toISOString()
+const AN_HOUR_AGO = minutesAgo(60)
 const textArray = (items) => `{${items.map((item) => `"${item}"`).join(',')}}`
 
 // Realistic parameters per statement: each list is one or more runs.
@@ -73,9 +74,21 @@ const CASES = {
   saveProfiles: [[`[${[11, 4242, 99_999].map((i) => `{"d":${document(i)},"e":null,"c":null}`).join(',')}]`]],
   deleteProfile: [[profileId(deepProfile)], [profileId(4242)]],
   // Page 1 and a page deep in a long history.
+  // Page 1 and a page deep in a long history; time windows (the seed records
+  // revision r of a deep profile 500 - r minutes ago): recent, old, both ends.
   listAuditEntries: [
-    [profileId(deepProfile), null, '51'],
-    [profileId(deepProfile), '60', '51'],
+    [profileId(deepProfile), null, '51', null, null],
+    [profileId(deepProfile), '60', '51', null, null],
+    [profileId(deepProfile), null, '51', AN_HOUR_AGO, null],
+    [profileId(deepProfile), null, '51', null, minutesAgo(400)],
+    [profileId(deepProfile), '90', '51', minutesAgo(450), minutesAgo(300)],
+  ],
+  // diffRevisions; loadProfile({ asOf }) recent and far back.
+  loadRevisionPair: [[profileId(deepProfile), '10', '490']],
+  loadProfileAsOf: [
+    [profileId(deepProfile), AN_HOUR_AGO],
+    [profileId(deepProfile), minutesAgo(450)],
+    [profileId(4242), minutesAgo(10_000)],
   ],
   loadProfileRevision: [[profileId(deepProfile), '250']],
   writeCurrentProfile: [[document(4242)]],

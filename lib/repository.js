@@ -13,6 +13,7 @@ const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
 const { InFlight } = require('./in-flight.js')
 const { pruneAudit } = require('./retention.js')
+const history = require('./history.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
@@ -100,6 +101,7 @@ class PostgresProfileStoreRepository {
 
   loadProfile(profileId, options) {
     return this.#op('loadProfile', options, async () => {
+      if (options?.asOf !== undefined && options.asOf !== null) return history.loadProfileAsOf(this.#history, profileId, options.asOf)
       const id = v.checkId(profileId, 'profileId')
       const profile = await this.#driver.load(id)
       if (profile === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
@@ -198,8 +200,15 @@ class PostgresProfileStoreRepository {
       const id = v.checkId(profileId, 'profileId')
       const limit = v.auditLimit(options?.limit)
       const before = v.decodeCursor(options?.cursor)
+      const [since, until] = history.auditWindow(options)
       // One row more than asked tells whether another page exists.
-      const rows = await this.#query('listAuditEntries', [id, before === null ? null : String(before), String(limit + 1)])
+      const rows = await this.#query('listAuditEntries', [
+        id,
+        before === null ? null : String(before),
+        String(limit + 1),
+        since,
+        until,
+      ])
       const page = rows.length > limit ? rows.slice(0, limit) : rows
       const entries = page.map((row) => JSON.parse(row[0]))
       const nextCursor = rows.length > limit ? v.encodeCursor(page[page.length - 1][1]) : null
@@ -217,6 +226,15 @@ class PostgresProfileStoreRepository {
       }
       return [JSON.parse(rows[0][0]), 1]
     })
+  }
+
+  // ---- history (lib/history.js) ----
+
+  /** The RFC 6902 JSON Patch that turns revision `fromRevision`'s snapshot into `toRevision`'s. */
+  diffRevisions(profileId, fromRevision, toRevision, options) {
+    return this.#op('diffRevisions', options, () =>
+      history.diffRevisions(this.#history, profileId, fromRevision, toRevision),
+    )
   }
 
   // ---- retention ----
@@ -316,6 +334,12 @@ class PostgresProfileStoreRepository {
   }
 
   // ---- internals ----
+
+  // What lib/history.js runs its statements through.
+  #history = {
+    query: (name, params) => this.#query(name, params),
+    notFound: (storeCode, message) => this.#notFound(storeCode, message),
+  }
 
   #notFound(storeCode, message) {
     return notFound(storeCode, message, this.#profileStoreErrorClass)

@@ -454,4 +454,5 @@ module.exports = {
   maxDocumentBytesOption,
   idList,
   pruneOptions,
+  instantInput,
 }

@@ -17,6 +17,7 @@ import {
   type AuditEntry,
   type AuditPage,
   type DocumentProfileStoreRepository,
+  type JsonPatchOperation,
   type PoolStatus,
   type PostgresProfileStoreArtifacts,
   type PostgresStoreErrorCode,
@@ -186,6 +187,18 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   })
   await repository.pruneAuditEntries({ olderThan: '2026-01-31T00:00:00Z' })
   void [text, texts, pruned.removedRows, pruned.prunedProfiles, pruned.batches]
+
+  // history
+  const patch: JsonPatchOperation[] = await repository.diffRevisions('p1', 1, 2, { context })
+  const firstOp: 'add' | 'remove' | 'replace' | 'move' | 'copy' | 'test' | undefined = patch[0]?.op
+  const asOf: StoredProfile<MyProfile> = await repository.loadProfile<MyProfile>('p1', { asOf: new Date(), context })
+  await repository.loadProfile('p1', { asOf: '2026-01-31T00:00:00Z' })
+  const windowed: AuditPage = await repository.listAuditEntries('p1', { since: new Date(0), until: '2026-02-01T00:00Z' })
+  void [firstOp, asOf.metadata.revision, windowed]
+  // @ts-expect-error asOf is a Date or a string
+  await repository.loadProfile('p1', { asOf: 1234 })
+  // @ts-expect-error revisions are numbers
+  await repository.diffRevisions('p1', '1', 2)
 
   // administration
   await repository.ensureSchema({ context })

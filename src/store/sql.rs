@@ -35,7 +35,7 @@ pub const MAX_REVISION: i32 = i32::MAX;
 const PROFILES: &str = "profiles";
 const AUDIT: &str = "profile_audit";
 const DOMAIN_INDEX: &str = "domain_index";
-const SUFFIXES: [&str; 11] = [
+const SUFFIXES: [&str; 12] = [
   PROFILES,
   AUDIT,
   DOMAIN_INDEX,
@@ -47,14 +47,19 @@ const SUFFIXES: [&str; 11] = [
   "domain_index_user_idx",
   DOMAIN_INDEX_LIST,
   "delete_profile",
+  AUDIT_RECORDED_INDEX,
 ];
 /// The index that lists a user's profiles in order; it replaced 0.3.0's
 /// `domain_index_user_idx` (see `render_list_index`).
 const DOMAIN_INDEX_LIST: &str = "domain_index_list_idx";
 
+/// The audit log by time: `loadProfile({ asOf })` and `listAuditEntries({
+/// since, until })` (see `render_history_schema`).
+const AUDIT_RECORDED_INDEX: &str = "audit_recorded_idx";
+
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 20] = [
+pub const STATEMENT_NAMES: [&str; 22] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -75,6 +80,9 @@ pub const STATEMENT_NAMES: [&str; 20] = [
   "checkSchema",
   "pruneAuditEntries",
   "pruneProfileAuditEntries",
+  // History (lib/history.js)
+  "loadRevisionPair",
+  "loadProfileAsOf",
 ];
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -187,6 +195,7 @@ impl Queries {
         render_schema(&names),
         render_list_index(&names),
         render_compression(&names),
+        render_history_schema(&names),
       ]
       .concat(),
       upgrade_sql: render_upgrade(&names),
@@ -673,9 +682,13 @@ fn render_statement(name: &str, n: &Names) -> String {
        'source_count_delta', source_count_delta, 'changed_top_level_paths', changed_top_level_paths, \
        'pson_version', pson_version, 'updated_at', updated_at, 'recorded_at', {recorded_at}, \
        'context', context)::text as entry, revision \
-       from {audit} where profile_id = $1::text and revision <= coalesce($2::integer - 1, {MAX_REVISION}) \
-       order by revision desc limit $3::integer",
-      recorded_at = iso("recorded_at")
+       from {audit} a cross join ({window}) w \
+       where a.profile_id = $1::text and a.revision <= least(coalesce($2::integer - 1, {MAX_REVISION}), w.high) \
+       and a.revision >= w.low and a.recorded_at >= coalesce($4::text::timestamptz, '-infinity') \
+       and a.recorded_at < coalesce($5::text::timestamptz, 'infinity') \
+       order by a.revision desc limit $3::integer",
+      recorded_at = iso("recorded_at"),
+      window = audit_window(n, "$1::text", "$4::text", "$5::text"),
     ),
     "loadProfileRevision" => format!(
       "select document::text as document from {audit} where profile_id = $1::text and revision = $2::integer"
@@ -726,6 +739,7 @@ fn render_statement(name: &str, n: &Names) -> String {
     "serverInfo" => "select current_setting('server_version_num')::integer as version_num, \
        current_setting('server_version') as version"
       .to_owned(),
+    "loadRevisionPair" | "loadProfileAsOf" => render_history_statement(name, n),
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
 }
@@ -903,6 +917,66 @@ select (select count(*) from removed)::integer as removed_rows,
        case when (select count(*) from removed) >= $4::integer then (select max(r.profile_id) from removed r)
             else {next_when_not_full} end as next_profile_id"#
   )
+}
+
+// ---- History (lib/history.js) ----
+
+/// The audit index by time (`AUDIT_RECORDED_INDEX`), without `revision`: a
+/// covering index made the prune's scans of a profile's rows in revision
+/// order read it and sort. `loadProfile({ asOf })`
+/// reads the newest row recorded by an instant straight from it, and
+/// `listAuditEntries({ since, until })` finds the revisions of a time window
+/// in it. Built by `create index if not exists`, which holds up writes to the
+/// audit table while it builds: on a large deployment, build it first with
+/// `create index concurrently` under the same name.
+fn render_history_schema(n: &Names) -> String {
+  let audit = &n.audit;
+  let recorded_index = n.object(AUDIT_RECORDED_INDEX);
+  format!(
+    r#"
+create index if not exists {recorded_index} on {audit} (profile_id, recorded_at);
+"#
+  )
+}
+
+/// The revisions of `profile` recorded in `[since, until)` lie in
+/// `low..=high`: one row of those two bounds, from the recorded_at index
+/// (`0` and `MAX_REVISION` when a bound is not given; NULL when no row is in
+/// the window). `recorded_at` mostly grows with the revision, but not always
+/// (saves that waited for the row lock, writeProfileRevision, upgraded rows),
+/// so the bounds come from the rows themselves and the caller still filters
+/// each row by its time. `revision + 0`: a plain `max(revision)` is planned
+/// as a walk down the primary key that discards every row outside the window
+/// (`__test__/plans.test.mjs`), where the window's rows are one range of the
+/// time index.
+fn audit_window(n: &Names, profile: &str, since: &str, until: &str) -> String {
+  let audit = &n.audit;
+  format!(
+    "select case when {since} is null then 0 else (select min(t.revision + 0) from {audit} t \
+     where t.profile_id = {profile} and t.recorded_at >= {since}::timestamptz) end as low, \
+     case when {until} is null then {MAX_REVISION} else (select max(t.revision + 0) from {audit} t \
+     where t.profile_id = {profile} and t.recorded_at < {until}::timestamptz) end as high"
+  )
+}
+
+fn render_history_statement(name: &str, n: &Names) -> String {
+  let audit = &n.audit;
+  match name {
+    // diffRevisions: `$1` profile, `$2` and `$3` the two revisions; one row
+    // per revision found.
+    "loadRevisionPair" => format!(
+      "select revision, document::text as document from {audit} \
+       where profile_id = $1::text and revision in ($2::integer, $3::integer)"
+    ),
+    // loadProfile({ asOf }): `$1` profile, `$2` the instant (timestamptz
+    // text). The snapshot of the newest row recorded at or before it.
+    "loadProfileAsOf" => format!(
+      "select document::text as document, revision from {audit} \
+       where profile_id = $1::text and recorded_at <= $2::text::timestamptz \
+       order by recorded_at desc, revision desc limit 1"
+    ),
+    other => unreachable!("'{other}' is not a history statement"),
+  }
 }
 
 /// Where the save statement takes its documents from.

@@ -1,0 +1,265 @@
+// History in every mode: diffRevisions (an RFC 6902 patch that an independent
+// implementation, fast-json-patch, applies to get the newer snapshot, for
+// random documents), loadProfile({ asOf }) and listAuditEntries({ since,
+// until }) over backdated audit rows; bad input rejects with
+// validation_error and changes nothing; one event per call.
+
+import assert from 'node:assert/strict'
+import { before, beforeEach, describe, test } from 'node:test'
+
+import fc from 'fast-check'
+import jsonPatch from 'fast-json-patch'
+
+import { createPostgresProfileStoreArtifacts } from '../index.mjs'
+import { MODES, useDatabase } from './helpers/database.mjs'
+import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+
+failIfUnfinished(import.meta.url)
+const db = await useDatabase({ schemaPrefix: 'hist' })
+const { profileAudit } = createPostgresProfileStoreArtifacts({ schema: db.schema }).tables
+
+const HOUR = 3600_000
+// Audit rows are backdated to fixed instants, so windows are exact.
+const BASE = Date.parse('2026-01-01T00:00:00.000Z')
+const at = (hours) => new Date(BASE + hours * HOUR)
+
+async function setRecordedAt(profileId, revision, instant) {
+  await db.sql(`update ${profileAudit} set recorded_at = $3 where profile_id = $1 and revision = $2`, [
+    profileId,
+    revision,
+    instant,
+  ])
+}
+
+async function saveRevisions(repository, profileId, count, userId = 'hist-user') {
+  const saved = []
+  for (let i = 1; i <= count; i++) {
+    saved.push(await repository.saveProfile(buildProfile({ profileId, userId, sourceCount: i, note: `note ${i}` })))
+  }
+  return saved
+}
+
+// Random JSON with keys from a small alphabet, so that two documents share
+// keys and their patch mixes add, remove and replace at every depth.
+const key = fc.constantFrom('a', 'b', 'c', 'd', 'e~1', 'f/g', '')
+const leaf = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer({ min: -1e6, max: 1e6 }),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Object.is(x, -0)),
+  fc.string({ maxLength: 8 }),
+)
+const { value: jsonValue } = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('array'), tie('object')),
+  array: fc.array(tie('value'), { maxLength: 4 }),
+  object: fc.dictionary(key, tie('value'), { maxKeys: 5 }),
+}))
+const content = fc.dictionary(key, jsonValue, { maxKeys: 6 })
+
+for (const mode of MODES) {
+  describe(`history (${mode})`, () => {
+    let repository
+    const events = []
+
+    before(async () => {
+      repository = db.repository(mode, { onEvent: (event) => events.push(event) })
+      await repository.ensureSchema()
+    })
+
+    beforeEach(() => {
+      events.length = 0
+    })
+
+    describe('diffRevisions', () => {
+      test('the patch turns one snapshot into the other, both ways; the same revision gives []', async () => {
+        const id = uniqueId(`${mode}-diff`)
+        const first = buildProfile({ profileId: id, userId: 'hist-user' })
+        await repository.saveProfile(first)
+        const second = structuredClone(first)
+        second.layers.observed['core.timezone'].value = 'Europe/Paris'
+        second.layers.observed['career.role'] = { value: 'engineer', confidence: 0.9 }
+        delete second.layers.simulated
+        second.domains.active.push('social')
+        await repository.saveProfile(second)
+
+        const [from, to] = [await repository.loadProfileRevision(id, 1), await repository.loadProfileRevision(id, 2)]
+        const patch = await repository.diffRevisions(id, 1, 2, { context: { request_id: 'diff-1' } })
+        assert.deepEqual(jsonPatch.applyPatch(structuredClone(from), patch, true, false).newDocument, to)
+        assert.ok(patch.some((op) => op.op === 'remove' && op.path === '/layers/simulated'))
+        assert.ok(patch.some((op) => op.op === 'replace' && op.path === '/metadata/revision' && op.value === 2))
+        assert.ok(patch.some((op) => op.op === 'add' && op.path === '/layers/observed/career.role'))
+
+        const back = await repository.diffRevisions(id, 2, 1)
+        assert.deepEqual(jsonPatch.applyPatch(structuredClone(to), back, true, false).newDocument, from)
+        assert.deepEqual(await repository.diffRevisions(id, 2, 2), [])
+
+        assert.deepEqual(
+          events.map((event) => [event.operation, event.rowCount, event.context]),
+          [
+            ['saveProfile', 1, undefined],
+            ['saveProfile', 1, undefined],
+            ['loadProfileRevision', 1, undefined],
+            ['loadProfileRevision', 1, undefined],
+            ['diffRevisions', 2, { request_id: 'diff-1' }],
+            ['diffRevisions', 2, undefined],
+            ['diffRevisions', 1, undefined],
+          ],
+        )
+      })
+
+      test('for random documents, applying the patch to `from` gives `to`', async () => {
+        const id = uniqueId(`${mode}-prop`)
+        const userId = 'hist-prop'
+        let revision = 0
+        await fc.assert(
+          fc.asyncProperty(content, content, async (a, b) => {
+            const base = { profile_id: id, user_id: userId }
+            await repository.saveProfile({ ...a, ...base })
+            await repository.saveProfile({ ...b, ...base })
+            revision += 2
+            const from = await repository.loadProfileRevision(id, revision - 1)
+            const to = await repository.loadProfileRevision(id, revision)
+            const patch = await repository.diffRevisions(id, revision - 1, revision)
+            const errors = jsonPatch.validate(patch, structuredClone(from))
+            assert.equal(errors, undefined, `the patch is valid RFC 6902 for from: ${errors?.message}`)
+            assert.deepEqual(jsonPatch.applyPatch(structuredClone(from), patch, true, false).newDocument, to)
+          }),
+          { numRuns: 40 },
+        )
+      })
+
+      test('a revision that is not in the log is revision_not_found; bad arguments change nothing', async () => {
+        const id = uniqueId(`${mode}-diff-missing`)
+        await saveRevisions(repository, id, 2)
+        for (const [from, to] of [
+          [1, 3],
+          [7, 2],
+        ]) {
+          await expectStoreError(repository.diffRevisions(id, from, to), {
+            code: 'not_found',
+            storeCode: 'revision_not_found',
+          })
+        }
+        await expectStoreError(repository.diffRevisions(uniqueId('nobody'), 1, 2), {
+          code: 'not_found',
+          storeCode: 'revision_not_found',
+        })
+        const before = await db.snapshot()
+        for (const [args, field] of [
+          [['', 1, 2], 'profileId'],
+          [[id, 0, 2], 'fromRevision'],
+          [[id, 1, '2'], 'toRevision'],
+          [[id, 1.5, 2], 'fromRevision'],
+          [[id, 1, 2, { context: 'x' }], 'context'],
+        ]) {
+          await expectStoreError(repository.diffRevisions(...args), { code: 'validation_error', field })
+        }
+        assert.deepEqual(await db.snapshot(), before)
+        assert.ok(events.some((event) => event.operation === 'diffRevisions' && event.error?.code === 'not_found'))
+      })
+    })
+
+    describe('loadProfile({ asOf })', () => {
+      test('gives the snapshot current at the instant; not_found before the first revision', async () => {
+        const id = uniqueId(`${mode}-asof`)
+        await saveRevisions(repository, id, 4)
+        for (const revision of [1, 2, 3, 4]) await setRecordedAt(id, revision, at(revision * 10))
+
+        const revisionAt = async (asOf) => (await repository.loadProfile(id, { asOf })).metadata.revision
+        assert.equal(await revisionAt(at(10)), 1, 'the instant of a save itself')
+        assert.equal(await revisionAt(at(15)), 1)
+        assert.equal(await revisionAt(at(29.99).toISOString()), 2)
+        assert.equal(await revisionAt('2026-01-02T06:00:00+02:00'), 2, 'an offset: 04:00Z is hour 28')
+        assert.equal(await revisionAt(at(40)), 4)
+        assert.equal(await revisionAt(new Date(Date.now() + HOUR)), 4, 'the future: the newest revision')
+        const snapshot = await repository.loadProfile(id, { asOf: at(25) })
+        assert.deepEqual(snapshot, await repository.loadProfileRevision(id, 2))
+
+        for (const asOf of [at(9.5), '1999-12-31T23:59:59Z']) {
+          await expectStoreError(repository.loadProfile(id, { asOf }), {
+            code: 'not_found',
+            storeCode: 'profile_not_found',
+          })
+        }
+        await expectStoreError(repository.loadProfile(uniqueId('nobody'), { asOf: new Date() }), {
+          code: 'not_found',
+          storeCode: 'profile_not_found',
+        })
+        // Without asOf: the stored document, as always.
+        assert.equal((await repository.loadProfile(id)).metadata.revision, 4)
+      })
+
+      test('rows recorded out of revision order: the newest recorded wins', async () => {
+        const id = uniqueId(`${mode}-asof-order`)
+        await saveRevisions(repository, id, 3)
+        await setRecordedAt(id, 1, at(10))
+        await setRecordedAt(id, 2, at(30))
+        await setRecordedAt(id, 3, at(20))
+        assert.equal((await repository.loadProfile(id, { asOf: at(25) })).metadata.revision, 3)
+        assert.equal((await repository.loadProfile(id, { asOf: at(35) })).metadata.revision, 2)
+      })
+
+      test('a bad asOf is validation_error and changes nothing', async () => {
+        const id = uniqueId(`${mode}-asof-bad`)
+        await saveRevisions(repository, id, 1)
+        const before = await db.snapshot()
+        assert.equal((await repository.loadProfile(id, { asOf: null })).metadata.revision, 1, 'null: no asOf')
+        for (const asOf of ['yesterday', '2026-01-31T00:00:00', new Date(Number.NaN), 1234, '2026-02-30T00:00:00Z']) {
+          await expectStoreError(repository.loadProfile(id, { asOf }), { code: 'validation_error', field: 'asOf' })
+        }
+        assert.deepEqual(await db.snapshot(), before)
+        assert.deepEqual(
+          events.filter((event) => event.error).map((event) => [event.operation, event.error.code]),
+          Array(5).fill(['loadProfile', 'validation_error']),
+        )
+      })
+    })
+
+    describe('listAuditEntries({ since, until })', () => {
+      test('keeps the entries recorded in [since, until), pages through them with the cursor', async () => {
+        const id = uniqueId(`${mode}-window`)
+        await saveRevisions(repository, id, 10)
+        for (let revision = 1; revision <= 10; revision++) await setRecordedAt(id, revision, at(revision))
+        // One row recorded out of order: revision 9 before revision 2's time.
+        await setRecordedAt(id, 9, at(1.5))
+
+        const revisions = async (options) => {
+          const out = []
+          let cursor = null
+          do {
+            const page = await repository.listAuditEntries(id, { ...options, limit: 2, cursor })
+            out.push(...page.entries.map((entry) => entry.revision))
+            cursor = page.nextCursor
+          } while (cursor !== null)
+          return out
+        }
+        assert.deepEqual(await revisions({ since: at(5) }), [10, 8, 7, 6, 5])
+        assert.deepEqual(await revisions({ until: at(3) }), [9, 2, 1])
+        assert.deepEqual(await revisions({ since: at(1.5), until: at(4).toISOString() }), [9, 3, 2])
+        assert.deepEqual(await revisions({ since: at(100) }), [])
+        assert.deepEqual(await revisions({ since: at(4), until: at(4) }), [])
+        assert.deepEqual(await revisions({}), [10, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+        const { entries } = await repository.listAuditEntries(id, { since: at(7), until: at(8) })
+        assert.deepEqual(
+          entries.map((entry) => [entry.revision, entry.recorded_at]),
+          [[7, at(7).toISOString()]],
+        )
+      })
+
+      test('a bad since or until is validation_error and changes nothing', async () => {
+        const id = uniqueId(`${mode}-window-bad`)
+        await saveRevisions(repository, id, 1)
+        const before = await db.snapshot()
+        for (const [options, field] of [
+          [{ since: 'last week' }, 'since'],
+          [{ until: 5 }, 'until'],
+          [{ since: new Date(Number.NaN) }, 'since'],
+          [{ until: '2026-13-01T00:00:00Z' }, 'until'],
+        ]) {
+          await expectStoreError(repository.listAuditEntries(id, options), { code: 'validation_error', field })
+        }
+        assert.deepEqual(await db.snapshot(), before)
+      })
+    })
+  })
+}
