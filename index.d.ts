@@ -31,6 +31,11 @@ export declare class PostgresStoreError extends Error {
    * pruneAuditEntries only, on any rejection: what the batches that had committed removed (they stay removed).
    */
   readonly pruned?: PruneResult
+  /**
+   * conflict of `saveProfile(profile, { merge: 'disjoint-paths' })` only: JSON Pointers of the paths that both this
+   * save and the saves since `expectedRevision` changed.
+   */
+  readonly paths?: string[]
 }
 
 /** Any JSON-compatible value. */
@@ -83,6 +88,21 @@ export interface OperationOptions {
 export interface SaveProfileOptions extends OperationOptions {
   /** Reject with `conflict` (and write nothing) unless the stored revision equals this; 0 = must be new. */
   expectedRevision?: number
+  /**
+   * `'disjoint-paths'`: when the stored revision moved on since `expectedRevision` (required with it, from 1), merge
+   * instead of rejecting: if the paths this document changed since that revision's snapshot do not overlap the paths
+   * the saves since then changed, this document's changes are applied onto the stored document and saved as one new
+   * revision (the resolved document is that merge). Paths go key by key through objects; an array is one value.
+   * `metadata.revision`, `metadata.updated_at` (the later instant wins) and `metadata.source_count` (both increments
+   * add up) never conflict. Overlapping paths reject with `conflict` and `error.paths` (JSON Pointers), nothing
+   * written; so does a base revision no longer in the audit log. Other values: `validation_error` (`field: 'merge'`).
+   */
+  merge?: 'disjoint-paths'
+}
+
+export interface RevertProfileOptions extends OperationOptions {
+  /** Reject with `conflict` (and write nothing) unless the stored revision equals this. */
+  expectedRevision?: number
 }
 
 export interface ListAuditEntriesOptions extends OperationOptions {
@@ -133,6 +153,10 @@ export interface AuditEntry {
   /** When the database recorded the revision (ISO-8601, UTC). */
   recorded_at: string
   context: OperationContext
+  /** `revertProfile`: the revision whose snapshot this revision restored; else null. */
+  reverted_from: number | null
+  /** `eraseFromHistory`: the JSON Pointer erased from every snapshot by this revision; else null. */
+  erased_path: string | null
 }
 
 export interface AuditPage {
@@ -270,6 +294,8 @@ export type StatementName =
   | 'pruneProfileAuditEntries'
   | 'loadRevisionPair'
   | 'loadProfileAsOf'
+  | 'revertProfile'
+  | 'loadMergeBase'
 
 export interface RepositoryOptions extends ArtifactOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
@@ -447,6 +473,19 @@ export declare class PostgresProfileStoreRepository {
     toRevision: number,
     options?: OperationOptions,
   ): Promise<JsonPatchOperation[]>
+  /**
+   * Saves the snapshot of `revision` again, as a new revision (the log only grows): one statement, atomic like
+   * `saveProfile`, whose audit row records `reverted_from: revision` and the `context`. Resolves to the stored
+   * document. Rejects with `not_found` (`profile_not_found` when the profile does not exist, `revision_not_found`
+   * when that snapshot is not in the log), `conflict` when `expectedRevision` is not the stored revision,
+   * `validation_error` (`field: 'profileId' | 'revision' | 'expectedRevision' | 'context'`); nothing written then.
+   * Event `revertProfile`.
+   */
+  revertProfile<T extends ProfileFields = ProfileDocument>(
+    profileId: string,
+    revision: number,
+    options?: RevertProfileOptions,
+  ): Promise<StoredProfile<T>>
   /** The snapshot saved as that revision; `not_found` (`revision_not_found`) otherwise. */
   loadProfileRevision<T extends ProfileFields = ProfileDocument>(
     profileId: string,

@@ -47,6 +47,8 @@ const EXPECTED_STATEMENTS = [
   'pruneProfileAuditEntries',
   'loadRevisionPair',
   'loadProfileAsOf',
+  'revertProfile',
+  'loadMergeBase',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

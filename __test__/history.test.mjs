@@ -1,8 +1,9 @@
 // History in every mode: diffRevisions (an RFC 6902 patch that an independent
 // implementation, fast-json-patch, applies to get the newer snapshot, for
 // random documents), loadProfile({ asOf }) and listAuditEntries({ since,
-// until }) over backdated audit rows; bad input rejects with
-// validation_error and changes nothing; one event per call.
+// until }) over backdated audit rows, revertProfile (also racing saves),
+// saveProfile({ merge: 'disjoint-paths' }) (20 concurrent writers); bad input
+// rejects with validation_error and changes nothing; one event per call.
 
 import assert from 'node:assert/strict'
 import { before, beforeEach, describe, test } from 'node:test'
@@ -12,7 +13,7 @@ import jsonPatch from 'fast-json-patch'
 
 import { createPostgresProfileStoreArtifacts } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+import { buildProfile, expectStoreError, failIfUnfinished, settle, uniqueId } from './helpers-profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'hist' })
@@ -30,6 +31,25 @@ async function setRecordedAt(profileId, revision, instant) {
     instant,
   ])
 }
+
+async function auditRows(profileId) {
+  const { rows } = await db.sql(
+    `select revision, previous_revision, reverted_from, context, document from ${profileAudit}
+      where profile_id = $1 order by revision`,
+    [profileId],
+  )
+  return rows
+}
+
+// The audit chain of a profile has every revision once, each linked to the one before.
+function assertChain(rows, count) {
+  assert.deepEqual(
+    rows.map((row) => [row.revision, row.previous_revision]),
+    Array.from({ length: count }, (_, i) => [i + 1, i === 0 ? null : i]),
+  )
+}
+
+const withoutRevision = (document) => ({ ...document, metadata: { ...document.metadata, revision: 0 } })
 
 async function saveRevisions(repository, profileId, count, userId = 'hist-user') {
   const saved = []
@@ -259,6 +279,221 @@ for (const mode of MODES) {
           await expectStoreError(repository.listAuditEntries(id, options), { code: 'validation_error', field })
         }
         assert.deepEqual(await db.snapshot(), before)
+      })
+    })
+
+    describe('revertProfile', () => {
+      test('saves the snapshot again as a new revision; the audit row records reverted_from and the context', async () => {
+        const id = uniqueId(`${mode}-revert`)
+        await saveRevisions(repository, id, 3)
+        const first = await repository.loadProfileRevision(id, 1)
+        const reverted = await repository.revertProfile(id, 1, { context: { request_id: 'undo-agent-7' } })
+        assert.equal(reverted.metadata.revision, 4)
+        assert.deepEqual(withoutRevision(reverted), withoutRevision(first))
+        assert.deepEqual(await repository.loadProfile(id), reverted)
+        assert.deepEqual(await repository.diffRevisions(id, 1, 4), [
+          { op: 'replace', path: '/metadata/revision', value: 4 },
+        ])
+        const { entries } = await repository.listAuditEntries(id)
+        assert.deepEqual(
+          entries.map((entry) => [entry.revision, entry.previous_revision, entry.reverted_from, entry.context]),
+          [
+            [4, 3, 1, { request_id: 'undo-agent-7' }],
+            [3, 2, null, {}],
+            [2, 1, null, {}],
+            [1, null, null, {}],
+          ],
+        )
+        assert.deepEqual(entries[0].changed_top_level_paths, ['cognitive_model', 'metadata'])
+        // With the expected revision; reverting to the current revision still adds one.
+        assert.equal((await repository.revertProfile(id, 4, { expectedRevision: 4 })).metadata.revision, 5)
+        assert.equal(events.filter((event) => event.operation === 'revertProfile').length, 2)
+      })
+
+      test('conflict, not_found and bad input write nothing', async () => {
+        const id = uniqueId(`${mode}-revert-bad`)
+        await saveRevisions(repository, id, 2)
+        const before = await db.snapshot()
+        await expectStoreError(repository.revertProfile(id, 1, { expectedRevision: 1 }), { code: 'conflict' })
+        await expectStoreError(repository.revertProfile(id, 3), { code: 'not_found', storeCode: 'revision_not_found' })
+        await expectStoreError(repository.revertProfile(uniqueId('nobody'), 1), {
+          code: 'not_found',
+          storeCode: 'profile_not_found',
+        })
+        for (const [args, field] of [
+          [[id, 0], 'revision'],
+          [[id, '1'], 'revision'],
+          [[id, 1, { expectedRevision: -1 }], 'expectedRevision'],
+          [[id, 1, { context: [] }], 'context'],
+          [[null, 1], 'profileId'],
+        ]) {
+          await expectStoreError(repository.revertProfile(...args), { code: 'validation_error', field })
+        }
+        assert.deepEqual(await db.snapshot(), before)
+      })
+
+      test('a revert racing saves: every revision once, the revert row holds the old snapshot', async () => {
+        const id = uniqueId(`${mode}-revert-race`)
+        await saveRevisions(repository, id, 2)
+        const first = await repository.loadProfileRevision(id, 1)
+        const calls = []
+        for (let i = 0; i < 6; i++) {
+          calls.push(repository.saveProfile(buildProfile({ profileId: id, userId: 'hist-user', note: `racer ${i}` })))
+          calls.push(repository.revertProfile(id, 1, { context: { racer: i } }))
+        }
+        const { fulfilled, rejected } = await settle(calls)
+        assert.deepEqual(rejected, [])
+        assert.deepEqual(fulfilled.map((doc) => doc.metadata.revision).sort((a, b) => a - b), [...Array(12)].map((_, i) => i + 3))
+        const rows = await auditRows(id)
+        assertChain(rows, 14)
+        const reverts = rows.filter((row) => row.reverted_from !== null)
+        assert.equal(reverts.length, 6)
+        for (const row of reverts) {
+          assert.equal(row.reverted_from, 1)
+          assert.deepEqual(withoutRevision(row.document), withoutRevision(first))
+        }
+        // With expected revisions, one of a save and a revert at the same revision wins.
+        const current = (await repository.loadProfile(id)).metadata.revision
+        const race = await settle([
+          repository.saveProfile(buildProfile({ profileId: id, userId: 'hist-user' }), { expectedRevision: current }),
+          repository.revertProfile(id, 2, { expectedRevision: current }),
+        ])
+        assert.equal(race.fulfilled.length, 1)
+        assert.deepEqual(race.rejected.map((error) => error.code), ['conflict'])
+      })
+    })
+
+    describe("saveProfile({ merge: 'disjoint-paths' })", () => {
+      const fact = (value) => ({ value, confidence: 0.9, source: 'agent' })
+
+      test('changes to other paths since expectedRevision are kept: one new revision with both', async () => {
+        const id = uniqueId(`${mode}-merge`)
+        const [base] = await saveRevisions(repository, id, 1)
+        const a = structuredClone(base)
+        a.layers.observed['career.role'] = fact('engineer')
+        a.metadata.source_count += 1
+        a.metadata.updated_at = '2026-03-03T00:00:00.000Z'
+        await repository.saveProfile(a, { expectedRevision: 1 })
+        const b = structuredClone(base)
+        b.layers.observed['core.timezone'].value = 'Europe/Paris'
+        delete b.layers.simulated
+        b.metadata.source_count += 2
+        b.metadata.updated_at = '2026-03-02T12:00:00.000Z'
+        const merged = await repository.saveProfile(b, {
+          expectedRevision: 1,
+          merge: 'disjoint-paths',
+          context: { agent: 'b' },
+        })
+        assert.equal(merged.metadata.revision, 3)
+        assert.deepEqual(merged.layers.observed['career.role'], fact('engineer'))
+        assert.equal(merged.layers.observed['core.timezone'].value, 'Europe/Paris')
+        assert.equal(merged.layers.simulated, undefined)
+        assert.equal(merged.metadata.source_count, base.metadata.source_count + 3, 'both increments')
+        assert.equal(merged.metadata.updated_at, '2026-03-03T00:00:00.000Z', 'the later instant')
+        assert.deepEqual(await repository.loadProfile(id), merged)
+        const { entries } = await repository.listAuditEntries(id, { limit: 1 })
+        assert.deepEqual([entries[0].revision, entries[0].context], [3, { agent: 'b' }])
+        // Without a conflict, merge is a plain save.
+        const plain = await repository.saveProfile(merged, { expectedRevision: 3, merge: 'disjoint-paths' })
+        assert.equal(plain.metadata.revision, 4)
+      })
+
+      test('overlapping paths are a conflict naming them; nothing is written', async () => {
+        const id = uniqueId(`${mode}-merge-overlap`)
+        const [base] = await saveRevisions(repository, id, 1)
+        const a = structuredClone(base)
+        a.layers.observed['core.timezone'].value = 'Asia/Tokyo'
+        a.domains.active = ['core']
+        await repository.saveProfile(a)
+        const b = structuredClone(base)
+        b.layers.observed['core.timezone'].confidence = 0.5
+        b.layers.observed['core.timezone'].value = 'Europe/Paris'
+        b.domains.active.push('x')
+        b.layers.observed['new.fact'] = fact(1)
+        const before = await db.snapshot()
+        const error = await expectStoreError(repository.saveProfile(b, { expectedRevision: 1, merge: 'disjoint-paths' }), {
+          code: 'conflict',
+        })
+        assert.deepEqual(error.paths, ['/domains/active', '/layers/observed/core.timezone/value'])
+        // A whole subtree one side removed overlaps every change under it.
+        const c = structuredClone(base)
+        delete c.layers.observed
+        const removed = await expectStoreError(
+          repository.saveProfile(c, { expectedRevision: 1, merge: 'disjoint-paths' }),
+          { code: 'conflict' },
+        )
+        assert.deepEqual(removed.paths, ['/layers/observed'])
+        assert.deepEqual(await db.snapshot(), before)
+        assert.ok(events.some((event) => event.operation === 'saveProfile' && event.error?.code === 'conflict'))
+      })
+
+      test('20 concurrent writers on disjoint domains all succeed with nothing lost', async () => {
+        const id = uniqueId(`${mode}-merge-20`)
+        const [base] = await saveRevisions(repository, id, 1)
+        const writers = Array.from({ length: 20 }, (_, i) => {
+          const doc = structuredClone(base)
+          doc.layers.observed[`domain${i}.fact`] = fact(i)
+          doc.metadata.source_count += 1
+          doc.metadata.updated_at = new Date(Date.UTC(2026, 3, 1, 0, i)).toISOString()
+          return repository.saveProfile(doc, { expectedRevision: 1, merge: 'disjoint-paths', context: { writer: i } })
+        })
+        const { fulfilled, rejected } = await settle(writers)
+        assert.deepEqual(rejected, [])
+        assert.deepEqual(fulfilled.map((doc) => doc.metadata.revision).sort((a, b) => a - b), [...Array(20)].map((_, i) => i + 2))
+        const stored = await repository.loadProfile(id)
+        assert.equal(stored.metadata.revision, 21)
+        for (let i = 0; i < 20; i++) assert.deepEqual(stored.layers.observed[`domain${i}.fact`], fact(i), `writer ${i}`)
+        assert.equal(stored.metadata.source_count, base.metadata.source_count + 20)
+        assert.equal(stored.metadata.updated_at, '2026-04-01T00:19:00.000Z')
+        const rows = await auditRows(id)
+        assertChain(rows, 21)
+        assert.deepEqual(rows.slice(1).map((row) => row.context.writer).sort((a, b) => a - b), [...Array(20).keys()])
+      })
+
+      test('concurrent writers of one path: one wins, the others get conflict naming it', async () => {
+        const id = uniqueId(`${mode}-merge-same`)
+        const [base] = await saveRevisions(repository, id, 1)
+        const writers = Array.from({ length: 5 }, (_, i) => {
+          const doc = structuredClone(base)
+          doc.layers.observed['core.timezone'].value = `Zone/${i}`
+          doc.layers.observed[`own${i}.fact`] = fact(i)
+          return repository.saveProfile(doc, { expectedRevision: 1, merge: 'disjoint-paths' })
+        })
+        const { fulfilled, rejected } = await settle(writers)
+        assert.equal(fulfilled.length, 1)
+        assert.equal(rejected.length, 4)
+        for (const error of rejected) {
+          assert.equal(error.code, 'conflict')
+          assert.deepEqual(error.paths, ['/layers/observed/core.timezone/value'])
+        }
+        const stored = await repository.loadProfile(id)
+        assert.equal(stored.metadata.revision, 2)
+        assert.deepEqual(withoutRevision(stored), withoutRevision(fulfilled[0]))
+      })
+
+      test('bad merge options are validation_error; a base no longer in the log is a conflict', async () => {
+        const id = uniqueId(`${mode}-merge-bad`)
+        const [base] = await saveRevisions(repository, id, 3)
+        const before = await db.snapshot()
+        await expectStoreError(repository.saveProfile(base, { expectedRevision: 1, merge: 'theirs' }), {
+          code: 'validation_error',
+          field: 'merge',
+        })
+        await expectStoreError(repository.saveProfile(base, { merge: 'disjoint-paths' }), {
+          code: 'validation_error',
+          field: 'expectedRevision',
+        })
+        await expectStoreError(repository.saveProfile(base, { expectedRevision: 0, merge: 'disjoint-paths' }), {
+          code: 'conflict',
+        })
+        assert.deepEqual(await db.snapshot(), before)
+        await repository.pruneAuditEntries({ keepLast: 1, profileId: id })
+        const pruned = await db.snapshot()
+        const error = await expectStoreError(repository.saveProfile(base, { expectedRevision: 1, merge: 'disjoint-paths' }), {
+          code: 'conflict',
+        })
+        assert.equal(error.paths, undefined)
+        assert.deepEqual(await db.snapshot(), pruned)
       })
     })
   })

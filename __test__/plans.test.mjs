@@ -90,6 +90,12 @@ const CASES = {
     [profileId(deepProfile), minutesAgo(450)],
     [profileId(4242), minutesAgo(10_000)],
   ],
+  // revertProfile to an old revision of a long history; a merge's base and current document.
+  revertProfile: [
+    [profileId(deepProfile), '250', null, '{"request_id":"plans"}'],
+    [profileId(4242), '1', '1', null],
+  ],
+  loadMergeBase: [[profileId(deepProfile), '250']],
   loadProfileRevision: [[profileId(deepProfile), '250']],
   writeCurrentProfile: [[document(4242)]],
   writeProfileRevision: [[document(deepProfile).replace('"revision":1', '"revision":250'), null]],

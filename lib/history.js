@@ -7,8 +7,10 @@
 //
 // `store` is `{ query(name, params), notFound(storeCode, message) }`.
 
+const util = require('node:util')
+
 const { binding } = require('./native.js')
-const { validationError } = require('./errors.js')
+const { PostgresStoreError, validationError } = require('./errors.js')
 const v = require('./validate.js')
 
 // ---- options ----
@@ -65,4 +67,193 @@ async function loadProfileAsOf(store, profileId, asOf) {
   return [JSON.parse(rows[0][0]), 1]
 }
 
-module.exports = { auditWindow, diffRevisions, instantOption, loadProfileAsOf }
+// ---- revertProfile ----
+
+/**
+ * Saves the snapshot of `revision` again as a new revision (the audit row
+ * records `reverted_from`). One statement: the save statement over that
+ * snapshot (src/store/sql.rs `SaveInput::Revert`). Resolves to the stored
+ * document.
+ */
+async function revertProfile(store, profileId, revision, options, context) {
+  const id = v.checkId(profileId, 'profileId')
+  const number = v.revisionNumber(revision, 'revision')
+  const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
+  const rows = await store.query('revertProfile', [
+    id,
+    String(number),
+    expected === null ? null : String(expected),
+    context === undefined ? null : JSON.stringify(context),
+  ])
+  if (rows.length === 1) return [JSON.parse(rows[0][2]), 1]
+  // Nothing written: say why (read after the fact, for the message only).
+  const [exists] = await store.query('profileExists', [id])
+  if (exists[0] !== true) throw await store.notFound('profile_not_found', `Profile '${id}' was not found.`)
+  const snapshot = await store.query('loadProfileRevision', [id, String(number)])
+  if (snapshot.length === 0) {
+    throw await store.notFound('revision_not_found', `Profile '${id}' has no revision ${number}.`)
+  }
+  const refusal = v.saveRefusal(id, expected)
+  if (refusal !== null) throw refusal
+  throw new PostgresStoreError('conflict', `Profile '${id}' is not at revision ${expected}; nothing was written.`)
+}
+
+// ---- saveProfile({ merge: 'disjoint-paths' }) ----
+
+const MERGE_MODES = new Set(['disjoint-paths'])
+// Each round either saves or finds that another save got in first (which
+// then succeeded), so rounds are bounded by the concurrent writers; this
+// caps a pathological run.
+const MAX_MERGE_ROUNDS = 100
+
+/** saveProfile's `merge` option → the mode or null; `expectedRevision` must be given with it. */
+function mergeOption(options, expected) {
+  const merge = options?.merge
+  if (merge === undefined || merge === null) return null
+  if (!MERGE_MODES.has(merge)) throw validationError('merge', "must be 'disjoint-paths' when given")
+  if (expected === null) {
+    throw validationError('expectedRevision', "merge needs the revision the document was read at (expectedRevision)")
+  }
+  return merge
+}
+
+const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value)
+const hasOwn = (object, key) => Object.prototype.hasOwnProperty.call(object, key)
+
+// The paths (arrays of keys) where `after` differs from `before`: objects
+// key by key, anything else (arrays included: their elements have no
+// identity to merge by) as one value. A path ends at the first key that one
+// side lacks.
+function changedPaths(before, after, path = [], out = []) {
+  if (isObject(before) && isObject(after)) {
+    for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      if (!hasOwn(before, key) || !hasOwn(after, key)) out.push([...path, key])
+      else changedPaths(before[key], after[key], [...path, key], out)
+    }
+  } else if (!util.isDeepStrictEqual(before, after)) {
+    out.push(path)
+  }
+  return out
+}
+
+// Bookkeeping fields that every save moves: not conflicts. The store sets
+// `metadata.revision`; `metadata.updated_at` takes the later instant of the
+// two saves; `metadata.source_count` adds both saves' increments.
+const BOOKKEEPING = {
+  revision: { applies: () => true, merge: (base, theirs) => theirs },
+  updated_at: {
+    applies: (...values) => values.every((value) => typeof value === 'string' && !Number.isNaN(Date.parse(value))),
+    merge: (base, theirs, mine) => (Date.parse(mine) > Date.parse(theirs) ? mine : theirs),
+  },
+  source_count: {
+    applies: (...values) => values.every((value) => Number.isFinite(value)),
+    merge: (base, theirs, mine) => theirs + mine - base,
+  },
+}
+
+function bookkeepingField(path, base, theirs, mine) {
+  if (path.length !== 2 || path[0] !== 'metadata' || !hasOwn(BOOKKEEPING, path[1])) return null
+  const field = BOOKKEEPING[path[1]]
+  const values = [base, theirs, mine].map((doc) => doc.metadata?.[path[1]])
+  return field.applies(...values) ? field.merge(...values) : null
+}
+
+const isPrefix = (shorter, longer) => shorter.length <= longer.length && shorter.every((key, i) => longer[i] === key)
+const pointer = (path) => path.map((key) => `/${String(key).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('')
+
+/**
+ * Merges the changes `mine` made to `base` onto `theirs` (the stored
+ * document). Returns `{ merged }`, or `{ overlapping }`: JSON Pointers of the
+ * paths both changed.
+ */
+function mergeDisjoint(base, theirs, mine) {
+  const bookkeeping = []
+  const plain = (doc) =>
+    changedPaths(base, doc).filter((path) => {
+      const value = bookkeepingField(path, base, theirs, mine)
+      if (value === null) return true
+      if (doc === mine) bookkeeping.push([path, value])
+      return false
+    })
+  const ours = plain(mine)
+  const others = plain(theirs)
+  const overlapping = ours.filter((path) => others.some((other) => isPrefix(path, other) || isPrefix(other, path)))
+  if (overlapping.length > 0) return { overlapping: overlapping.map(pointer).sort() }
+  const merged = structuredClone(theirs)
+  for (const [path, value] of [...ours.map((path) => [path, valueAt(mine, path)]), ...bookkeeping]) {
+    setAt(merged, path, value)
+  }
+  return { merged }
+}
+
+const ABSENT = Symbol('absent')
+
+function valueAt(doc, path) {
+  let node = doc
+  for (const key of path) {
+    if (!isObject(node) || !hasOwn(node, key)) return ABSENT
+    node = node[key]
+  }
+  return structuredClone(node)
+}
+
+// The parent of every path exists in `doc`: a path ends at the first key one
+// side lacks, and a change of an ancestor would have overlapped.
+function setAt(doc, path, value) {
+  const parent = path.slice(0, -1).reduce((node, key) => node[key], doc)
+  const key = path[path.length - 1]
+  if (value === ABSENT) delete parent[key]
+  else parent[key] = value
+}
+
+/**
+ * A save with `merge: 'disjoint-paths'` whose expected revision was not the
+ * stored one: merges the caller's changes since `expected` onto the stored
+ * document and saves that with the stored revision expected, again until
+ * one save wins or the paths overlap. Resolves to `[saved document, 1]`.
+ */
+async function mergeSave(store, document, expected, contextText) {
+  const id = document.profile_id
+  for (let round = 0; round < MAX_MERGE_ROUNDS; round++) {
+    const rows = await store.query('loadMergeBase', [id, String(expected)])
+    if (rows.length === 0) {
+      throw new PostgresStoreError('conflict', `Profile '${id}' no longer exists; nothing was written.`)
+    }
+    const [baseText, currentText, current] = rows[0]
+    if (baseText === null) {
+      throw new PostgresStoreError(
+        'conflict',
+        `Profile '${id}' has no revision ${expected} in its audit log to merge from (pruned?); nothing was written.`,
+      )
+    }
+    const outcome = mergeDisjoint(JSON.parse(baseText), JSON.parse(currentText), document)
+    if (outcome.overlapping) {
+      const error = new PostgresStoreError(
+        'conflict',
+        `Profile '${id}' changed since revision ${expected} at paths this save changes too: ` +
+          `${outcome.overlapping.join(', ')}; nothing was written.`,
+      )
+      error.paths = outcome.overlapping
+      throw error
+    }
+    const { text, document: merged } = store.profileText(outcome.merged)
+    const revision = await store.save(id, text, current, contextText)
+    if (revision !== null) {
+      merged.metadata = { ...merged.metadata, revision }
+      return [merged, 1]
+    }
+    if (current === v.maxRevisionValue()) throw v.saveRefusal(id, null)
+  }
+  throw new PostgresStoreError('conflict', `Profile '${id}': no merge won in ${MAX_MERGE_ROUNDS} rounds; nothing was written.`)
+}
+
+module.exports = {
+  auditWindow,
+  diffRevisions,
+  instantOption,
+  loadProfileAsOf,
+  mergeDisjoint,
+  mergeOption,
+  mergeSave,
+  revertProfile,
+}

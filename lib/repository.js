@@ -166,12 +166,13 @@ class PostgresProfileStoreRepository {
     return this.#op('saveProfile', options, async (context) => {
       const { text, document, exact } = v.profileText(profile, this.#maxDocumentBytes)
       const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
-      const revision = await this.#driver.save(
-        document.profile_id,
-        text,
-        expected,
-        context === undefined ? null : JSON.stringify(context),
-      )
+      const merge = history.mergeOption(options, expected)
+      const contextText = context === undefined ? null : JSON.stringify(context)
+      const revision = await this.#driver.save(document.profile_id, text, expected, contextText)
+      // The stored revision moved on: merge onto it (lib/history.js).
+      if (revision === null && merge !== null && expected > 0 && expected !== v.maxRevisionValue()) {
+        return history.mergeSave(this.#history, document, expected, contextText)
+      }
       if (revision === null) {
         const refusal = v.saveRefusal(document.profile_id, expected)
         if (refusal !== null) throw refusal
@@ -234,6 +235,16 @@ class PostgresProfileStoreRepository {
   diffRevisions(profileId, fromRevision, toRevision, options) {
     return this.#op('diffRevisions', options, () =>
       history.diffRevisions(this.#history, profileId, fromRevision, toRevision),
+    )
+  }
+
+  /**
+   * Saves the snapshot of `revision` again as a new revision; its audit row
+   * records `reverted_from`. Resolves to the stored document.
+   */
+  revertProfile(profileId, revision, options) {
+    return this.#op('revertProfile', options, (context) =>
+      history.revertProfile(this.#history, profileId, revision, options, context),
     )
   }
 
@@ -339,6 +350,8 @@ class PostgresProfileStoreRepository {
   #history = {
     query: (name, params) => this.#query(name, params),
     notFound: (storeCode, message) => this.#notFound(storeCode, message),
+    save: (profileId, text, expected, contextText) => this.#driver.save(profileId, text, expected, contextText),
+    profileText: (document) => v.profileText(document, this.#maxDocumentBytes),
   }
 
   #notFound(storeCode, message) {

@@ -455,4 +455,5 @@ module.exports = {
   idList,
   pruneOptions,
   instantInput,
+  maxRevisionValue,
 }

@@ -194,7 +194,17 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   const asOf: StoredProfile<MyProfile> = await repository.loadProfile<MyProfile>('p1', { asOf: new Date(), context })
   await repository.loadProfile('p1', { asOf: '2026-01-31T00:00:00Z' })
   const windowed: AuditPage = await repository.listAuditEntries('p1', { since: new Date(0), until: '2026-02-01T00:00Z' })
-  void [firstOp, asOf.metadata.revision, windowed]
+  const restored: StoredProfile<MyProfile> = await repository.revertProfile<MyProfile>('p1', 3, { expectedRevision: 5, context })
+  const revertedFrom: number | null | undefined = windowed.entries[0]?.reverted_from
+  const merged = await repository.saveProfile(profile, { expectedRevision: 4, merge: 'disjoint-paths' })
+  try {
+    await repository.saveProfile(merged, { expectedRevision: 1, merge: 'disjoint-paths' })
+  } catch (error) {
+    if (error instanceof PostgresStoreError && error.code === 'conflict') void (error.paths satisfies string[] | undefined)
+  }
+  void [firstOp, asOf.metadata.revision, windowed, restored.metadata.revision, revertedFrom]
+  // @ts-expect-error the only merge mode is 'disjoint-paths'
+  await repository.saveProfile(profile, { expectedRevision: 1, merge: 'ours' })
   // @ts-expect-error asOf is a Date or a string
   await repository.loadProfile('p1', { asOf: 1234 })
   // @ts-expect-error revisions are numbers

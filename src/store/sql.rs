@@ -59,7 +59,7 @@ const AUDIT_RECORDED_INDEX: &str = "audit_recorded_idx";
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 22] = [
+pub const STATEMENT_NAMES: [&str; 24] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -83,6 +83,8 @@ pub const STATEMENT_NAMES: [&str; 22] = [
   // History (lib/history.js)
   "loadRevisionPair",
   "loadProfileAsOf",
+  "revertProfile",
+  "loadMergeBase",
 ];
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -98,7 +100,7 @@ const PROFILE_COLUMNS: [&str; 10] = [
   "save_changed_paths",
   "save_source_count_delta",
 ];
-const AUDIT_COLUMNS: [&str; 13] = [
+const AUDIT_COLUMNS: [&str; 15] = [
   "profile_id",
   "revision",
   "previous_revision",
@@ -112,6 +114,9 @@ const AUDIT_COLUMNS: [&str; 13] = [
   "recorded_at",
   "context",
   "document",
+  // History (render_history_schema)
+  "reverted_from",
+  "erased_path",
 ];
 const INDEX_COLUMNS: [&str; 7] = [
   "user_id",
@@ -681,7 +686,7 @@ fn render_statement(name: &str, n: &Names) -> String {
        'revision', revision, 'previous_revision', previous_revision, 'source_count', source_count, \
        'source_count_delta', source_count_delta, 'changed_top_level_paths', changed_top_level_paths, \
        'pson_version', pson_version, 'updated_at', updated_at, 'recorded_at', {recorded_at}, \
-       'context', context)::text as entry, revision \
+       'context', context, 'reverted_from', reverted_from, 'erased_path', erased_path)::text as entry, revision \
        from {audit} a cross join ({window}) w \
        where a.profile_id = $1::text and a.revision <= least(coalesce($2::integer - 1, {MAX_REVISION}), w.high) \
        and a.revision >= w.low and a.recorded_at >= coalesce($4::text::timestamptz, '-infinity') \
@@ -739,7 +744,8 @@ fn render_statement(name: &str, n: &Names) -> String {
     "serverInfo" => "select current_setting('server_version_num')::integer as version_num, \
        current_setting('server_version') as version"
       .to_owned(),
-    "loadRevisionPair" | "loadProfileAsOf" => render_history_statement(name, n),
+    "revertProfile" => render_save(n, SaveInput::Revert),
+    "loadRevisionPair" | "loadProfileAsOf" | "loadMergeBase" => render_history_statement(name, n),
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
 }
@@ -929,11 +935,28 @@ select (select count(*) from removed)::integer as removed_rows,
 /// in it. Built by `create index if not exists`, which holds up writes to the
 /// audit table while it builds: on a large deployment, build it first with
 /// `create index concurrently` under the same name.
+///
+/// The audit columns of history: `reverted_from` (the revision a
+/// `revertProfile` restored) and `erased_path` (the JSON Pointer an
+/// `eraseFromHistory` removed), NULL on every other row. Added to 0.3.0
+/// tables only when missing, so running the script again takes no lock.
 fn render_history_schema(n: &Names) -> String {
   let audit = &n.audit;
+  let audit_literal = format!("'{}'", audit.replace('\'', "''"));
   let recorded_index = n.object(AUDIT_RECORDED_INDEX);
+  let mut columns = String::new();
+  for (column, kind) in [("reverted_from", "integer"), ("erased_path", "text")] {
+    columns.push_str(&format!(
+      "  if not exists (select 1 from pg_attribute where attrelid = {audit_literal}::regclass \
+       and attname = '{column}' and not attisdropped) then\n    alter table {audit} add column {column} {kind};\n  end if;\n"
+    ));
+  }
   format!(
     r#"
+do $history_columns$
+begin
+{columns}end
+$history_columns$;
 create index if not exists {recorded_index} on {audit} (profile_id, recorded_at);
 "#
   )
@@ -975,6 +998,15 @@ fn render_history_statement(name: &str, n: &Names) -> String {
        where profile_id = $1::text and recorded_at <= $2::text::timestamptz \
        order by recorded_at desc, revision desc limit 1"
     ),
+    // saveProfile({ merge: 'disjoint-paths' }) after a conflict: `$1`
+    // profile, `$2` the caller's expected revision. The snapshot the caller
+    // started from (NULL when it is not in the log), the stored document and
+    // its revision; no row when the profile does not exist.
+    "loadMergeBase" => format!(
+      "select (select a.document::text from {audit} a where a.profile_id = $1::text and a.revision = $2::integer) \
+       as base, p.document::text as document, p.revision from {profiles} p where p.profile_id = $1::text",
+      profiles = n.profiles
+    ),
     other => unreachable!("'{other}' is not a history statement"),
   }
 }
@@ -982,6 +1014,11 @@ fn render_history_statement(name: &str, n: &Names) -> String {
 /// Where the save statement takes its documents from.
 #[derive(Clone, Copy)]
 enum SaveInput {
+  /// revertProfile: `$1` profile id, `$2` the revision whose snapshot is saved
+  /// again, `$3` expected revision (NULL: any), `$4` context. Only a profile
+  /// that exists is reverted (a save of a missing one would start it at
+  /// revision 1 and drop the audit rows above). Returns the stored document too.
+  Revert,
   /// `$1` document (jsonb text), `$2` expected revision (NULL: any), `$3` context (jsonb text or NULL).
   One,
   /// `$1` a JSON array of `{"d": document, "e": expected revision|null, "c": context|null}` with
@@ -1006,12 +1043,19 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   let seq = &n.index_seq_literal;
   let input_rows = match input {
     SaveInput::One => {
-      "select $1::text::jsonb as doc, $2::integer as expected_revision, $3::text::jsonb as context"
+      "select $1::text::jsonb as doc, $2::integer as expected_revision, $3::text::jsonb as context, \
+       null::integer as reverted_from"
         .to_owned()
     }
+    SaveInput::Revert => format!(
+      "select a.document as doc, $3::integer as expected_revision, $4::text::jsonb as context, \
+       a.revision as reverted_from from {audit} a \
+       where a.profile_id = $1::text and a.revision = $2::integer \
+       and exists (select 1 from {profiles} p where p.profile_id = $1::text)"
+    ),
     SaveInput::Batch => {
       "select e.value -> 'd' as doc, (e.value ->> 'e')::integer as expected_revision, \
-       nullif(e.value -> 'c', 'null'::jsonb) as context \
+       nullif(e.value -> 'c', 'null'::jsonb) as context, null::integer as reverted_from \
        from jsonb_array_elements($1::text::jsonb) as e"
         .to_owned()
     }
@@ -1028,9 +1072,13 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   // expected revision up in `input`.
   let expected =
     "(select i.expected_revision from input i where i.profile_id = excluded.profile_id)";
+  let returned_document = match input {
+    SaveInput::Revert => ", s.document::text as document",
+    SaveInput::One | SaveInput::Batch => "",
+  };
   format!(
     r#"with input as (
-  select raw.doc ->> 'profile_id' as profile_id, raw.doc, raw.expected_revision, raw.context
+  select raw.doc ->> 'profile_id' as profile_id, raw.doc, raw.expected_revision, raw.context, raw.reverted_from
   from ({input_rows}) raw
 ),
 saved as (
@@ -1063,17 +1111,19 @@ saved as (
 ),
 audited as (
   insert into {audit} as a (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
-                            source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document)
+                            source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document,
+                            reverted_from)
   select s.profile_id, s.revision, s.save_previous_revision, s.user_id, s.tenant_id, {sc_saved},
          s.save_source_count_delta, s.save_changed_paths, s.document ->> 'pson_version',
-         s.document #>> '{{metadata,updated_at}}', coalesce(i.context, '{{}}'::jsonb), s.document
+         s.document #>> '{{metadata,updated_at}}', coalesce(i.context, '{{}}'::jsonb), s.document, i.reverted_from
   from saved s join input i on i.profile_id = s.profile_id
   -- A snapshot left at this revision by writeProfileRevision (the 0.2.2 path) is replaced, never duplicated.
   on conflict (profile_id, revision) do update set
     previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
     source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
     changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
-    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document,
+    reverted_from = excluded.reverted_from, erased_path = null
 ),
 -- Audit rows above the new revision belong to an earlier life of this profile
 -- id (a delete that raced a save, or snapshots written ahead through the 0.2.2
@@ -1095,7 +1145,7 @@ indexed as (
     position = case when cur.user_id = excluded.user_id then cur.position else excluded.position end,
     latest_seq = excluded.latest_seq, updated_at = excluded.updated_at
 )
-select s.profile_id, s.revision from saved s"#
+select s.profile_id, s.revision{returned_document} from saved s"#
   )
 }
 
@@ -1222,6 +1272,25 @@ mod tests {
   }
 
   #[test]
+  fn revert_is_the_save_statement_over_one_snapshot() {
+    let q = Queries::new("public", "pson_").unwrap();
+    let revert = q.statement("revertProfile").unwrap();
+    let save = q.statement("saveProfile").unwrap();
+    // Same statement after the input rows.
+    let tail = |sql: &str| sql[sql.find("\n),\nsaved as").unwrap()..].to_owned();
+    assert_eq!(
+      tail(revert).replace(
+        ", s.document::text as document from saved s",
+        " from saved s"
+      ),
+      tail(save)
+    );
+    assert!(revert.contains("a.revision as reverted_from"));
+    assert!(revert.contains("and exists (select 1 from \"public\".\"pson_profiles\" p"));
+    assert!(save.contains("null::integer as reverted_from"));
+  }
+
+  #[test]
   fn write_profile_revision_links_its_neighbours() {
     let q = Queries::new("public", "pson_").unwrap();
     let sql = q.statement("writeProfileRevision").unwrap();
@@ -1315,7 +1384,8 @@ mod tests {
       .chain(&INDEX_COLUMNS)
     {
       assert!(
-        q.schema_sql.contains(&format!("  {column} ")),
+        q.schema_sql.contains(&format!("  {column} "))
+          || q.schema_sql.contains(&format!("add column {column} ")),
         "{column} is not in schemaSql"
       );
     }
