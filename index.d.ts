@@ -100,6 +100,22 @@ export interface SaveProfileOptions extends OperationOptions {
   merge?: 'disjoint-paths'
 }
 
+export interface BlameProfileOptions extends OperationOptions {
+  /** How many keys deep the paths go: 1 (default, the top-level keys) to 100. */
+  depth?: number
+}
+
+/** Who last changed one path of a profile: the save (audit row) whose snapshot first has the current value. */
+export interface BlameEntry {
+  /** A JSON Pointer (RFC 6901), e.g. `/layers/observed/core.timezone`. */
+  path: string
+  revision: number
+  /** When the database recorded that revision (ISO-8601, UTC). */
+  recorded_at: string
+  /** The context that save was given (`{}` when none). */
+  context: OperationContext
+}
+
 export interface RevertProfileOptions extends OperationOptions {
   /** Reject with `conflict` (and write nothing) unless the stored revision equals this. */
   expectedRevision?: number
@@ -296,6 +312,7 @@ export type StatementName =
   | 'loadProfileAsOf'
   | 'revertProfile'
   | 'loadMergeBase'
+  | 'listAuditSnapshots'
 
 export interface RepositoryOptions extends ArtifactOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
@@ -481,6 +498,16 @@ export declare class PostgresProfileStoreRepository {
    * `validation_error` (`field: 'profileId' | 'revision' | 'expectedRevision' | 'context'`); nothing written then.
    * Event `revertProfile`.
    */
+  /**
+   * For each path of the newest snapshot down to `depth` keys (objects are opened, any other value, arrays included,
+   * ends its path), the revision, `recorded_at` and `context` of the save that last changed its value, in the order
+   * of the snapshot's keys (jsonb order). Walks the log back from the newest row, 20 snapshots per statement, until
+   * every path is placed: the cost grows with how far back the oldest value was set. A value unchanged since the
+   * oldest row in the log (the first revision, or the oldest a prune kept) is placed there. Rejects with `not_found`
+   * (`profile_not_found`) when the profile has no audit rows, `validation_error` (`field: 'profileId' | 'depth'`).
+   * Event `blameProfile` (`rowCount`: snapshots read).
+   */
+  blameProfile(profileId: string, options?: BlameProfileOptions): Promise<BlameEntry[]>
   revertProfile<T extends ProfileFields = ProfileDocument>(
     profileId: string,
     revision: number,

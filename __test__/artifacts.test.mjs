@@ -49,6 +49,7 @@ const EXPECTED_STATEMENTS = [
   'loadProfileAsOf',
   'revertProfile',
   'loadMergeBase',
+  'listAuditSnapshots',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

@@ -496,5 +496,112 @@ for (const mode of MODES) {
         assert.deepEqual(await db.snapshot(), pruned)
       })
     })
+
+    describe('blameProfile', () => {
+      const blameMap = (entries) => Object.fromEntries(entries.map((entry) => [entry.path, entry.revision]))
+
+      test('each path down to depth: the revision, time and context of the save that last changed it', async () => {
+        const id = uniqueId(`${mode}-blame`)
+        const [base] = await saveRevisions(repository, id, 1)
+        const doc = structuredClone(base)
+        doc.layers.observed['core.timezone'].value = 'Europe/Paris'
+        await repository.saveProfile(doc, { context: { agent: 'a' } })
+        doc.cognitive_model.note = 'likes diagrams'
+        await repository.saveProfile(doc, { context: { agent: 'b' } })
+        doc.knowledge_graph.nodes.push({ id: 'n9', type: 'skill', label: 'rust' })
+        await repository.saveProfile(doc, { context: { agent: 'c' } })
+        await setRecordedAt(id, 2, at(2))
+
+        const top = await repository.blameProfile(id, { context: { request_id: 'why' } })
+        assert.deepEqual(top.map((entry) => entry.path).sort(), Object.keys(base).map((key) => `/${key}`).sort())
+        assert.deepEqual(blameMap(top), {
+          '/pson_version': 1,
+          '/profile_id': 1,
+          '/user_id': 1,
+          '/tenant_id': 1,
+          '/consent': 1,
+          '/domains': 1,
+          '/layers': 2,
+          '/cognitive_model': 3,
+          '/behavioral_model': 1,
+          '/state_model': 1,
+          '/knowledge_graph': 4,
+          '/simulation_profiles': 1,
+          '/privacy': 1,
+          '/metadata': 4,
+        })
+        const layers = top.find((entry) => entry.path === '/layers')
+        assert.deepEqual(layers, { path: '/layers', revision: 2, recorded_at: at(2).toISOString(), context: { agent: 'a' } })
+        assert.deepEqual(top.find((entry) => entry.path === '/profile_id').context, {})
+
+        const deeper = blameMap(await repository.blameProfile(id, { depth: 3 }))
+        assert.equal(deeper['/layers/observed/core.timezone'], 2)
+        assert.equal(deeper['/layers/observed/core.preferred_language'], 1)
+        assert.equal(deeper['/layers/inferred/core.communication_style'], 1)
+        assert.equal(deeper['/cognitive_model/note'], 3)
+        assert.equal(deeper['/cognitive_model/thinking_style/analytical'], 1)
+        assert.equal(deeper['/knowledge_graph/nodes'], 4, 'an array is one value')
+        assert.equal(deeper['/metadata/revision'], 4)
+        assert.equal(deeper['/metadata/created_at'], 1)
+        assert.equal(deeper['/pson_version'], 1, 'a value above depth ends its path')
+        assert.deepEqual(
+          events.filter((event) => event.operation === 'blameProfile').map((event) => [event.rowCount, event.context]),
+          [
+            [4, { request_id: 'why' }],
+            [4, undefined],
+          ],
+        )
+      })
+
+      test('walks back page after page; a removed and re-added value counts as changed when re-added', async () => {
+        const id = uniqueId(`${mode}-blame-long`)
+        const [base] = await saveRevisions(repository, id, 1)
+        const doc = structuredClone(base)
+        doc.layers.observed['core.timezone'].value = 'Asia/Tokyo'
+        await repository.saveProfile(doc) // 2
+        delete doc.privacy
+        await repository.saveProfile(doc) // 3
+        doc.privacy = base.privacy
+        await repository.saveProfile(doc) // 4
+        for (let i = 0; i < 40; i++) {
+          doc.state_model.states[0].likelihood = i / 100
+          await repository.saveProfile(doc)
+        }
+        const blame = blameMap(await repository.blameProfile(id, { depth: 2 }))
+        assert.equal(blame['/layers/observed'], 2)
+        assert.equal(blame['/privacy/encryption'], 4)
+        assert.equal(blame['/state_model/states'], 44)
+        assert.equal(blame['/consent/scopes'], 1)
+      })
+
+      test('in a pruned history, what did not change since the oldest kept row is placed there', async () => {
+        const id = uniqueId(`${mode}-blame-pruned`)
+        const [base] = await saveRevisions(repository, id, 1)
+        const doc = structuredClone(base)
+        for (let i = 0; i < 4; i++) {
+          doc.cognitive_model.note = `note ${i}`
+          await repository.saveProfile(doc)
+        }
+        await repository.pruneAuditEntries({ keepLast: 2, profileId: id })
+        const blame = blameMap(await repository.blameProfile(id))
+        assert.equal(blame['/cognitive_model'], 5)
+        assert.equal(blame['/consent'], 4, 'the oldest kept revision')
+      })
+
+      test('not_found without revisions; a bad depth is validation_error and changes nothing', async () => {
+        await expectStoreError(repository.blameProfile(uniqueId('nobody')), {
+          code: 'not_found',
+          storeCode: 'profile_not_found',
+        })
+        const id = uniqueId(`${mode}-blame-bad`)
+        await saveRevisions(repository, id, 1)
+        const before = await db.snapshot()
+        for (const depth of [0, 1.5, '2', 101, -1]) {
+          await expectStoreError(repository.blameProfile(id, { depth }), { code: 'validation_error', field: 'depth' })
+        }
+        await expectStoreError(repository.blameProfile(42), { code: 'validation_error', field: 'profileId' })
+        assert.deepEqual(await db.snapshot(), before)
+      })
+    })
   })
 }

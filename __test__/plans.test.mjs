@@ -96,6 +96,11 @@ const CASES = {
     [profileId(4242), '1', '1', null],
   ],
   loadMergeBase: [[profileId(deepProfile), '250']],
+  // blameProfile's pages: the newest, and one deep in a long history.
+  listAuditSnapshots: [
+    [profileId(deepProfile), null, '20'],
+    [profileId(deepProfile), '100', '20'],
+  ],
   loadProfileRevision: [[profileId(deepProfile), '250']],
   writeCurrentProfile: [[document(4242)]],
   writeProfileRevision: [[document(deepProfile).replace('"revision":1', '"revision":250'), null]],

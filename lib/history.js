@@ -247,8 +247,82 @@ async function mergeSave(store, document, expected, contextText) {
   throw new PostgresStoreError('conflict', `Profile '${id}': no merge won in ${MAX_MERGE_ROUNDS} rounds; nothing was written.`)
 }
 
+// ---- blameProfile ----
+
+const DEFAULT_BLAME_DEPTH = 1
+const MAX_BLAME_DEPTH = 100
+// Snapshots read per statement while walking back.
+const BLAME_PAGE = 20
+
+function blameDepth(options) {
+  const depth = options?.depth ?? DEFAULT_BLAME_DEPTH
+  if (!Number.isInteger(depth) || depth < 1 || depth > MAX_BLAME_DEPTH) {
+    throw validationError('depth', `must be an integer from 1 to ${MAX_BLAME_DEPTH}`)
+  }
+  return depth
+}
+
+// The paths of `doc` down to `depth` keys: objects are opened until then;
+// any other value (and an empty object) ends its path sooner.
+function pathsTo(doc, depth, path = [], out = []) {
+  if (path.length < depth && isObject(doc) && Object.keys(doc).length > 0) {
+    for (const key of Object.keys(doc)) pathsTo(doc[key], depth, [...path, key], out)
+  } else if (path.length > 0) {
+    out.push(path)
+  }
+  return out
+}
+
+/**
+ * For each path of the newest snapshot down to `depth`, the revision that
+ * last changed its value, walking the log back from the newest row until
+ * every path is placed. A path unchanged since the oldest row in the log is
+ * placed there. Resolves to `[entries, snapshots read]`, entries in document
+ * order: `{ path, revision, recorded_at, context }`.
+ */
+async function blameProfile(store, profileId, options) {
+  const id = v.checkId(profileId, 'profileId')
+  const depth = blameDepth(options)
+  let newer = null
+  // The paths of the newest snapshot (in its order), and those not placed yet.
+  let paths = []
+  let open = null
+  const placed = new Map()
+  let read = 0
+  let cursor = null
+  const place = (path, row) => {
+    placed.set(path, { path: pointer(path), revision: row.revision, recorded_at: row.recordedAt, context: row.context })
+  }
+  while (open === null || open.length > 0) {
+    const rows = await store.query('listAuditSnapshots', [id, cursor === null ? null : String(cursor), String(BLAME_PAGE)])
+    read += rows.length
+    for (const [revision, recordedAt, context, document] of rows) {
+      const row = { revision, recordedAt, context: JSON.parse(context), document: JSON.parse(document) }
+      if (newer === null) {
+        paths = pathsTo(row.document, depth)
+        open = paths
+      } else {
+        open = open.filter((path) => {
+          if (util.isDeepStrictEqual(valueAt(row.document, path), valueAt(newer.document, path))) return true
+          place(path, newer)
+          return false
+        })
+      }
+      newer = row
+      if (open.length === 0) break
+    }
+    if (rows.length < BLAME_PAGE) break
+    cursor = rows[rows.length - 1][0]
+  }
+  if (newer === null) throw await store.notFound('profile_not_found', `Profile '${id}' has no stored revisions.`)
+  // Unchanged since the oldest row the log has.
+  for (const path of open) place(path, newer)
+  return [paths.map((path) => placed.get(path)), read]
+}
+
 module.exports = {
   auditWindow,
+  blameProfile,
   diffRevisions,
   instantOption,
   loadProfileAsOf,

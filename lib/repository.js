@@ -248,6 +248,11 @@ class PostgresProfileStoreRepository {
     )
   }
 
+  /** For each path of the newest snapshot down to `depth`, the revision, time and context of the save that last changed it. */
+  blameProfile(profileId, options) {
+    return this.#op('blameProfile', options, () => history.blameProfile(this.#history, profileId, options))
+  }
+
   // ---- retention ----
 
   /**

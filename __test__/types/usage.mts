@@ -16,6 +16,7 @@ import {
   createPostgresQueryExecutor,
   type AuditEntry,
   type AuditPage,
+  type BlameEntry,
   type DocumentProfileStoreRepository,
   type JsonPatchOperation,
   type PoolStatus,
@@ -203,6 +204,9 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
     if (error instanceof PostgresStoreError && error.code === 'conflict') void (error.paths satisfies string[] | undefined)
   }
   void [firstOp, asOf.metadata.revision, windowed, restored.metadata.revision, revertedFrom]
+  const blame: BlameEntry[] = await repository.blameProfile('p1', { depth: 2, context })
+  const who: [string, number, string] | undefined = blame[0] && [blame[0].path, blame[0].revision, blame[0].recorded_at]
+  void [who, (await repository.blameProfile('p1'))[0]?.context.request_id]
   // @ts-expect-error the only merge mode is 'disjoint-paths'
   await repository.saveProfile(profile, { expectedRevision: 1, merge: 'ours' })
   // @ts-expect-error asOf is a Date or a string

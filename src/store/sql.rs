@@ -59,7 +59,7 @@ const AUDIT_RECORDED_INDEX: &str = "audit_recorded_idx";
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 24] = [
+pub const STATEMENT_NAMES: [&str; 25] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -85,6 +85,7 @@ pub const STATEMENT_NAMES: [&str; 24] = [
   "loadProfileAsOf",
   "revertProfile",
   "loadMergeBase",
+  "listAuditSnapshots",
 ];
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -745,7 +746,9 @@ fn render_statement(name: &str, n: &Names) -> String {
        current_setting('server_version') as version"
       .to_owned(),
     "revertProfile" => render_save(n, SaveInput::Revert),
-    "loadRevisionPair" | "loadProfileAsOf" | "loadMergeBase" => render_history_statement(name, n),
+    "loadRevisionPair" | "loadProfileAsOf" | "loadMergeBase" | "listAuditSnapshots" => {
+      render_history_statement(name, n)
+    }
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
 }
@@ -1006,6 +1009,15 @@ fn render_history_statement(name: &str, n: &Names) -> String {
       "select (select a.document::text from {audit} a where a.profile_id = $1::text and a.revision = $2::integer) \
        as base, p.document::text as document, p.revision from {profiles} p where p.profile_id = $1::text",
       profiles = n.profiles
+    ),
+    // blameProfile: `$1` profile, `$2` cursor (the revision of the last row
+    // of the previous page, NULL: from the newest), `$3` page size. Newest
+    // first, with what the blame reports of each revision.
+    "listAuditSnapshots" => format!(
+      "select revision, {recorded_at} as recorded_at, context::text as context, document::text as document \
+       from {audit} where profile_id = $1::text and revision <= coalesce($2::integer - 1, {MAX_REVISION}) \
+       order by revision desc limit $3::integer",
+      recorded_at = iso("recorded_at")
     ),
     other => unreachable!("'{other}' is not a history statement"),
   }
