@@ -116,6 +116,24 @@ export interface BlameEntry {
   context: OperationContext
 }
 
+/** What `eraseFromHistory` did. */
+export interface EraseResult {
+  /** The new revision that records the erasure (its audit entry has `erased_path`). */
+  revision: number
+  /** Snapshots of earlier revisions that held the path (each now without it). */
+  erasedSnapshots: number
+  /** Whether the current document held the path. */
+  erasedFromCurrent: boolean
+}
+
+/** What `deleteProfilesByUserId` removed. */
+export interface DeletedUserProfiles {
+  /** The profiles removed, sorted. */
+  profileIds: string[]
+  /** Audit rows (revisions) removed with them. */
+  auditRows: number
+}
+
 export interface RevertProfileOptions extends OperationOptions {
   /** Reject with `conflict` (and write nothing) unless the stored revision equals this. */
   expectedRevision?: number
@@ -313,6 +331,8 @@ export type StatementName =
   | 'revertProfile'
   | 'loadMergeBase'
   | 'listAuditSnapshots'
+  | 'eraseFromHistory'
+  | 'deleteProfilesByUserId'
 
 export interface RepositoryOptions extends ArtifactOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
@@ -508,6 +528,26 @@ export declare class PostgresProfileStoreRepository {
    * Event `blameProfile` (`rowCount`: snapshots read).
    */
   blameProfile(profileId: string, options?: BlameProfileOptions): Promise<BlameEntry[]>
+  /**
+   * Removes the path `jsonPointer` (RFC 6901, e.g. `/layers/observed/core.email`) from the current document and from
+   * every snapshot in the audit log, in one transaction, and records the erasure as a new revision whose audit entry
+   * has `erased_path` (the pointer), `recorded_at` and the `context`, never the value. The transaction first takes
+   * the profile's row lock, so a save in flight is erased too and later saves wait for it (a later save that sends
+   * the value again stores it again). Positions in arrays are erased by position in every snapshot. Contexts of
+   * earlier audit rows are not touched. PostgreSQL keeps the old row versions until `VACUUM` (autovacuum) reclaims
+   * them. Rejects with `validation_error` (`field: 'jsonPointer'`: not a JSON Pointer, an escape other than `~0`/`~1`,
+   * or a path under `/profile_id`, `/user_id`, `/tenant_id`, `/pson_version` or `/metadata`, which the store reads;
+   * `field: 'profileId' | 'context'`), `not_found` (`profile_not_found`). Event `eraseFromHistory` (`rowCount`:
+   * snapshots changed + 1).
+   */
+  eraseFromHistory(profileId: string, jsonPointer: string, options?: OperationOptions): Promise<EraseResult>
+  /**
+   * Removes every profile of `userId` (profile rows whose `user_id` it is) with all their audit rows and index
+   * rows, and the user's index rows of profiles already gone, in one transaction that waits for saves in flight.
+   * Resolves to what it removed. A profile saved for the user after it ran is a new profile. `validation_error`
+   * (`field: 'userId' | 'context'`). Event `deleteProfilesByUserId` (`rowCount`: profiles removed).
+   */
+  deleteProfilesByUserId(userId: string, options?: OperationOptions): Promise<DeletedUserProfiles>
   revertProfile<T extends ProfileFields = ProfileDocument>(
     profileId: string,
     revision: number,

@@ -50,6 +50,8 @@ const EXPECTED_STATEMENTS = [
   'revertProfile',
   'loadMergeBase',
   'listAuditSnapshots',
+  'eraseFromHistory',
+  'deleteProfilesByUserId',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

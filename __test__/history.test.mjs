@@ -49,6 +49,26 @@ function assertChain(rows, count) {
   )
 }
 
+// Where `text` occurs in any column of any table of this file's schema (each
+// row as text: every text, jsonb and array column at once).
+async function tablesHolding(text) {
+  const { rows: tables } = await db.sql(
+    `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = $1 and c.relkind in ('r', 'p') order by c.relname`,
+    [db.schema],
+  )
+  assert.ok(tables.length >= 3, 'the tables are found')
+  const found = {}
+  for (const { relname } of tables) {
+    const { rows } = await db.sql(
+      `select count(*)::int as n from "${db.schema}"."${relname}" t where strpos(t::text, $1) > 0`,
+      [text],
+    )
+    if (rows[0].n > 0) found[relname] = rows[0].n
+  }
+  return found
+}
+
 const withoutRevision = (document) => ({ ...document, metadata: { ...document.metadata, revision: 0 } })
 
 async function saveRevisions(repository, profileId, count, userId = 'hist-user') {
@@ -601,6 +621,213 @@ for (const mode of MODES) {
         }
         await expectStoreError(repository.blameProfile(42), { code: 'validation_error', field: 'profileId' })
         assert.deepEqual(await db.snapshot(), before)
+      })
+    })
+
+    describe('eraseFromHistory and deleteProfilesByUserId', () => {
+      const secretProfile = (profileId, secret, userId = 'hist-erase-user') => {
+        const profile = buildProfile({ profileId, userId })
+        profile.layers.observed['core.email'] = { value: secret, confidence: 1, source: 'user' }
+        return profile
+      }
+
+      test('removes the path from the document and every snapshot; one audit entry records path, time and context, never the value', async () => {
+        const id = uniqueId(`${mode}-erase`)
+        const secret = `${uniqueId('ada')}@example.com`
+        const other = uniqueId(`${mode}-erase-other`)
+        const otherSecret = `${uniqueId('bob')}@example.com`
+        const doc = secretProfile(id, secret)
+        await repository.saveProfile(doc)
+        doc.cognitive_model.note = 'second'
+        await repository.saveProfile(doc)
+        delete doc.layers.observed['core.email']
+        await repository.saveProfile(doc)
+        doc.layers.observed['core.email'] = { value: secret, confidence: 0.5, source: 'agent' }
+        await repository.saveProfile(doc)
+        await repository.saveProfile(secretProfile(other, otherSecret))
+        assert.ok(Object.keys(await tablesHolding(secret)).length > 0, 'the value is stored before')
+
+        const erased = await repository.eraseFromHistory(id, '/layers/observed/core.email', {
+          context: { request_id: 'gdpr-42', operator: 'dpo' },
+        })
+        assert.deepEqual(erased, { revision: 5, erasedSnapshots: 3, erasedFromCurrent: true })
+        assert.deepEqual(await tablesHolding(secret), {}, 'the value is nowhere in any table')
+        assert.ok(Object.keys(await tablesHolding(otherSecret)).length > 0, "other profiles' data stays")
+
+        const current = await repository.loadProfile(id)
+        assert.equal(current.metadata.revision, 5)
+        assert.equal(current.layers.observed['core.email'], undefined)
+        assert.equal(current.cognitive_model.note, 'second')
+        for (let revision = 1; revision <= 5; revision++) {
+          const snapshot = await repository.loadProfileRevision(id, revision)
+          assert.equal(snapshot.layers.observed['core.email'], undefined, `revision ${revision}`)
+          assert.equal(snapshot.layers.observed['core.timezone'].value, 'Europe/Lisbon', 'the rest stays')
+        }
+        assert.deepEqual(await repository.diffRevisions(id, 4, 5), [
+          { op: 'replace', path: '/metadata/revision', value: 5 },
+        ])
+        const { entries } = await repository.listAuditEntries(id, { limit: 2 })
+        assert.deepEqual(
+          entries.map((entry) => [entry.revision, entry.previous_revision, entry.erased_path, entry.context]),
+          [
+            [5, 4, '/layers/observed/core.email', { request_id: 'gdpr-42', operator: 'dpo' }],
+            [4, 3, null, {}],
+          ],
+        )
+        assert.deepEqual(entries[0].changed_top_level_paths, ['layers', 'metadata'])
+        assert.equal(typeof entries[0].recorded_at, 'string')
+        assertChain(await auditRows(id), 5)
+        const event = events.find((e) => e.operation === 'eraseFromHistory')
+        assert.deepEqual([event.rowCount, event.context], [4, { request_id: 'gdpr-42', operator: 'dpo' }])
+        assert.ok(!JSON.stringify(events).includes(secret), 'events never carry the value')
+
+        // A path that is nowhere still records the erasure.
+        assert.deepEqual(await repository.eraseFromHistory(id, '/layers/observed/core.email'), {
+          revision: 6,
+          erasedSnapshots: 0,
+          erasedFromCurrent: false,
+        })
+        assert.equal((await repository.saveProfile(current)).metadata.revision, 7, 'saves carry on')
+      })
+
+      test('pointers with escapes and array positions; the domain index follows /domains/active', async () => {
+        const id = uniqueId(`${mode}-erase-escape`)
+        const doc = buildProfile({ profileId: id, userId: 'hist-erase-user', domains: ['core', 'health'] })
+        doc.layers.observed['a/b~c'] = { value: 'slash-tilde-secret' }
+        await repository.saveProfile(doc)
+        await repository.eraseFromHistory(id, '/layers/observed/a~1b~0c')
+        assert.deepEqual(await tablesHolding('slash-tilde-secret'), {})
+        await repository.eraseFromHistory(id, '/domains/active/1')
+        const { rows } = await db.sql(
+          `select active_domains from ${createPostgresProfileStoreArtifacts({ schema: db.schema }).tables.domainIndex}
+            where profile_id = $1`,
+          [id],
+        )
+        assert.deepEqual(rows[0].active_domains, ['core'])
+        assert.deepEqual((await repository.loadProfileRevision(id, 1)).domains.active, ['core'])
+      })
+
+      test('bad input is validation_error and changes nothing; a missing profile is not_found', async () => {
+        const id = uniqueId(`${mode}-erase-bad`)
+        await repository.saveProfile(secretProfile(id, 'x@example.com'))
+        const before = await db.snapshot()
+        for (const pointer of [
+          '',
+          'layers/observed',
+          '/profile_id',
+          '/user_id',
+          '/tenant_id',
+          '/metadata/revision',
+          '/metadata',
+          '/pson_version',
+          '/layers/a~2b',
+          '/layers/a~',
+          '/layers/\u0000',
+          '/layers/\ud800',
+          42,
+          null,
+        ]) {
+          await expectStoreError(repository.eraseFromHistory(id, pointer), {
+            code: 'validation_error',
+            field: 'jsonPointer',
+          })
+        }
+        await expectStoreError(repository.eraseFromHistory(id, '/layers', { context: 'x' }), {
+          code: 'validation_error',
+          field: 'context',
+        })
+        await expectStoreError(repository.eraseFromHistory('', '/layers'), { code: 'validation_error', field: 'profileId' })
+        await expectStoreError(repository.deleteProfilesByUserId(''), { code: 'validation_error', field: 'userId' })
+        await expectStoreError(repository.deleteProfilesByUserId('u', { context: [] }), {
+          code: 'validation_error',
+          field: 'context',
+        })
+        await expectStoreError(repository.eraseFromHistory(uniqueId('nobody'), '/layers'), {
+          code: 'not_found',
+          storeCode: 'profile_not_found',
+        })
+        assert.deepEqual(await db.snapshot(), before)
+      })
+
+      test('an erase racing saves: no snapshot up to the erasure keeps the value; later saves are theirs', async () => {
+        const id = uniqueId(`${mode}-erase-race`)
+        const secret = `${uniqueId('race')}@example.com`
+        const carrier = secretProfile(id, secret)
+        await repository.saveProfile(carrier)
+        const calls = []
+        for (let i = 0; i < 8; i++) {
+          const doc = structuredClone(carrier)
+          doc.cognitive_model.note = `racer ${i}`
+          calls.push(repository.saveProfile(doc))
+          if (i === 3) calls.push(repository.eraseFromHistory(id, '/layers/observed/core.email'))
+        }
+        const { fulfilled, rejected } = await settle(calls)
+        assert.deepEqual(rejected, [])
+        const erasedAt = fulfilled.find((value) => value.erasedSnapshots !== undefined).revision
+        const rows = await auditRows(id)
+        assertChain(rows, 10)
+        for (const row of rows) {
+          const holds = JSON.stringify(row.document).includes(secret)
+          if (row.revision <= erasedAt) assert.equal(holds, false, `revision ${row.revision} (erased at ${erasedAt})`)
+          else assert.equal(holds, true, `revision ${row.revision} was saved after the erasure, with the value`)
+        }
+
+        // Saves that do not carry the value, racing an erase: the value is gone everywhere.
+        const clean = structuredClone(carrier)
+        delete clean.layers.observed['core.email']
+        const second = await settle([
+          repository.saveProfile(clean),
+          repository.eraseFromHistory(id, '/layers/observed/core.email'),
+          repository.saveProfile(clean),
+        ])
+        assert.deepEqual(second.rejected, [])
+        assert.deepEqual(await tablesHolding(secret), {})
+      })
+
+      test('deleteProfilesByUserId removes every profile of the user with its history and says what it removed', async () => {
+        const userId = uniqueId(`${mode}-gone-user`)
+        const ids = [uniqueId(`${mode}-gone-c`), uniqueId(`${mode}-gone-a`), uniqueId(`${mode}-gone-b`)]
+        for (const id of ids) await saveRevisions(repository, id, 2, userId)
+        const keep = uniqueId(`${mode}-kept`)
+        await saveRevisions(repository, keep, 2, uniqueId('other-user'))
+        const removed = await repository.deleteProfilesByUserId(userId, { context: { request_id: 'gdpr-7' } })
+        assert.deepEqual(removed, { profileIds: [...ids].sort(), auditRows: 6 })
+        assert.deepEqual(await tablesHolding(userId), {})
+        for (const id of ids) assert.equal(await repository.profileExists(id), false)
+        assert.deepEqual(await repository.findProfilesByUserId(userId), [])
+        assert.equal((await repository.loadProfile(keep)).metadata.revision, 2)
+        assert.deepEqual(await repository.deleteProfilesByUserId(userId), { profileIds: [], auditRows: 0 })
+        assert.deepEqual(
+          events.filter((e) => e.operation === 'deleteProfilesByUserId').map((e) => [e.rowCount, e.context]),
+          [
+            [3, { request_id: 'gdpr-7' }],
+            [0, undefined],
+          ],
+        )
+      })
+
+      test('deleteProfilesByUserId racing saves of its profiles leaves no orphan rows', async () => {
+        const userId = uniqueId(`${mode}-race-user`)
+        const ids = [uniqueId(`${mode}-race-a`), uniqueId(`${mode}-race-b`)]
+        for (const id of ids) await saveRevisions(repository, id, 2, userId)
+        const calls = []
+        for (let i = 0; i < 4; i++) {
+          for (const id of ids) calls.push(repository.saveProfile(buildProfile({ profileId: id, userId })))
+          if (i === 1) calls.push(repository.deleteProfilesByUserId(userId))
+        }
+        const { rejected } = await settle(calls)
+        assert.deepEqual(rejected, [])
+        for (const id of ids) {
+          const rows = await auditRows(id)
+          const exists = await repository.profileExists(id)
+          if (!exists) {
+            assert.deepEqual(rows, [], `${id}: no audit rows without the profile`)
+            continue
+          }
+          // Saved again after the delete: a new life from revision 1.
+          const revision = (await repository.loadProfile(id)).metadata.revision
+          assertChain(rows, revision)
+        }
       })
     })
   })

@@ -320,8 +320,70 @@ async function blameProfile(store, profileId, options) {
   return [paths.map((path) => placed.get(path)), read]
 }
 
+// ---- eraseFromHistory / deleteProfilesByUserId ----
+
+// What the store itself reads from a document: erasing it would break the
+// profile (ids), or the bookkeeping of every revision (metadata).
+const NOT_ERASABLE = new Set(['profile_id', 'user_id', 'tenant_id', 'pson_version', 'metadata'])
+
+/** An RFC 6901 JSON Pointer → its keys; validation_error when it is not one or names what cannot be erased. */
+function erasablePath(jsonPointer) {
+  if (typeof jsonPointer !== 'string' || !jsonPointer.startsWith('/')) {
+    throw validationError('jsonPointer', "must be a JSON Pointer (RFC 6901) such as '/layers/observed/core.email'")
+  }
+  // No \u0000, no lone surrogate, at most 512 characters.
+  v.checkId(jsonPointer, 'jsonPointer')
+  const keys = jsonPointer
+    .slice(1)
+    .split('/')
+    .map((segment) => {
+      if (/~([^01]|$)/.test(segment)) {
+        throw validationError('jsonPointer', `has an escape other than ~0 and ~1 in '${segment}'`)
+      }
+      return segment.replaceAll('~1', '/').replaceAll('~0', '~')
+    })
+  if (NOT_ERASABLE.has(keys[0])) {
+    throw validationError(
+      'jsonPointer',
+      `/${keys[0]} is read by the store itself and cannot be erased; erase the paths that hold personal data`,
+    )
+  }
+  return keys
+}
+
+/**
+ * Removes `jsonPointer` from the current document and from every snapshot
+ * in one transaction (src/store/sql.rs `render_erase_function`), recorded as
+ * a new revision whose audit row has `erased_path`. Resolves to
+ * `[{ revision, erasedSnapshots, erasedFromCurrent }, rows changed]`.
+ */
+async function eraseFromHistory(store, profileId, jsonPointer, context) {
+  const id = v.checkId(profileId, 'profileId')
+  const keys = erasablePath(jsonPointer)
+  const rows = await store.query('eraseFromHistory', [
+    id,
+    JSON.stringify(keys),
+    jsonPointer,
+    context === undefined ? null : JSON.stringify(context),
+  ])
+  if (rows.length === 0) throw await store.notFound('profile_not_found', `Profile '${id}' was not found.`)
+  const [revision, erasedSnapshots, erasedFromCurrent] = rows[0]
+  if (revision === null) throw v.saveRefusal(id, null)
+  return [{ revision, erasedSnapshots, erasedFromCurrent }, erasedSnapshots + 1]
+}
+
+/** Removes every profile of `userId` with all its history. Resolves to `[{ profileIds, auditRows }, profiles]`. */
+async function deleteProfilesByUserId(store, userId) {
+  const id = v.checkId(userId, 'userId')
+  const rows = await store.query('deleteProfilesByUserId', [id])
+  const profileIds = JSON.parse(rows[0][0])
+  return [{ profileIds, auditRows: rows[0][1] }, profileIds.length]
+}
+
 module.exports = {
   auditWindow,
+  deleteProfilesByUserId,
+  eraseFromHistory,
   blameProfile,
   diffRevisions,
   instantOption,

@@ -253,6 +253,21 @@ class PostgresProfileStoreRepository {
     return this.#op('blameProfile', options, () => history.blameProfile(this.#history, profileId, options))
   }
 
+  /**
+   * Removes one path from the current document and every snapshot, in one
+   * transaction, recorded as a new revision (`erased_path`, never the value).
+   */
+  eraseFromHistory(profileId, jsonPointer, options) {
+    return this.#op('eraseFromHistory', options, (context) =>
+      history.eraseFromHistory(this.#history, profileId, jsonPointer, context),
+    )
+  }
+
+  /** Removes every profile of a user with all its history; resolves to what was removed. */
+  deleteProfilesByUserId(userId, options) {
+    return this.#op('deleteProfilesByUserId', options, () => history.deleteProfilesByUserId(this.#history, userId))
+  }
+
   // ---- retention ----
 
   /**

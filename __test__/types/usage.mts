@@ -17,6 +17,8 @@ import {
   type AuditEntry,
   type AuditPage,
   type BlameEntry,
+  type DeletedUserProfiles,
+  type EraseResult,
   type DocumentProfileStoreRepository,
   type JsonPatchOperation,
   type PoolStatus,
@@ -207,6 +209,12 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   const blame: BlameEntry[] = await repository.blameProfile('p1', { depth: 2, context })
   const who: [string, number, string] | undefined = blame[0] && [blame[0].path, blame[0].revision, blame[0].recorded_at]
   void [who, (await repository.blameProfile('p1'))[0]?.context.request_id]
+  const erasure: EraseResult = await repository.eraseFromHistory('p1', '/layers/observed/core.email', { context })
+  const gone: DeletedUserProfiles = await repository.deleteProfilesByUserId('u1', { context })
+  void [erasure.revision, erasure.erasedSnapshots, erasure.erasedFromCurrent, gone.profileIds, gone.auditRows]
+  void windowed.entries[0]?.erased_path?.startsWith('/')
+  // @ts-expect-error the path is a JSON Pointer string
+  await repository.eraseFromHistory('p1', ['layers'])
   // @ts-expect-error the only merge mode is 'disjoint-paths'
   await repository.saveProfile(profile, { expectedRevision: 1, merge: 'ours' })
   // @ts-expect-error asOf is a Date or a string

@@ -35,7 +35,7 @@ pub const MAX_REVISION: i32 = i32::MAX;
 const PROFILES: &str = "profiles";
 const AUDIT: &str = "profile_audit";
 const DOMAIN_INDEX: &str = "domain_index";
-const SUFFIXES: [&str; 12] = [
+const SUFFIXES: [&str; 14] = [
   PROFILES,
   AUDIT,
   DOMAIN_INDEX,
@@ -48,6 +48,8 @@ const SUFFIXES: [&str; 12] = [
   DOMAIN_INDEX_LIST,
   "delete_profile",
   AUDIT_RECORDED_INDEX,
+  ERASE_FUNCTION,
+  DELETE_USER_FUNCTION,
 ];
 /// The index that lists a user's profiles in order; it replaced 0.3.0's
 /// `domain_index_user_idx` (see `render_list_index`).
@@ -56,10 +58,13 @@ const DOMAIN_INDEX_LIST: &str = "domain_index_list_idx";
 /// The audit log by time: `loadProfile({ asOf })` and `listAuditEntries({
 /// since, until })` (see `render_history_schema`).
 const AUDIT_RECORDED_INDEX: &str = "audit_recorded_idx";
+/// eraseFromHistory and deleteProfilesByUserId (see `render_history_schema`).
+const ERASE_FUNCTION: &str = "erase_path";
+const DELETE_USER_FUNCTION: &str = "delete_user_profiles";
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 25] = [
+pub const STATEMENT_NAMES: [&str; 27] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -86,6 +91,8 @@ pub const STATEMENT_NAMES: [&str; 25] = [
   "revertProfile",
   "loadMergeBase",
   "listAuditSnapshots",
+  "eraseFromHistory",
+  "deleteProfilesByUserId",
 ];
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -746,7 +753,12 @@ fn render_statement(name: &str, n: &Names) -> String {
        current_setting('server_version') as version"
       .to_owned(),
     "revertProfile" => render_save(n, SaveInput::Revert),
-    "loadRevisionPair" | "loadProfileAsOf" | "loadMergeBase" | "listAuditSnapshots" => {
+    "loadRevisionPair"
+    | "loadProfileAsOf"
+    | "loadMergeBase"
+    | "listAuditSnapshots"
+    | "eraseFromHistory"
+    | "deleteProfilesByUserId" => {
       render_history_statement(name, n)
     }
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
@@ -961,6 +973,125 @@ begin
 {columns}end
 $history_columns$;
 create index if not exists {recorded_index} on {audit} (profile_id, recorded_at);
+{erase}{delete_user}"#,
+    erase = render_erase_function(n),
+    delete_user = render_delete_user_function(n),
+  )
+}
+
+fn history_function(n: &Names, suffix: &str) -> String {
+  format!("{}.{}", n.schema, n.object(suffix))
+}
+
+/// eraseFromHistory: removes one path from the current document and from
+/// every snapshot, and records the erasure as a new revision whose audit row
+/// has `erased_path` (never the value), in one transaction. A function,
+/// because its statements must not share one snapshot (as deleteProfile's):
+/// the first takes the profile's row lock, waiting for a save in flight, and
+/// the next then see that save's audit row, so no snapshot escapes; saves
+/// that come later wait for the erasure to commit. Returns no row when the
+/// profile does not exist, and a NULL revision (nothing written) when it is
+/// at MAX_REVISION.
+fn render_erase_function(n: &Names) -> String {
+  let Names {
+    profiles,
+    audit,
+    index,
+    ..
+  } = n;
+  let function = history_function(n, ERASE_FUNCTION);
+  let changed = changed_paths("current_document", "new_document");
+  let sc_new = source_count("new_document");
+  let sc_old = source_count("current_document");
+  let domains = active_domains("new_document");
+  format!(
+    r#"
+create or replace function {function}(target_profile_id text, target_path text[], erased_pointer text,
+                                       erase_context jsonb)
+returns table (erased_revision integer, erased_snapshots integer, erased_from_current boolean)
+language plpgsql as $erase_path$
+declare
+  current_revision integer;
+  current_document jsonb;
+  new_document jsonb;
+  scrubbed integer;
+begin
+  select p.revision, p.document into current_revision, current_document
+  from {profiles} p where p.profile_id = target_profile_id for update;
+  if not found then
+    return;
+  end if;
+  if current_revision >= {MAX_REVISION} then
+    return query select null::integer, 0, false;
+    return;
+  end if;
+  update {audit} a set document = a.document #- target_path
+  where a.profile_id = target_profile_id and a.document #> target_path is not null;
+  get diagnostics scrubbed = row_count;
+  new_document := jsonb_set(current_document #- target_path, '{{metadata,revision}}', to_jsonb(current_revision + 1));
+  update {profiles} p set revision = current_revision + 1, document = new_document, saved_at = now(),
+    save_previous_revision = current_revision, save_changed_paths = {changed},
+    save_source_count_delta = {sc_new} - coalesce({sc_old}, 0)
+  where p.profile_id = target_profile_id;
+  insert into {audit} as a (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
+                            source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document,
+                            erased_path)
+  values (target_profile_id, current_revision + 1, current_revision, new_document ->> 'user_id',
+          new_document ->> 'tenant_id', {sc_new}, {sc_new} - coalesce({sc_old}, 0), {changed},
+          new_document ->> 'pson_version', new_document #>> '{{metadata,updated_at}}', erase_context, new_document,
+          erased_pointer)
+  on conflict (profile_id, revision) do update set
+    previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
+    source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
+    changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document,
+    reverted_from = null, erased_path = excluded.erased_path;
+  delete from {audit} a where a.profile_id = target_profile_id and a.revision > current_revision + 1;
+  update {index} d set active_domains = {domains}, updated_at = date_trunc('milliseconds', now())
+  where d.profile_id = target_profile_id;
+  return query select current_revision + 1, scrubbed, current_document #> target_path is not null;
+end
+$erase_path$;
+"#
+  )
+}
+
+/// deleteProfilesByUserId: removes every profile of a user (its profile row,
+/// all its audit rows and its index row), and the user's index rows whose
+/// profile row is already gone. An index row of one of its profiles that the
+/// 0.2.2 `writeUserProfileIndex` path listed under another user stays (every
+/// save keeps a profile's index row under the profile's own user; deleting
+/// by `profile_id = any (...)` was planned as a scan of the whole table). A function for the reason deleteProfile is
+/// one: the first statement waits for saves in flight, the next see their
+/// rows. Returns the profile ids removed (sorted) and the audit rows removed.
+fn render_delete_user_function(n: &Names) -> String {
+  let Names {
+    profiles,
+    audit,
+    index,
+    ..
+  } = n;
+  let function = history_function(n, DELETE_USER_FUNCTION);
+  format!(
+    r#"
+create or replace function {function}(target_user_id text)
+returns table (profile_ids text[], audit_rows integer)
+language plpgsql as $delete_user_profiles$
+declare
+  gone text[];
+  listed text[];
+  gone_audit integer;
+begin
+  with removed as (delete from {profiles} p where p.user_id = target_user_id returning p.profile_id)
+  select coalesce(array_agg(r.profile_id), '{{}}') into gone from removed r;
+  with removed as (delete from {index} d where d.user_id = target_user_id returning d.profile_id)
+  select coalesce(array_agg(r.profile_id), '{{}}') into listed from removed r;
+  gone := array(select distinct u.id from unnest(gone || listed) u(id) order by u.id);
+  delete from {audit} a where a.profile_id = any (gone);
+  get diagnostics gone_audit = row_count;
+  return query select gone, gone_audit;
+end
+$delete_user_profiles$;
 "#
   )
 }
@@ -1018,6 +1149,19 @@ fn render_history_statement(name: &str, n: &Names) -> String {
        from {audit} where profile_id = $1::text and revision <= coalesce($2::integer - 1, {MAX_REVISION}) \
        order by revision desc limit $3::integer",
       recorded_at = iso("recorded_at")
+    ),
+    // eraseFromHistory: `$1` profile, `$2` the path as a JSON array of keys,
+    // `$3` the JSON Pointer recorded in the audit row, `$4` context.
+    "eraseFromHistory" => format!(
+      "select erased_revision, erased_snapshots, erased_from_current \
+       from {}($1::text, array(select jsonb_array_elements_text($2::text::jsonb)), $3::text, \
+       coalesce($4::text::jsonb, '{{}}'::jsonb))",
+      history_function(n, ERASE_FUNCTION)
+    ),
+    // deleteProfilesByUserId: `$1` user id.
+    "deleteProfilesByUserId" => format!(
+      "select array_to_json(profile_ids)::text as profile_ids, audit_rows from {}($1::text)",
+      history_function(n, DELETE_USER_FUNCTION)
     ),
     other => unreachable!("'{other}' is not a history statement"),
   }
