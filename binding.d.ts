@@ -91,6 +91,14 @@ export interface ArtifactTables {
 /** Likewise for finds. */
 export declare const FINDS_PER_CROSSING: number
 
+/**
+ * The RFC 6902 patch (as JSON text: an array of operations) that turns the
+ * document `from` into `to`, both given as JSON text. Applying it to `from`
+ * gives `to`. Rejects with `validation_error` when a text is not JSON this
+ * crate can read (a number beyond the range of a 64-bit float).
+ */
+export declare function jsonPatchDiff(from: string, to: string): string
+
 /** The 0.2.2 table names `upgradeSql` reads (0.2.2's options of the same names). */
 export interface LegacyTableNames {
   /** Default `pson_profiles_current`. */

@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeRepository = nativeBinding.NativeRepository
 module.exports.artifacts = nativeBinding.artifacts
 module.exports.FINDS_PER_CROSSING = nativeBinding.FINDS_PER_CROSSING
+module.exports.jsonPatchDiff = nativeBinding.jsonPatchDiff
 module.exports.LOADS_PER_CROSSING = nativeBinding.LOADS_PER_CROSSING
 module.exports.MAX_REVISION = nativeBinding.MAX_REVISION
 module.exports.SAVES_PER_CROSSING = nativeBinding.SAVES_PER_CROSSING

@@ -36,6 +36,11 @@ export declare class PostgresStoreError extends Error {
    * pruneAuditEntries only, on any rejection: what the batches that had committed removed (they stay removed).
    */
   readonly pruned?: PruneResult
+  /**
+   * conflict of `saveProfile(profile, { merge: 'disjoint-paths' })` only: JSON Pointers of the paths that both this
+   * save and the saves since `expectedRevision` changed.
+   */
+  readonly paths?: string[]
 }
 
 /** Any JSON-compatible value. */
@@ -88,6 +93,55 @@ export interface OperationOptions {
 export interface SaveProfileOptions extends OperationOptions {
   /** Reject with `conflict` (and write nothing) unless the stored revision equals this; 0 = must be new. */
   expectedRevision?: number
+  /**
+   * `'disjoint-paths'`: when the stored revision moved on since `expectedRevision` (required with it, from 1), merge
+   * instead of rejecting: if the paths this document changed since that revision's snapshot do not overlap the paths
+   * the saves since then changed, this document's changes are applied onto the stored document and saved as one new
+   * revision (the resolved document is that merge). Paths go key by key through objects; an array is one value.
+   * `metadata.revision`, `metadata.updated_at` (the later instant wins) and `metadata.source_count` (both increments
+   * add up) never conflict. Overlapping paths reject with `conflict` and `error.paths` (JSON Pointers), nothing
+   * written; so does a base revision no longer in the audit log. Other values: `validation_error` (`field: 'merge'`).
+   */
+  merge?: 'disjoint-paths'
+}
+
+export interface BlameProfileOptions extends OperationOptions {
+  /** How many keys deep the paths go: 1 (default, the top-level keys) to 100. */
+  depth?: number
+}
+
+/** Who last changed one path of a profile: the save (audit row) whose snapshot first has the current value. */
+export interface BlameEntry {
+  /** A JSON Pointer (RFC 6901), e.g. `/layers/observed/core.timezone`. */
+  path: string
+  revision: number
+  /** When the database recorded that revision (ISO-8601, UTC). */
+  recorded_at: string
+  /** The context that save was given (`{}` when none). */
+  context: OperationContext
+}
+
+/** What `eraseFromHistory` did. */
+export interface EraseResult {
+  /** The new revision that records the erasure (its audit entry has `erased_path`). */
+  revision: number
+  /** Snapshots of earlier revisions that held the path (each now without it). */
+  erasedSnapshots: number
+  /** Whether the current document held the path. */
+  erasedFromCurrent: boolean
+}
+
+/** What `deleteProfilesByUserId` removed. */
+export interface DeletedUserProfiles {
+  /** The profiles removed, sorted. */
+  profileIds: string[]
+  /** Audit rows (revisions) removed with them. */
+  auditRows: number
+}
+
+export interface RevertProfileOptions extends OperationOptions {
+  /** Reject with `conflict` (and write nothing) unless the stored revision equals this. */
+  expectedRevision?: number
 }
 
 export interface ListAuditEntriesOptions extends OperationOptions {
@@ -95,7 +149,33 @@ export interface ListAuditEntriesOptions extends OperationOptions {
   limit?: number
   /** `nextCursor` of the previous page. */
   cursor?: string | null
+  /**
+   * Only entries recorded (`recorded_at`) at or after this instant: a `Date` or an ISO-8601 instant with an offset
+   * (`2026-01-31T00:00:00Z`). Otherwise `validation_error` (`field: 'since'`).
+   */
+  since?: Date | string
+  /** Only entries recorded before this instant (exclusive); as `since` (`field: 'until'`). */
+  until?: Date | string
 }
+
+export interface LoadProfileOptions extends OperationOptions {
+  /**
+   * Load the snapshot current at this instant instead of the stored document: the revision of the newest audit row
+   * recorded (`recorded_at`) at or before it. A `Date` or an ISO-8601 instant with an offset; otherwise
+   * `validation_error` (`field: 'asOf'`). `not_found` (`profile_not_found`) before the first revision, and before
+   * the oldest row a prune or deleteProfile left. Event `loadProfile`.
+   */
+  asOf?: Date | string
+}
+
+/** One operation of an RFC 6902 JSON Patch; `path` and `from` are JSON Pointers (RFC 6901). */
+export type JsonPatchOperation =
+  | { op: 'add'; path: string; value: JsonValue }
+  | { op: 'remove'; path: string }
+  | { op: 'replace'; path: string; value: JsonValue }
+  | { op: 'move'; from: string; path: string }
+  | { op: 'copy'; from: string; path: string }
+  | { op: 'test'; path: string; value: JsonValue }
 
 export interface AuditEntry {
   profile_id: string
@@ -112,6 +192,10 @@ export interface AuditEntry {
   /** When the database recorded the revision (ISO-8601, UTC). */
   recorded_at: string
   context: OperationContext
+  /** `revertProfile`: the revision whose snapshot this revision restored; else null. */
+  reverted_from: number | null
+  /** `eraseFromHistory`: the JSON Pointer erased from every snapshot by this revision; else null. */
+  erased_path: string | null
 }
 
 export interface AuditPage {
@@ -247,6 +331,13 @@ export type StatementName =
   | 'checkSchema'
   | 'pruneAuditEntries'
   | 'pruneProfileAuditEntries'
+  | 'loadRevisionPair'
+  | 'loadProfileAsOf'
+  | 'revertProfile'
+  | 'loadMergeBase'
+  | 'listAuditSnapshots'
+  | 'eraseFromHistory'
+  | 'deleteProfilesByUserId'
 
 export interface RepositoryOptions extends ArtifactOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
@@ -377,10 +468,13 @@ export interface ProfileStoreAdapter {
    * with `metadata.revision` set. `conflict` when `expectedRevision` is not the stored revision.
    */
   saveProfile<T extends ProfileFields>(profile: T, options?: SaveProfileOptions): Promise<StoredProfile<T>>
-  /** Rejects with `not_found` (`storeCode: 'profile_not_found'`) when missing. */
+  /**
+   * Rejects with `not_found` (`storeCode: 'profile_not_found'`) when missing. With `asOf`, the snapshot current at
+   * that instant (see `LoadProfileOptions`).
+   */
   loadProfile<T extends ProfileFields = ProfileDocument>(
     profileId: string,
-    options?: OperationOptions,
+    options?: LoadProfileOptions,
   ): Promise<StoredProfile<T>>
   profileExists(profileId: string, options?: OperationOptions): Promise<boolean>
   /** Revision numbers, ascending; `not_found` when there are none. */
@@ -403,7 +497,67 @@ export declare class PostgresProfileStoreRepository {
   readonly kind: 'postgres'
   /** Removes the profile, its audit rows and index rows; true when anything was removed. */
   deleteProfile(profileId: string, options?: OperationOptions): Promise<boolean>
+  /**
+   * The profile's audit entries, newest first, a page at a time; `since`/`until` keep those recorded in that
+   * window. `validation_error` (`field: 'limit' | 'cursor' | 'since' | 'until' | 'profileId'`).
+   */
   listAuditEntries(profileId: string, options?: ListAuditEntriesOptions): Promise<AuditPage>
+  /**
+   * The RFC 6902 JSON Patch that turns the snapshot of `fromRevision` into that of `toRevision` (either may be the
+   * newer; the same revision gives `[]`). Applying it to the one gives the other, `metadata.revision` included.
+   * Computed by the `json-patch` crate; arrays are patched element by element. Rejects with `not_found`
+   * (`storeCode: 'revision_not_found'`) when either snapshot is not in the audit log, `validation_error`
+   * (`field: 'profileId' | 'fromRevision' | 'toRevision'`). Event `diffRevisions` (`rowCount`: snapshots read).
+   */
+  diffRevisions(
+    profileId: string,
+    fromRevision: number,
+    toRevision: number,
+    options?: OperationOptions,
+  ): Promise<JsonPatchOperation[]>
+  /**
+   * Saves the snapshot of `revision` again, as a new revision (the log only grows): one statement, atomic like
+   * `saveProfile`, whose audit row records `reverted_from: revision` and the `context`. Resolves to the stored
+   * document. Rejects with `not_found` (`profile_not_found` when the profile does not exist, `revision_not_found`
+   * when that snapshot is not in the log), `conflict` when `expectedRevision` is not the stored revision,
+   * `validation_error` (`field: 'profileId' | 'revision' | 'expectedRevision' | 'context'`); nothing written then.
+   * Event `revertProfile`.
+   */
+  /**
+   * For each path of the newest snapshot down to `depth` keys (objects are opened, any other value, arrays included,
+   * ends its path), the revision, `recorded_at` and `context` of the save that last changed its value, in the order
+   * of the snapshot's keys (jsonb order). Walks the log back from the newest row, 20 snapshots per statement, until
+   * every path is placed: the cost grows with how far back the oldest value was set. A value unchanged since the
+   * oldest row in the log (the first revision, or the oldest a prune kept) is placed there. Rejects with `not_found`
+   * (`profile_not_found`) when the profile has no audit rows, `validation_error` (`field: 'profileId' | 'depth'`).
+   * Event `blameProfile` (`rowCount`: snapshots read).
+   */
+  blameProfile(profileId: string, options?: BlameProfileOptions): Promise<BlameEntry[]>
+  /**
+   * Removes the path `jsonPointer` (RFC 6901, e.g. `/layers/observed/core.email`) from the current document and from
+   * every snapshot in the audit log, in one transaction, and records the erasure as a new revision whose audit entry
+   * has `erased_path` (the pointer), `recorded_at` and the `context`, never the value. The transaction first takes
+   * the profile's row lock, so a save in flight is erased too and later saves wait for it (a later save that sends
+   * the value again stores it again). Positions in arrays are erased by position in every snapshot. Contexts of
+   * earlier audit rows are not touched. PostgreSQL keeps the old row versions until `VACUUM` (autovacuum) reclaims
+   * them. Rejects with `validation_error` (`field: 'jsonPointer'`: not a JSON Pointer, an escape other than `~0`/`~1`,
+   * or a path under `/profile_id`, `/user_id`, `/tenant_id`, `/pson_version` or `/metadata`, which the store reads;
+   * `field: 'profileId' | 'context'`), `not_found` (`profile_not_found`). Event `eraseFromHistory` (`rowCount`:
+   * snapshots changed + 1).
+   */
+  eraseFromHistory(profileId: string, jsonPointer: string, options?: OperationOptions): Promise<EraseResult>
+  /**
+   * Removes every profile of `userId` (profile rows whose `user_id` it is) with all their audit rows and index
+   * rows, and the user's index rows of profiles already gone, in one transaction that waits for saves in flight.
+   * Resolves to what it removed. A profile saved for the user after it ran is a new profile. `validation_error`
+   * (`field: 'userId' | 'context'`). Event `deleteProfilesByUserId` (`rowCount`: profiles removed).
+   */
+  deleteProfilesByUserId(userId: string, options?: OperationOptions): Promise<DeletedUserProfiles>
+  revertProfile<T extends ProfileFields = ProfileDocument>(
+    profileId: string,
+    revision: number,
+    options?: RevertProfileOptions,
+  ): Promise<StoredProfile<T>>
   /** The snapshot saved as that revision; `not_found` (`revision_not_found`) otherwise. */
   loadProfileRevision<T extends ProfileFields = ProfileDocument>(
     profileId: string,

@@ -45,6 +45,13 @@ const EXPECTED_STATEMENTS = [
   'checkSchema',
   'pruneAuditEntries',
   'pruneProfileAuditEntries',
+  'loadRevisionPair',
+  'loadProfileAsOf',
+  'revertProfile',
+  'loadMergeBase',
+  'listAuditSnapshots',
+  'eraseFromHistory',
+  'deleteProfilesByUserId',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

@@ -50,11 +50,20 @@ const ALLOWED_SORTS = {
   findProfilesByUserIds: 'rows of up to a statement of users',
 }
 
+// Index scans that discard rows by design, and why that is fine.
+const ALLOWED_FILTERS = {
+  // An erasure must look at every snapshot of the profile (one primary-key
+  // range) for the path; only an index on the documents' paths could skip
+  // those that lack it, at a cost to every save. Erasures are rare.
+  eraseFromHistory: "every snapshot of one profile, for the erased path",
+}
+
 const profileId = (i) => `p-${i}`
 const userOf = (i) => (i <= BIG_USER_PROFILES ? 'user-big' : `u-${i % USERS}`)
 const deepProfile = 7 // p-1 .. p-100 have 500 revisions
 const document = (i) => JSON.stringify(buildProfile({ profileId: profileId(i), userId: userOf(i) }))
-const AN_HOUR_AGO = new Date(Date.now() - 3600_000).toISOString()
+const minutesAgo = (minutes) => new Date(Date.now() - minutes * 60_000).toISOString()
+const AN_HOUR_AGO = minutesAgo(60)
 const textArray = (items) => `{${items.map((item) => `"${item}"`).join(',')}}`
 
 // Realistic parameters per statement: each list is one or more runs.
@@ -73,9 +82,41 @@ const CASES = {
   saveProfiles: [[`[${[11, 4242, 99_999].map((i) => `{"d":${document(i)},"e":null,"c":null}`).join(',')}]`]],
   deleteProfile: [[profileId(deepProfile)], [profileId(4242)]],
   // Page 1 and a page deep in a long history.
+  // Page 1 and a page deep in a long history; time windows (the seed records
+  // revision r of a deep profile 500 - r minutes ago): recent, old, both ends.
   listAuditEntries: [
-    [profileId(deepProfile), null, '51'],
-    [profileId(deepProfile), '60', '51'],
+    [profileId(deepProfile), null, '51', null, null],
+    [profileId(deepProfile), '60', '51', null, null],
+    [profileId(deepProfile), null, '51', AN_HOUR_AGO, null],
+    [profileId(deepProfile), null, '51', null, minutesAgo(400)],
+    [profileId(deepProfile), '90', '51', minutesAgo(450), minutesAgo(300)],
+  ],
+  // diffRevisions; loadProfile({ asOf }) recent and far back.
+  loadRevisionPair: [[profileId(deepProfile), '10', '490']],
+  loadProfileAsOf: [
+    [profileId(deepProfile), AN_HOUR_AGO],
+    [profileId(deepProfile), minutesAgo(450)],
+    [profileId(4242), minutesAgo(10_000)],
+  ],
+  // revertProfile to an old revision of a long history; a merge's base and current document.
+  revertProfile: [
+    [profileId(deepProfile), '250', null, '{"request_id":"plans"}'],
+    [profileId(4242), '1', '1', null],
+  ],
+  loadMergeBase: [[profileId(deepProfile), '250']],
+  // blameProfile's pages: the newest, and one deep in a long history.
+  // A path every snapshot of a long history holds, and one that none holds.
+  eraseFromHistory: [
+    [profileId(deepProfile), '["layers","observed","note"]', '/layers/observed/note', '{"request_id":"plans"}'],
+    [profileId(4242), '["layers","nothing"]', '/layers/nothing', null],
+    [profileId(deepProfile + 1), '["layers","nothing"]', '/layers/nothing', null],
+  ],
+  // A typical user. Not user-big: its 2,000 profiles hold a fifth of the seeded
+  // audit rows, and deleting those is planned (rightly) as one pass over the table.
+  deleteProfilesByUserId: [[userOf(4242)], [userOf(4243)]],
+  listAuditSnapshots: [
+    [profileId(deepProfile), null, '20'],
+    [profileId(deepProfile), '100', '20'],
   ],
   loadProfileRevision: [[profileId(deepProfile), '250']],
   writeCurrentProfile: [[document(4242)]],
@@ -150,7 +191,7 @@ function planProblems(name, plan) {
       found.push(`sort of our rows by ${JSON.stringify(node['Sort Key'])}`)
     }
     const removed = (node['Rows Removed by Filter'] ?? 0) * (node['Actual Loops'] ?? 1)
-    if (isOurs(node) && removed > MAX_ROWS_REMOVED_BY_FILTER) {
+    if (isOurs(node) && removed > MAX_ROWS_REMOVED_BY_FILTER && !(name in ALLOWED_FILTERS)) {
       found.push(`${where} discarded ${removed} rows by filter ${node.Filter}`)
     }
     for (const child of node.Plans ?? []) visit(child)
@@ -223,9 +264,13 @@ async function nestedPlansOf(sql, params) {
   return plans.map((entry) => ({ text: entry['Query Text'], plan: entry.Plan }))
 }
 
+// Our functions' names as the statements spell them: always quoted
+// (`format('%I')` quotes only names that need it, so `schema.fn` was never
+// found in `"schema"."fn"(...)` and the functions' own statements went
+// unchecked).
 async function ourFunctions() {
   const { rows } = await db.sql(
-    `select format('%I.%I', n.nspname, p.proname) as name from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    `select '"' || n.nspname || '"."' || p.proname || '"' as name from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname = $1`,
     [db.schema],
   )
@@ -257,6 +302,18 @@ describe('query plans on a seeded deployment', () => {
       [],
       'cases of statements that no longer exist',
     )
+  })
+
+  test('the functions our statements call are found (their statements are checked too)', async () => {
+    const calling = Object.entries(artifacts.queries).filter(([, sql]) => /"\(/.test(sql))
+    const functions = await ourFunctions()
+    assert.ok(calling.length >= 3, 'deleteProfile, eraseFromHistory, deleteProfilesByUserId call functions')
+    for (const [name, sql] of calling) {
+      assert.ok(
+        functions.some((fn) => sql.includes(fn)),
+        `${name} calls one of ${functions.join(', ')}`,
+      )
+    }
   })
 
   test('the checks find what they look for', () => {

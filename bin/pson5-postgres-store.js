@@ -3,7 +3,7 @@
 
 // pson5-postgres-store: prints the schema or the 0.2.2 upgrade SQL for a
 // schema/table prefix, checks a database (DATABASE_URL, else the PG*
-// variables) against them, or prunes its audit log.
+// variables) against them, prunes its audit log, or erases personal data.
 //
 // Exit codes: 0 ok, 1 the check found problems, 2 usage error, 3 connection
 // error, 4 the native binary could not be loaded, 5 any other error, 130 a
@@ -24,6 +24,12 @@ Commands:
   prune     remove old audit rows in batches of short transactions (never a
             profile's current revision or its newest row); needs --keep-last,
             --older-than or both, and prints its progress to stderr
+  erase     erase personal data for good: with --profile-id ID --path P, remove
+            the JSON Pointer P (/layers/observed/core.email) from the profile
+            and from every snapshot of its history, in one transaction, recorded
+            as a new revision whose audit entry names the path, never the
+            value; with --user-id U, remove every profile of that user with all
+            its history
   help      show this help (also -h, --help)
 
 Options:
@@ -34,18 +40,23 @@ Options:
                                was given its currentProfilesTable /
                                profileRevisionsTable / userIndexTable options
                                (default: the pson_ names above)
-  --json                       check, prune: print the report as JSON
+  --json                       check, prune, erase: print the report as JSON
   --keep-last N                prune: keep each profile's N newest audit rows
   --older-than T               prune: remove only rows recorded before T, an
                                ISO-8601 instant (2026-01-31T00:00:00Z) or a
                                number of days before now (90d); with
                                --keep-last, a row goes when both say so
-  --profile-id ID              prune: only this profile's audit rows
+  --profile-id ID              prune: only this profile's audit rows; erase: the
+                               profile to erase a path from
+  --path P                     erase: the JSON Pointer to erase
+  --user-id U                  erase: remove every profile of this user
+  --reason TEXT                erase: stored in the audit entry's context
+                               ({ source: 'pson5-postgres-store erase', reason })
   --batch-size N               prune: rows per batch (transaction), 1-10000
                                (default 1000)
   -h, --help                   show this help
 
-check and prune connect with DATABASE_URL, else the libpq variables (PGHOST, PGPORT,
+check, prune and erase connect with DATABASE_URL, else the libpq variables (PGHOST, PGPORT,
 PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT,
 PGAPPNAME, PGOPTIONS).
 
@@ -63,6 +74,7 @@ function parseArgs(argv) {
     tablePrefix: undefined,
     legacyTables: {},
     prune: {},
+    erase: {},
     json: false,
     help: false,
   }
@@ -114,6 +126,15 @@ function parseArgs(argv) {
       case '--batch-size':
         options.prune.batchSize = integerValue(flag, value())
         break
+      case '--path':
+        options.erase.path = value()
+        break
+      case '--user-id':
+        options.erase.userId = value()
+        break
+      case '--reason':
+        options.erase.reason = value()
+        break
       default:
         if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`)
         if (options.command !== null) throw new UsageError(`unexpected argument ${arg}`)
@@ -123,13 +144,25 @@ function parseArgs(argv) {
   if (options.help) return options
   if (options.command === null) throw new UsageError('missing command')
   if (options.command === 'help') return { ...options, help: true }
-  if (!['schema', 'upgrade', 'check', 'prune'].includes(options.command))
+  if (!['schema', 'upgrade', 'check', 'prune', 'erase'].includes(options.command))
     throw new UsageError(`unknown command ${options.command}`)
-  if (options.json && !['check', 'prune'].includes(options.command)) {
-    throw new UsageError('--json only applies to check and prune')
+  if (options.json && !['check', 'prune', 'erase'].includes(options.command)) {
+    throw new UsageError('--json only applies to check, prune and erase')
   }
-  if (Object.keys(options.prune).length > 0 && options.command !== 'prune') {
+  // --profile-id names the profile of an erase too.
+  const pruneFlags = Object.keys(options.prune).filter((key) => options.command !== 'erase' || key !== 'profileId')
+  if (pruneFlags.length > 0 && options.command !== 'prune') {
     throw new UsageError('--keep-last, --older-than, --profile-id and --batch-size only apply to prune')
+  }
+  if (Object.keys(options.erase).length > 0 && options.command !== 'erase') {
+    throw new UsageError('--path, --user-id and --reason only apply to erase')
+  }
+  if (options.command === 'erase') {
+    const { path, userId } = options.erase
+    const profileId = options.prune.profileId
+    if (userId !== undefined ? profileId !== undefined || path !== undefined : profileId === undefined || path === undefined) {
+      throw new UsageError('erase needs either --profile-id and --path, or --user-id alone')
+    }
   }
   if (Object.keys(options.legacyTables).length > 0 && options.command !== 'upgrade') {
     throw new UsageError(
@@ -265,6 +298,36 @@ async function prune(pkg, options) {
   }
 }
 
+// One erasure: a path from one profile's history, or every profile of a user.
+async function erase(pkg, options) {
+  const repository = connect(pkg, options)
+  const { path, userId, reason } = options.erase
+  const context = { source: 'pson5-postgres-store erase', ...(reason === undefined ? {} : { reason }) }
+  try {
+    if (userId !== undefined) {
+      const removed = await repository.deleteProfilesByUserId(userId, { context })
+      process.stdout.write(
+        options.json
+          ? JSON.stringify({ userId, ...removed }) + '\n'
+          : `removed ${removed.profileIds.length} profile(s) of user ${userId} with ${removed.auditRows} audit row(s)` +
+              `${removed.profileIds.length > 0 ? `: ${removed.profileIds.join(', ')}` : ''}\n`,
+      )
+      return EXIT.ok
+    }
+    const profileId = options.prune.profileId
+    const erased = await repository.eraseFromHistory(profileId, path, { context })
+    process.stdout.write(
+      options.json
+        ? JSON.stringify({ profileId, path, ...erased }) + '\n'
+        : `erased ${path} from profile ${profileId}: ${erased.erasedSnapshots} snapshot(s) held it` +
+            `${erased.erasedFromCurrent ? ', the current document too' : ''}; revision ${erased.revision} records the erasure\n`,
+    )
+    return EXIT.ok
+  } finally {
+    await repository.close()
+  }
+}
+
 async function check(pkg, options) {
   const repository = connect(pkg, options)
   try {
@@ -357,6 +420,7 @@ async function main(argv) {
   try {
     if (options.command === 'check') return await check(pkg, options)
     if (options.command === 'prune') return await prune(pkg, options)
+    if (options.command === 'erase') return await erase(pkg, options)
     const artifacts = pkg.createPostgresProfileStoreArtifacts({
       schema: options.schema,
       tablePrefix: options.tablePrefix,

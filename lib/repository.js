@@ -12,6 +12,7 @@ const { PostgresStoreError, decorate } = require('./errors.js')
 const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
 const { pruneAudit } = require('./retention.js')
+const history = require('./history.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
@@ -108,6 +109,7 @@ class PostgresProfileStoreRepository {
 
   loadProfile(profileId, options) {
     return this.#op('loadProfile', options, async () => {
+      if (options?.asOf !== undefined && options.asOf !== null) return history.loadProfileAsOf(this.#history, profileId, options.asOf)
       const id = v.checkId(profileId, 'profileId')
       const profile = await this.#driver.load(id)
       if (profile === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
@@ -172,12 +174,13 @@ class PostgresProfileStoreRepository {
     return this.#op('saveProfile', options, async (context) => {
       const { text, document, exact } = v.profileText(profile, this.#maxDocumentBytes)
       const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
-      const revision = await this.#driver.save(
-        document.profile_id,
-        text,
-        expected,
-        context === undefined ? null : JSON.stringify(context),
-      )
+      const merge = history.mergeOption(options, expected)
+      const contextText = context === undefined ? null : JSON.stringify(context)
+      const revision = await this.#driver.save(document.profile_id, text, expected, contextText)
+      // The stored revision moved on: merge onto it (lib/history.js).
+      if (revision === null && merge !== null && expected > 0 && expected !== v.maxRevisionValue()) {
+        return history.mergeSave(this.#history, document, expected, contextText)
+      }
       if (revision === null) {
         const refusal = v.saveRefusal(document.profile_id, expected)
         if (refusal !== null) throw refusal
@@ -206,8 +209,15 @@ class PostgresProfileStoreRepository {
       const id = v.checkId(profileId, 'profileId')
       const limit = v.auditLimit(options?.limit)
       const before = v.decodeCursor(options?.cursor)
+      const [since, until] = history.auditWindow(options)
       // One row more than asked tells whether another page exists.
-      const rows = await this.#query('listAuditEntries', [id, before === null ? null : String(before), String(limit + 1)])
+      const rows = await this.#query('listAuditEntries', [
+        id,
+        before === null ? null : String(before),
+        String(limit + 1),
+        since,
+        until,
+      ])
       const page = rows.length > limit ? rows.slice(0, limit) : rows
       const entries = page.map((row) => JSON.parse(row[0]))
       const nextCursor = rows.length > limit ? v.encodeCursor(page[page.length - 1][1]) : null
@@ -225,6 +235,45 @@ class PostgresProfileStoreRepository {
       }
       return [JSON.parse(rows[0][0]), 1]
     })
+  }
+
+  // ---- history (lib/history.js) ----
+
+  /** The RFC 6902 JSON Patch that turns revision `fromRevision`'s snapshot into `toRevision`'s. */
+  diffRevisions(profileId, fromRevision, toRevision, options) {
+    return this.#op('diffRevisions', options, () =>
+      history.diffRevisions(this.#history, profileId, fromRevision, toRevision),
+    )
+  }
+
+  /**
+   * Saves the snapshot of `revision` again as a new revision; its audit row
+   * records `reverted_from`. Resolves to the stored document.
+   */
+  revertProfile(profileId, revision, options) {
+    return this.#op('revertProfile', options, (context) =>
+      history.revertProfile(this.#history, profileId, revision, options, context),
+    )
+  }
+
+  /** For each path of the newest snapshot down to `depth`, the revision, time and context of the save that last changed it. */
+  blameProfile(profileId, options) {
+    return this.#op('blameProfile', options, () => history.blameProfile(this.#history, profileId, options))
+  }
+
+  /**
+   * Removes one path from the current document and every snapshot, in one
+   * transaction, recorded as a new revision (`erased_path`, never the value).
+   */
+  eraseFromHistory(profileId, jsonPointer, options) {
+    return this.#op('eraseFromHistory', options, (context) =>
+      history.eraseFromHistory(this.#history, profileId, jsonPointer, context),
+    )
+  }
+
+  /** Removes every profile of a user with all its history; resolves to what was removed. */
+  deleteProfilesByUserId(userId, options) {
+    return this.#op('deleteProfilesByUserId', options, () => history.deleteProfilesByUserId(this.#history, userId))
   }
 
   // ---- retention ----
@@ -335,6 +384,14 @@ class PostgresProfileStoreRepository {
   }
 
   // ---- internals ----
+
+  // What lib/history.js runs its statements through.
+  #history = {
+    query: (name, params) => this.#query(name, params),
+    notFound: (storeCode, message) => this.#notFound(storeCode, message),
+    save: (profileId, text, expected, contextText) => this.#driver.save(profileId, text, expected, contextText),
+    profileText: (document) => v.profileText(document, this.#maxDocumentBytes),
+  }
 
   #notFound(storeCode, message) {
     return notFound(storeCode, message, this.#profileStoreErrorClass)

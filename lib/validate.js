@@ -454,4 +454,6 @@ module.exports = {
   maxDocumentBytesOption,
   idList,
   pruneOptions,
+  instantInput,
+  maxRevisionValue,
 }

@@ -12,6 +12,7 @@
 #![deny(clippy::all)]
 
 pub mod error;
+pub mod history;
 pub mod js_types;
 pub mod repository;
 pub mod store;

@@ -218,3 +218,77 @@ test('prune: bad options exit 2 and remove nothing', async () => {
     assert.ok(result.stderr.includes(message), result.stderr)
   }
 })
+
+test('erase removes a path from a profile and its history, or every profile of a user; the audit entry names the path', async () => {
+  const eraseSchema = await useSchema(server, 'clierase')
+  const { createPostgresProfileStoreRepository } = await import('../../index.mjs')
+  const { buildProfile } = await import('../helpers-profiles.mjs')
+  const repository = createPostgresProfileStoreRepository({ connectionString: server.url, schema: eraseSchema })
+  try {
+    await repository.ensureSchema()
+    const secret = 'cli-secret@example.com'
+    for (let i = 0; i < 3; i++) {
+      const profile = buildProfile({ profileId: 'cli-e', userId: 'cli-erase-user' })
+      profile.layers.observed['core.email'] = { value: secret }
+      await repository.saveProfile(profile)
+    }
+    await repository.saveProfile(buildProfile({ profileId: 'cli-f', userId: 'cli-erase-user' }))
+    const erased = await cli([
+      'erase',
+      '--schema',
+      eraseSchema,
+      '--profile-id',
+      'cli-e',
+      '--path',
+      '/layers/observed/core.email',
+      '--reason',
+      'ticket 42',
+    ])
+    assert.equal(erased.code, 0, erased.stderr)
+    assert.equal(
+      erased.stdout,
+      'erased /layers/observed/core.email from profile cli-e: 3 snapshot(s) held it, the current document too; ' +
+        'revision 4 records the erasure\n',
+    )
+    for (const revision of [1, 2, 3, 4]) {
+      const snapshot = await repository.loadProfileRevision('cli-e', revision)
+      assert.equal(snapshot.layers.observed['core.email'], undefined)
+    }
+    const [entry] = (await repository.listAuditEntries('cli-e', { limit: 1 })).entries
+    assert.deepEqual([entry.erased_path, entry.context], [
+      '/layers/observed/core.email',
+      { source: 'pson5-postgres-store erase', reason: 'ticket 42' },
+    ])
+
+    const json = await cli(['erase', '--schema', eraseSchema, '--user-id', 'cli-erase-user', '--json'])
+    assert.equal(json.code, 0, json.stderr)
+    assert.deepEqual(JSON.parse(json.stdout), {
+      userId: 'cli-erase-user',
+      profileIds: ['cli-e', 'cli-f'],
+      auditRows: 5,
+    })
+    assert.deepEqual(await repository.findProfilesByUserId('cli-erase-user'), [])
+
+    const missing = await cli(['erase', '--schema', eraseSchema, '--profile-id', 'nobody', '--path', '/layers'])
+    assert.equal(missing.code, 5)
+    assert.match(missing.stderr, /^error \[not_found\]: Profile 'nobody' was not found/)
+  } finally {
+    await repository.close()
+  }
+})
+
+test('erase: bad options exit 2 and change nothing', async () => {
+  for (const [args, message] of [
+    [['erase'], 'error [usage]: erase needs either --profile-id and --path, or --user-id alone'],
+    [['erase', '--profile-id', 'p'], 'error [usage]: erase needs either'],
+    [['erase', '--user-id', 'u', '--path', '/x'], 'error [usage]: erase needs either'],
+    [['erase', '--keep-last', '1', '--user-id', 'u'], 'error [usage]: --keep-last, --older-than, --profile-id and --batch-size only apply to prune'],
+    [['prune', '--keep-last', '1', '--path', '/x'], 'error [usage]: --path, --user-id and --reason only apply to erase'],
+    [['erase', '--profile-id', 'p', '--path', '/user_id'], 'error [validation_error]: jsonPointer'],
+    [['erase', '--profile-id', 'p', '--path', 'layers'], 'error [validation_error]: jsonPointer'],
+  ]) {
+    const result = await cli([...args, '--schema', schema])
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
+    assert.ok(result.stderr.includes(message), result.stderr)
+  }
+})

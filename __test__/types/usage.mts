@@ -16,7 +16,11 @@ import {
   createPostgresQueryExecutor,
   type AuditEntry,
   type AuditPage,
+  type BlameEntry,
+  type DeletedUserProfiles,
+  type EraseResult,
   type DocumentProfileStoreRepository,
+  type JsonPatchOperation,
   type PoolStatus,
   type PostgresProfileStoreArtifacts,
   type PostgresStoreErrorCode,
@@ -186,6 +190,37 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   })
   await repository.pruneAuditEntries({ olderThan: '2026-01-31T00:00:00Z' })
   void [text, texts, pruned.removedRows, pruned.prunedProfiles, pruned.batches]
+
+  // history
+  const patch: JsonPatchOperation[] = await repository.diffRevisions('p1', 1, 2, { context })
+  const firstOp: 'add' | 'remove' | 'replace' | 'move' | 'copy' | 'test' | undefined = patch[0]?.op
+  const asOf: StoredProfile<MyProfile> = await repository.loadProfile<MyProfile>('p1', { asOf: new Date(), context })
+  await repository.loadProfile('p1', { asOf: '2026-01-31T00:00:00Z' })
+  const windowed: AuditPage = await repository.listAuditEntries('p1', { since: new Date(0), until: '2026-02-01T00:00Z' })
+  const restored: StoredProfile<MyProfile> = await repository.revertProfile<MyProfile>('p1', 3, { expectedRevision: 5, context })
+  const revertedFrom: number | null | undefined = windowed.entries[0]?.reverted_from
+  const merged = await repository.saveProfile(profile, { expectedRevision: 4, merge: 'disjoint-paths' })
+  try {
+    await repository.saveProfile(merged, { expectedRevision: 1, merge: 'disjoint-paths' })
+  } catch (error) {
+    if (error instanceof PostgresStoreError && error.code === 'conflict') void (error.paths satisfies string[] | undefined)
+  }
+  void [firstOp, asOf.metadata.revision, windowed, restored.metadata.revision, revertedFrom]
+  const blame: BlameEntry[] = await repository.blameProfile('p1', { depth: 2, context })
+  const who: [string, number, string] | undefined = blame[0] && [blame[0].path, blame[0].revision, blame[0].recorded_at]
+  void [who, (await repository.blameProfile('p1'))[0]?.context.request_id]
+  const erasure: EraseResult = await repository.eraseFromHistory('p1', '/layers/observed/core.email', { context })
+  const gone: DeletedUserProfiles = await repository.deleteProfilesByUserId('u1', { context })
+  void [erasure.revision, erasure.erasedSnapshots, erasure.erasedFromCurrent, gone.profileIds, gone.auditRows]
+  void windowed.entries[0]?.erased_path?.startsWith('/')
+  // @ts-expect-error the path is a JSON Pointer string
+  await repository.eraseFromHistory('p1', ['layers'])
+  // @ts-expect-error the only merge mode is 'disjoint-paths'
+  await repository.saveProfile(profile, { expectedRevision: 1, merge: 'ours' })
+  // @ts-expect-error asOf is a Date or a string
+  await repository.loadProfile('p1', { asOf: 1234 })
+  // @ts-expect-error revisions are numbers
+  await repository.diffRevisions('p1', '1', 2)
 
   // administration
   await repository.ensureSchema({ context })

@@ -26,6 +26,8 @@ const revisionOf = (value) => (typeof value === 'object' && value !== null ? val
 // size differs between the two rows.
 const CURSOR_PROFILES = 4
 const AUDIT_PAGE = 50
+// History profiles whose recorded instants each process reads for loadAsOf.
+const AS_OF_PROFILES = 8
 
 export const OPERATIONS = {
   load: {
@@ -92,6 +94,43 @@ export const OPERATIONS = {
       (value?.profile_id === id && value.metadata?.revision === revision) ||
       fail('loadProfileRevision', value?.metadata),
   },
+  // History (lib/history.js). The seeded snapshots of a profile differ in
+  // metadata.revision only, so the patch is one operation: the row measures
+  // reading two snapshots and diffing them, not a large patch.
+  diff: {
+    label: 'diffRevisions (250 revisions)',
+    method: 'diffRevisions',
+    pick: (d) => {
+      const a = 1 + Math.floor(Math.random() * d.shape.history.revisions)
+      const b = 1 + Math.floor(Math.random() * d.shape.history.revisions)
+      return [profileId(d.historyProfile()), Math.min(a, b), Math.max(a, b)]
+    },
+    call: (store, [id, from, to]) => store.diffRevisions(id, from, to),
+    check: (value, [, from, to]) =>
+      (Array.isArray(value) && value.length === (from === to ? 0 : 1)) || fail('diffRevisions', value),
+  },
+  // The seed records revision r of a profile with R revisions R - r minutes
+  // before it ran: each process reads those instants once for a few history
+  // profiles (saves of other rows come later) and loads the revision current
+  // at a random one of them.
+  loadAsOf: {
+    label: 'loadProfile({ asOf }) (250 revisions)',
+    method: 'loadProfile',
+    async setup(store, d) {
+      const instants = []
+      for (let i = 0; i < AS_OF_PROFILES; i++) {
+        const id = profileId(d.historyProfile())
+        const { entries } = await store.listAuditEntries(id, { limit: 1000 })
+        // recorded_at comes in milliseconds; the stored instant has microseconds.
+        for (const entry of entries) instants.push([id, new Date(Date.parse(entry.recorded_at) + 1), entry.revision])
+      }
+      return { asOf: () => instants[Math.floor(Math.random() * instants.length)] }
+    },
+    pick: (d) => d.asOf(),
+    call: (store, [id, asOf]) => store.loadProfile(id, { asOf }),
+    check: (value, [id, , revision]) =>
+      (value?.profile_id === id && value.metadata?.revision === revision) || fail('loadProfile({ asOf })', value?.metadata),
+  },
   delete: {
     label: 'deleteProfile (500 revisions)',
     method: 'deleteProfile',
@@ -112,6 +151,8 @@ export const SCALE_OPERATIONS = [
   'auditPage1',
   'auditPage50',
   'loadRevision',
+  'diff',
+  'loadAsOf',
   'save',
   'delete',
 ]

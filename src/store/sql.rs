@@ -35,7 +35,7 @@ pub const MAX_REVISION: i32 = i32::MAX;
 const PROFILES: &str = "profiles";
 const AUDIT: &str = "profile_audit";
 const DOMAIN_INDEX: &str = "domain_index";
-const SUFFIXES: [&str; 11] = [
+const SUFFIXES: [&str; 14] = [
   PROFILES,
   AUDIT,
   DOMAIN_INDEX,
@@ -47,14 +47,24 @@ const SUFFIXES: [&str; 11] = [
   "domain_index_user_idx",
   DOMAIN_INDEX_LIST,
   "delete_profile",
+  AUDIT_RECORDED_INDEX,
+  ERASE_FUNCTION,
+  DELETE_USER_FUNCTION,
 ];
 /// The index that lists a user's profiles in order; it replaced 0.3.0's
 /// `domain_index_user_idx` (see `render_list_index`).
 const DOMAIN_INDEX_LIST: &str = "domain_index_list_idx";
 
+/// The audit log by time: `loadProfile({ asOf })` and `listAuditEntries({
+/// since, until })` (see `render_history_schema`).
+const AUDIT_RECORDED_INDEX: &str = "audit_recorded_idx";
+/// eraseFromHistory and deleteProfilesByUserId (see `render_history_schema`).
+const ERASE_FUNCTION: &str = "erase_path";
+const DELETE_USER_FUNCTION: &str = "delete_user_profiles";
+
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 20] = [
+pub const STATEMENT_NAMES: [&str; 27] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -75,6 +85,14 @@ pub const STATEMENT_NAMES: [&str; 20] = [
   "checkSchema",
   "pruneAuditEntries",
   "pruneProfileAuditEntries",
+  // History (lib/history.js)
+  "loadRevisionPair",
+  "loadProfileAsOf",
+  "revertProfile",
+  "loadMergeBase",
+  "listAuditSnapshots",
+  "eraseFromHistory",
+  "deleteProfilesByUserId",
 ];
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -90,7 +108,7 @@ const PROFILE_COLUMNS: [&str; 10] = [
   "save_changed_paths",
   "save_source_count_delta",
 ];
-const AUDIT_COLUMNS: [&str; 13] = [
+const AUDIT_COLUMNS: [&str; 15] = [
   "profile_id",
   "revision",
   "previous_revision",
@@ -104,6 +122,9 @@ const AUDIT_COLUMNS: [&str; 13] = [
   "recorded_at",
   "context",
   "document",
+  // History (render_history_schema)
+  "reverted_from",
+  "erased_path",
 ];
 const INDEX_COLUMNS: [&str; 7] = [
   "user_id",
@@ -187,6 +208,7 @@ impl Queries {
         render_schema(&names),
         render_list_index(&names),
         render_compression(&names),
+        render_history_schema(&names),
       ]
       .concat(),
       upgrade_sql: render_upgrade(&names),
@@ -672,10 +694,14 @@ fn render_statement(name: &str, n: &Names) -> String {
        'revision', revision, 'previous_revision', previous_revision, 'source_count', source_count, \
        'source_count_delta', source_count_delta, 'changed_top_level_paths', changed_top_level_paths, \
        'pson_version', pson_version, 'updated_at', updated_at, 'recorded_at', {recorded_at}, \
-       'context', context)::text as entry, revision \
-       from {audit} where profile_id = $1::text and revision <= coalesce($2::integer - 1, {MAX_REVISION}) \
-       order by revision desc limit $3::integer",
-      recorded_at = iso("recorded_at")
+       'context', context, 'reverted_from', reverted_from, 'erased_path', erased_path)::text as entry, revision \
+       from {audit} a cross join ({window}) w \
+       where a.profile_id = $1::text and a.revision <= least(coalesce($2::integer - 1, {MAX_REVISION}), w.high) \
+       and a.revision >= w.low and a.recorded_at >= coalesce($4::text::timestamptz, '-infinity') \
+       and a.recorded_at < coalesce($5::text::timestamptz, 'infinity') \
+       order by a.revision desc limit $3::integer",
+      recorded_at = iso("recorded_at"),
+      window = audit_window(n, "$1::text", "$4::text", "$5::text"),
     ),
     "loadProfileRevision" => format!(
       "select document::text as document from {audit} where profile_id = $1::text and revision = $2::integer"
@@ -726,6 +752,15 @@ fn render_statement(name: &str, n: &Names) -> String {
     "serverInfo" => "select current_setting('server_version_num')::integer as version_num, \
        current_setting('server_version') as version"
       .to_owned(),
+    "revertProfile" => render_save(n, SaveInput::Revert),
+    "loadRevisionPair"
+    | "loadProfileAsOf"
+    | "loadMergeBase"
+    | "listAuditSnapshots"
+    | "eraseFromHistory"
+    | "deleteProfilesByUserId" => {
+      render_history_statement(name, n)
+    }
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
 }
@@ -905,9 +940,241 @@ select (select count(*) from removed)::integer as removed_rows,
   )
 }
 
+// ---- History (lib/history.js) ----
+
+/// The audit index by time (`AUDIT_RECORDED_INDEX`), without `revision`: a
+/// covering index made the prune's scans of a profile's rows in revision
+/// order read it and sort. `loadProfile({ asOf })`
+/// reads the newest row recorded by an instant straight from it, and
+/// `listAuditEntries({ since, until })` finds the revisions of a time window
+/// in it. Built by `create index if not exists`, which holds up writes to the
+/// audit table while it builds: on a large deployment, build it first with
+/// `create index concurrently` under the same name.
+///
+/// The audit columns of history: `reverted_from` (the revision a
+/// `revertProfile` restored) and `erased_path` (the JSON Pointer an
+/// `eraseFromHistory` removed), NULL on every other row. Added to 0.3.0
+/// tables only when missing, so running the script again takes no lock.
+fn render_history_schema(n: &Names) -> String {
+  let audit = &n.audit;
+  let audit_literal = format!("'{}'", audit.replace('\'', "''"));
+  let recorded_index = n.object(AUDIT_RECORDED_INDEX);
+  let mut columns = String::new();
+  for (column, kind) in [("reverted_from", "integer"), ("erased_path", "text")] {
+    columns.push_str(&format!(
+      "  if not exists (select 1 from pg_attribute where attrelid = {audit_literal}::regclass \
+       and attname = '{column}' and not attisdropped) then\n    alter table {audit} add column {column} {kind};\n  end if;\n"
+    ));
+  }
+  format!(
+    r#"
+do $history_columns$
+begin
+{columns}end
+$history_columns$;
+create index if not exists {recorded_index} on {audit} (profile_id, recorded_at);
+{erase}{delete_user}"#,
+    erase = render_erase_function(n),
+    delete_user = render_delete_user_function(n),
+  )
+}
+
+fn history_function(n: &Names, suffix: &str) -> String {
+  format!("{}.{}", n.schema, n.object(suffix))
+}
+
+/// eraseFromHistory: removes one path from the current document and from
+/// every snapshot, and records the erasure as a new revision whose audit row
+/// has `erased_path` (never the value), in one transaction. A function,
+/// because its statements must not share one snapshot (as deleteProfile's):
+/// the first takes the profile's row lock, waiting for a save in flight, and
+/// the next then see that save's audit row, so no snapshot escapes; saves
+/// that come later wait for the erasure to commit. Returns no row when the
+/// profile does not exist, and a NULL revision (nothing written) when it is
+/// at MAX_REVISION.
+fn render_erase_function(n: &Names) -> String {
+  let Names {
+    profiles,
+    audit,
+    index,
+    ..
+  } = n;
+  let function = history_function(n, ERASE_FUNCTION);
+  let changed = changed_paths("current_document", "new_document");
+  let sc_new = source_count("new_document");
+  let sc_old = source_count("current_document");
+  let domains = active_domains("new_document");
+  format!(
+    r#"
+create or replace function {function}(target_profile_id text, target_path text[], erased_pointer text,
+                                       erase_context jsonb)
+returns table (erased_revision integer, erased_snapshots integer, erased_from_current boolean)
+language plpgsql as $erase_path$
+declare
+  current_revision integer;
+  current_document jsonb;
+  new_document jsonb;
+  scrubbed integer;
+begin
+  select p.revision, p.document into current_revision, current_document
+  from {profiles} p where p.profile_id = target_profile_id for update;
+  if not found then
+    return;
+  end if;
+  if current_revision >= {MAX_REVISION} then
+    return query select null::integer, 0, false;
+    return;
+  end if;
+  update {audit} a set document = a.document #- target_path
+  where a.profile_id = target_profile_id and a.document #> target_path is not null;
+  get diagnostics scrubbed = row_count;
+  new_document := jsonb_set(current_document #- target_path, '{{metadata,revision}}', to_jsonb(current_revision + 1));
+  update {profiles} p set revision = current_revision + 1, document = new_document, saved_at = now(),
+    save_previous_revision = current_revision, save_changed_paths = {changed},
+    save_source_count_delta = {sc_new} - coalesce({sc_old}, 0)
+  where p.profile_id = target_profile_id;
+  insert into {audit} as a (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
+                            source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document,
+                            erased_path)
+  values (target_profile_id, current_revision + 1, current_revision, new_document ->> 'user_id',
+          new_document ->> 'tenant_id', {sc_new}, {sc_new} - coalesce({sc_old}, 0), {changed},
+          new_document ->> 'pson_version', new_document #>> '{{metadata,updated_at}}', erase_context, new_document,
+          erased_pointer)
+  on conflict (profile_id, revision) do update set
+    previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
+    source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
+    changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document,
+    reverted_from = null, erased_path = excluded.erased_path;
+  delete from {audit} a where a.profile_id = target_profile_id and a.revision > current_revision + 1;
+  update {index} d set active_domains = {domains}, updated_at = date_trunc('milliseconds', now())
+  where d.profile_id = target_profile_id;
+  return query select current_revision + 1, scrubbed, current_document #> target_path is not null;
+end
+$erase_path$;
+"#
+  )
+}
+
+/// deleteProfilesByUserId: removes every profile of a user (its profile row,
+/// all its audit rows and its index row), and the user's index rows whose
+/// profile row is already gone. An index row of one of its profiles that the
+/// 0.2.2 `writeUserProfileIndex` path listed under another user stays (every
+/// save keeps a profile's index row under the profile's own user; deleting
+/// by `profile_id = any (...)` was planned as a scan of the whole table). A function for the reason deleteProfile is
+/// one: the first statement waits for saves in flight, the next see their
+/// rows. Returns the profile ids removed (sorted) and the audit rows removed.
+fn render_delete_user_function(n: &Names) -> String {
+  let Names {
+    profiles,
+    audit,
+    index,
+    ..
+  } = n;
+  let function = history_function(n, DELETE_USER_FUNCTION);
+  format!(
+    r#"
+create or replace function {function}(target_user_id text)
+returns table (profile_ids text[], audit_rows integer)
+language plpgsql as $delete_user_profiles$
+declare
+  gone text[];
+  listed text[];
+  gone_audit integer;
+begin
+  with removed as (delete from {profiles} p where p.user_id = target_user_id returning p.profile_id)
+  select coalesce(array_agg(r.profile_id), '{{}}') into gone from removed r;
+  with removed as (delete from {index} d where d.user_id = target_user_id returning d.profile_id)
+  select coalesce(array_agg(r.profile_id), '{{}}') into listed from removed r;
+  gone := array(select distinct u.id from unnest(gone || listed) u(id) order by u.id);
+  delete from {audit} a where a.profile_id = any (gone);
+  get diagnostics gone_audit = row_count;
+  return query select gone, gone_audit;
+end
+$delete_user_profiles$;
+"#
+  )
+}
+
+/// The revisions of `profile` recorded in `[since, until)` lie in
+/// `low..=high`: one row of those two bounds, from the recorded_at index
+/// (`0` and `MAX_REVISION` when a bound is not given; NULL when no row is in
+/// the window). `recorded_at` mostly grows with the revision, but not always
+/// (saves that waited for the row lock, writeProfileRevision, upgraded rows),
+/// so the bounds come from the rows themselves and the caller still filters
+/// each row by its time. `revision + 0`: a plain `max(revision)` is planned
+/// as a walk down the primary key that discards every row outside the window
+/// (`__test__/plans.test.mjs`), where the window's rows are one range of the
+/// time index.
+fn audit_window(n: &Names, profile: &str, since: &str, until: &str) -> String {
+  let audit = &n.audit;
+  format!(
+    "select case when {since} is null then 0 else (select min(t.revision + 0) from {audit} t \
+     where t.profile_id = {profile} and t.recorded_at >= {since}::timestamptz) end as low, \
+     case when {until} is null then {MAX_REVISION} else (select max(t.revision + 0) from {audit} t \
+     where t.profile_id = {profile} and t.recorded_at < {until}::timestamptz) end as high"
+  )
+}
+
+fn render_history_statement(name: &str, n: &Names) -> String {
+  let audit = &n.audit;
+  match name {
+    // diffRevisions: `$1` profile, `$2` and `$3` the two revisions; one row
+    // per revision found.
+    "loadRevisionPair" => format!(
+      "select revision, document::text as document from {audit} \
+       where profile_id = $1::text and revision in ($2::integer, $3::integer)"
+    ),
+    // loadProfile({ asOf }): `$1` profile, `$2` the instant (timestamptz
+    // text). The snapshot of the newest row recorded at or before it.
+    "loadProfileAsOf" => format!(
+      "select document::text as document, revision from {audit} \
+       where profile_id = $1::text and recorded_at <= $2::text::timestamptz \
+       order by recorded_at desc, revision desc limit 1"
+    ),
+    // saveProfile({ merge: 'disjoint-paths' }) after a conflict: `$1`
+    // profile, `$2` the caller's expected revision. The snapshot the caller
+    // started from (NULL when it is not in the log), the stored document and
+    // its revision; no row when the profile does not exist.
+    "loadMergeBase" => format!(
+      "select (select a.document::text from {audit} a where a.profile_id = $1::text and a.revision = $2::integer) \
+       as base, p.document::text as document, p.revision from {profiles} p where p.profile_id = $1::text",
+      profiles = n.profiles
+    ),
+    // blameProfile: `$1` profile, `$2` cursor (the revision of the last row
+    // of the previous page, NULL: from the newest), `$3` page size. Newest
+    // first, with what the blame reports of each revision.
+    "listAuditSnapshots" => format!(
+      "select revision, {recorded_at} as recorded_at, context::text as context, document::text as document \
+       from {audit} where profile_id = $1::text and revision <= coalesce($2::integer - 1, {MAX_REVISION}) \
+       order by revision desc limit $3::integer",
+      recorded_at = iso("recorded_at")
+    ),
+    // eraseFromHistory: `$1` profile, `$2` the path as a JSON array of keys,
+    // `$3` the JSON Pointer recorded in the audit row, `$4` context.
+    "eraseFromHistory" => format!(
+      "select erased_revision, erased_snapshots, erased_from_current \
+       from {}($1::text, array(select jsonb_array_elements_text($2::text::jsonb)), $3::text, \
+       coalesce($4::text::jsonb, '{{}}'::jsonb))",
+      history_function(n, ERASE_FUNCTION)
+    ),
+    // deleteProfilesByUserId: `$1` user id.
+    "deleteProfilesByUserId" => format!(
+      "select array_to_json(profile_ids)::text as profile_ids, audit_rows from {}($1::text)",
+      history_function(n, DELETE_USER_FUNCTION)
+    ),
+    other => unreachable!("'{other}' is not a history statement"),
+  }
+}
+
 /// Where the save statement takes its documents from.
 #[derive(Clone, Copy)]
 enum SaveInput {
+  /// revertProfile: `$1` profile id, `$2` the revision whose snapshot is saved
+  /// again, `$3` expected revision (NULL: any), `$4` context. Only a profile
+  /// that exists is reverted (a save of a missing one would start it at
+  /// revision 1 and drop the audit rows above). Returns the stored document too.
+  Revert,
   /// `$1` document (jsonb text), `$2` expected revision (NULL: any), `$3` context (jsonb text or NULL).
   One,
   /// `$1` a JSON array of `{"d": document, "e": expected revision|null, "c": context|null}` with
@@ -932,12 +1199,19 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   let seq = &n.index_seq_literal;
   let input_rows = match input {
     SaveInput::One => {
-      "select $1::text::jsonb as doc, $2::integer as expected_revision, $3::text::jsonb as context"
+      "select $1::text::jsonb as doc, $2::integer as expected_revision, $3::text::jsonb as context, \
+       null::integer as reverted_from"
         .to_owned()
     }
+    SaveInput::Revert => format!(
+      "select a.document as doc, $3::integer as expected_revision, $4::text::jsonb as context, \
+       a.revision as reverted_from from {audit} a \
+       where a.profile_id = $1::text and a.revision = $2::integer \
+       and exists (select 1 from {profiles} p where p.profile_id = $1::text)"
+    ),
     SaveInput::Batch => {
       "select e.value -> 'd' as doc, (e.value ->> 'e')::integer as expected_revision, \
-       nullif(e.value -> 'c', 'null'::jsonb) as context \
+       nullif(e.value -> 'c', 'null'::jsonb) as context, null::integer as reverted_from \
        from jsonb_array_elements($1::text::jsonb) as e"
         .to_owned()
     }
@@ -954,9 +1228,13 @@ fn render_save(n: &Names, input: SaveInput) -> String {
   // expected revision up in `input`.
   let expected =
     "(select i.expected_revision from input i where i.profile_id = excluded.profile_id)";
+  let returned_document = match input {
+    SaveInput::Revert => ", s.document::text as document",
+    SaveInput::One | SaveInput::Batch => "",
+  };
   format!(
     r#"with input as (
-  select raw.doc ->> 'profile_id' as profile_id, raw.doc, raw.expected_revision, raw.context
+  select raw.doc ->> 'profile_id' as profile_id, raw.doc, raw.expected_revision, raw.context, raw.reverted_from
   from ({input_rows}) raw
 ),
 saved as (
@@ -989,17 +1267,19 @@ saved as (
 ),
 audited as (
   insert into {audit} as a (profile_id, revision, previous_revision, user_id, tenant_id, source_count,
-                            source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document)
+                            source_count_delta, changed_top_level_paths, pson_version, updated_at, context, document,
+                            reverted_from)
   select s.profile_id, s.revision, s.save_previous_revision, s.user_id, s.tenant_id, {sc_saved},
          s.save_source_count_delta, s.save_changed_paths, s.document ->> 'pson_version',
-         s.document #>> '{{metadata,updated_at}}', coalesce(i.context, '{{}}'::jsonb), s.document
+         s.document #>> '{{metadata,updated_at}}', coalesce(i.context, '{{}}'::jsonb), s.document, i.reverted_from
   from saved s join input i on i.profile_id = s.profile_id
   -- A snapshot left at this revision by writeProfileRevision (the 0.2.2 path) is replaced, never duplicated.
   on conflict (profile_id, revision) do update set
     previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
     source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
     changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
-    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document,
+    reverted_from = excluded.reverted_from, erased_path = null
 ),
 -- Audit rows above the new revision belong to an earlier life of this profile
 -- id (a delete that raced a save, or snapshots written ahead through the 0.2.2
@@ -1021,7 +1301,7 @@ indexed as (
     position = case when cur.user_id = excluded.user_id then cur.position else excluded.position end,
     latest_seq = excluded.latest_seq, updated_at = excluded.updated_at
 )
-select s.profile_id, s.revision from saved s"#
+select s.profile_id, s.revision{returned_document} from saved s"#
   )
 }
 
@@ -1148,6 +1428,25 @@ mod tests {
   }
 
   #[test]
+  fn revert_is_the_save_statement_over_one_snapshot() {
+    let q = Queries::new("public", "pson_").unwrap();
+    let revert = q.statement("revertProfile").unwrap();
+    let save = q.statement("saveProfile").unwrap();
+    // Same statement after the input rows.
+    let tail = |sql: &str| sql[sql.find("\n),\nsaved as").unwrap()..].to_owned();
+    assert_eq!(
+      tail(revert).replace(
+        ", s.document::text as document from saved s",
+        " from saved s"
+      ),
+      tail(save)
+    );
+    assert!(revert.contains("a.revision as reverted_from"));
+    assert!(revert.contains("and exists (select 1 from \"public\".\"pson_profiles\" p"));
+    assert!(save.contains("null::integer as reverted_from"));
+  }
+
+  #[test]
   fn write_profile_revision_links_its_neighbours() {
     let q = Queries::new("public", "pson_").unwrap();
     let sql = q.statement("writeProfileRevision").unwrap();
@@ -1241,7 +1540,8 @@ mod tests {
       .chain(&INDEX_COLUMNS)
     {
       assert!(
-        q.schema_sql.contains(&format!("  {column} ")),
+        q.schema_sql.contains(&format!("  {column} "))
+          || q.schema_sql.contains(&format!("add column {column} ")),
         "{column} is not in schemaSql"
       );
     }
