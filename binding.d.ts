@@ -182,6 +182,22 @@ export interface SaveCall {
 /** Likewise for saves (and the other statements, which are not coalesced). */
 export declare const SAVES_PER_CROSSING: number
 
+/**
+ * Where a native pool built from `options` connects (see `ServerTarget`).
+ * Rejects invalid options exactly as the pool's constructor does.
+ */
+export declare function serverTarget(options: NativeOptions): ServerTarget
+
+/** The first configured server of a native pool (libpq tries hosts in order). */
+export interface ServerTarget {
+  /** Host name, IP address, or the Unix socket directory. */
+  address?: string
+  /** TCP port (for a socket directory, the port in the socket's file name); 5432 unless configured. */
+  port?: number
+  /** Database name. */
+  database?: string
+}
+
 /** node-postgres' `ssl: { ... }` form. */
 export interface SslOptions {
   /** Verify the server certificate and host name. Default `true`. */

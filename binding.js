@@ -841,3 +841,4 @@ module.exports.FINDS_PER_CROSSING = nativeBinding.FINDS_PER_CROSSING
 module.exports.LOADS_PER_CROSSING = nativeBinding.LOADS_PER_CROSSING
 module.exports.MAX_REVISION = nativeBinding.MAX_REVISION
 module.exports.SAVES_PER_CROSSING = nativeBinding.SAVES_PER_CROSSING
+module.exports.serverTarget = nativeBinding.serverTarget

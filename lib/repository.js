@@ -12,6 +12,7 @@ const { PostgresStoreError, decorate } = require('./errors.js')
 const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
 const { InFlight } = require('./in-flight.js')
+const { OperationTrace, isTraced, traceOperation } = require('./tracing.js')
 const { pruneAudit } = require('./retention.js')
 const v = require('./validate.js')
 
@@ -25,6 +26,7 @@ class PostgresProfileStoreRepository {
   #driver
   #label
   #onEvent
+  #telemetry
   #maxDocumentBytes
   // serialization-engine's ProfileStoreError, when given (see upstream.js).
   #profileStoreErrorClass
@@ -36,10 +38,11 @@ class PostgresProfileStoreRepository {
   // close() cancelled running statements: their errors mean `closed`.
   #cancelling = false
 
-  constructor(driver, { label, onEvent, maxDocumentBytes, profileStoreErrorClass }) {
+  constructor(driver, { label, onEvent, telemetry, maxDocumentBytes, profileStoreErrorClass }) {
     this.#driver = driver
     this.#label = label
     this.#onEvent = onEvent
+    this.#telemetry = telemetry
     this.#maxDocumentBytes = maxDocumentBytes
     this.#profileStoreErrorClass = profileStoreErrorClass
   }
@@ -325,9 +328,19 @@ class PostgresProfileStoreRepository {
     return this.#driver.query(name, params)
   }
 
-  // Runs one operation: closed check, context validation, timing, event, and
-  // error conversion, in one place for every method.
-  async #op(operation, options, body) {
+  // Runs one operation, inside the tracing channel's events when it has
+  // subscribers (lib/tracing.js). `body(context, trace)` gets the trace
+  // context (or null) for the driver to record what only it knows.
+  #op(operation, options, body) {
+    if (this.#telemetry === undefined || !isTraced()) return this.#run(operation, options, body, null)
+    return traceOperation(new OperationTrace(operation, this.#telemetry), (trace) =>
+      this.#run(operation, options, body, trace),
+    )
+  }
+
+  // Closed check, context validation, timing, event, and error conversion, in
+  // one place for every method.
+  async #run(operation, options, body, trace) {
     const observed = isObserved(this.#onEvent)
     const started = observed ? performance.now() : 0
     let context
@@ -335,7 +348,8 @@ class PostgresProfileStoreRepository {
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await this.#calls.track(body(context))
+      const [value, rowCount] = await this.#calls.track(body(context, trace))
+      if (trace !== null) trace.succeeded(value, rowCount, context)
       if (observed) {
         publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
       }
@@ -346,6 +360,7 @@ class PostgresProfileStoreRepository {
         error = new PostgresStoreError('closed', 'The repository was closed; this call was cancelled.', { cause: error })
       }
       if (error.operation === undefined) error.operation = operation
+      if (trace !== null) trace.failed(error, context)
       if (observed) {
         const failure = { code: error.code, message: error.message }
         if (error.sqlState) failure.sqlState = error.sqlState
