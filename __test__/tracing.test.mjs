@@ -266,6 +266,15 @@ for (const mode of MODES) {
         assert.equal(new Set(stores).size, 1, `${ctx.operation} n=${ctx.context.n}: one store for all events`)
         assert.equal(stores[0].n, ctx.context.n)
       }
+      const batched = [...calls.keys()].filter((ctx) => ctx.batchSize !== undefined)
+      if (mode === 'native') {
+        // The calls were coalesced: contexts met in shared statements.
+        assert.ok(batched.length > 0 && batched.every((ctx) => ctx.batchSize >= 2), 'calls shared statements')
+        assert.ok(batched.some((ctx) => ctx.operation === 'loadProfile'))
+        assert.ok(batched.some((ctx) => ctx.operation === 'saveProfile'))
+      } else {
+        assert.equal(batched.length, 0, 'executor mode runs each call alone')
+      }
       assert.equal(events.length, 72)
       for (const [event, store] of events) assert.equal(store?.n, event.context.n, `onEvent of n=${event.context.n}`)
       assert.equal(events.filter(([event]) => event.error?.code === 'conflict').length, 24)

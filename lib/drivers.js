@@ -18,6 +18,8 @@ function nativeDriver(native, perCrossing) {
   // far sizes the next bursts' crossings.
   const loadedBytes = new RunningAverage(1024)
   const gather = (callMany, toCall, bytesOf, maxCalls) => gatherPerTick(callMany, toCall, { bytesOf, maxCalls })
+  // `counted`: the crossing carries a traced call (lib/tracing.js), so Rust
+  // answers each call with how many calls its statement carried.
   return {
     mode: 'native',
     // Calls of one tick cross into Rust together; loads, finds and saves are
@@ -31,27 +33,27 @@ function nativeDriver(native, perCrossing) {
     ),
     // Resolves to the parsed document or null.
     load: gather(
-      (ids) => native.loadMany(ids).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
+      (ids, counted) => native.loadMany(ids, counted).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
       (profileId) => profileId,
       () => loadedBytes.value,
       perCrossing.loads,
     ),
     // Resolves to the document's JSON text (as stored, never parsed) or null.
     loadJson: gather(
-      (ids) => native.loadManyJson(ids),
+      (ids, counted) => native.loadManyJson(ids, counted),
       (profileId) => profileId,
       () => loadedBytes.value,
       perCrossing.loads,
     ),
     // Resolves to the user's profile ids.
     find: gather(
-      (userIds) => native.findMany(userIds).then(foundLists),
+      (userIds, counted) => native.findMany(userIds, counted).then(foundLists),
       (userId) => userId,
       () => 0,
       perCrossing.finds,
     ),
     save: gather(
-      (calls) => native.saveMany(calls),
+      (calls, counted) => native.saveMany(calls, counted),
       // napi reads an absent optional field as undefined, never null.
       (profileId, document, expected, context) => ({
         profileId,
@@ -80,7 +82,9 @@ const CROSSING_BYTES = 64 * 1024
 // (and one promise) per burst, or per `maxCalls` calls or CROSSING_BYTES of
 // it (as `bytesOf` estimates each call). `callMany` resolves to one
 // `{ value }` or `{ error }` per call, so calls succeed and fail
-// independently; `error` is the envelope fromNative reads.
+// independently; `error` is the envelope fromNative reads. A call may end
+// with a trace context (one argument more than `toCall` takes): its crossing
+// then asks Rust how many calls each statement carried (`calls`).
 function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
   let pending = null
   const flush = () => {
@@ -99,13 +103,15 @@ function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
     }
     cross(callMany, start === 0 ? burst : burst.slice(start))
   }
+  const arity = toCall.length
   return (...args) =>
     new Promise((resolve, reject) => {
       if (pending === null) {
         pending = []
         queueMicrotask(flush)
       }
-      pending.push({ call: toCall(...args), resolve, reject })
+      const trace = args.length > arity ? (args[arity] ?? null) : null
+      pending.push({ call: toCall(...args), trace, resolve, reject })
     })
 }
 
@@ -114,9 +120,10 @@ function cross(callMany, batch) {
   const failAll = (error) => {
     for (const item of batch) item.reject(error)
   }
+  const counted = batch.some((item) => item.trace !== null)
   let outcomes
   try {
-    outcomes = callMany(batch.map((item) => item.call))
+    outcomes = counted ? callMany(batch.map((item) => item.call), true) : callMany(batch.map((item) => item.call))
   } catch (error) {
     // napi rejects arguments it cannot convert synchronously.
     failAll(error)
@@ -126,6 +133,7 @@ function cross(callMany, batch) {
     (outcomes) => {
       for (let i = 0; i < batch.length; i++) {
         const outcome = outcomes[i]
+        if (counted && outcome.calls !== undefined) batch[i].trace?.sharedWith(outcome.calls)
         if (outcome.error === undefined) batch[i].resolve(outcome.value)
         else batch[i].reject(new Error(outcome.error))
       }
@@ -153,7 +161,9 @@ function parsedOutcomes(reply, count, loadedBytes) {
     return JSON.parse(reply).map((value) => ({ value }))
   }
   return reply.map((outcome) =>
-    outcome.error === undefined ? { value: outcome.value === null ? null : JSON.parse(outcome.value) } : outcome,
+    outcome.error === undefined
+      ? { value: outcome.value === null ? null : JSON.parse(outcome.value), calls: outcome.calls }
+      : outcome,
   )
 }
 

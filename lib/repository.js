@@ -50,8 +50,8 @@ class PostgresProfileStoreRepository {
   // ---- DocumentProfileStoreRepository (0.2.2 semantics) ----
 
   readCurrentProfile(profileId, options) {
-    return this.#op('readCurrentProfile', options, async () => {
-      const profile = await this.#driver.load(v.checkId(profileId, 'profileId'))
+    return this.#op('readCurrentProfile', options, async (_, trace) => {
+      const profile = await this.#driver.load(v.checkId(profileId, 'profileId'), trace)
       return profile === null ? [null, 0] : [profile, 1]
     })
   }
@@ -102,9 +102,9 @@ class PostgresProfileStoreRepository {
   // ---- query helpers / ProfileStoreAdapter ----
 
   loadProfile(profileId, options) {
-    return this.#op('loadProfile', options, async () => {
+    return this.#op('loadProfile', options, async (_, trace) => {
       const id = v.checkId(profileId, 'profileId')
-      const profile = await this.#driver.load(id)
+      const profile = await this.#driver.load(id, trace)
       if (profile === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
       return [profile, 1]
     })
@@ -113,9 +113,9 @@ class PostgresProfileStoreRepository {
   // The stored document's JSON text, unparsed (PostgreSQL's jsonb text form),
   // for handlers that only forward it. Coalesced with concurrent loads.
   loadProfileJson(profileId, options) {
-    return this.#op('loadProfileJson', options, async () => {
+    return this.#op('loadProfileJson', options, async (_, trace) => {
       const id = v.checkId(profileId, 'profileId')
-      const text = await this.#driver.loadJson(id)
+      const text = await this.#driver.loadJson(id, trace)
       if (text === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
       return [text, 1]
     })
@@ -124,9 +124,9 @@ class PostgresProfileStoreRepository {
   // loadProfileJson for several profiles in one call: texts in the order of
   // `profileIds`, null for a profile that does not exist.
   loadProfilesJson(profileIds, options) {
-    return this.#op('loadProfilesJson', options, async () => {
+    return this.#op('loadProfilesJson', options, async (_, trace) => {
       const ids = v.idList(profileIds, 'profileIds')
-      const texts = await Promise.all(ids.map((id) => this.#driver.loadJson(id)))
+      const texts = await Promise.all(ids.map((id) => this.#driver.loadJson(id, trace)))
       return [texts, texts.filter((text) => text !== null).length]
     })
   }
@@ -148,8 +148,8 @@ class PostgresProfileStoreRepository {
   }
 
   findProfilesByUserId(userId, options) {
-    return this.#op('findProfilesByUserId', options, async () => {
-      const profileIds = await this.#driver.find(v.checkId(userId, 'userId'))
+    return this.#op('findProfilesByUserId', options, async (_, trace) => {
+      const profileIds = await this.#driver.find(v.checkId(userId, 'userId'), trace)
       return [profileIds, profileIds.length]
     })
   }
@@ -164,7 +164,7 @@ class PostgresProfileStoreRepository {
   }
 
   saveProfile(profile, options) {
-    return this.#op('saveProfile', options, async (context) => {
+    return this.#op('saveProfile', options, async (context, trace) => {
       const { text, document, exact } = v.profileText(profile, this.#maxDocumentBytes)
       const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
       const revision = await this.#driver.save(
@@ -172,6 +172,7 @@ class PostgresProfileStoreRepository {
         text,
         expected,
         context === undefined ? null : JSON.stringify(context),
+        trace,
       )
       if (revision === null) {
         const refusal = v.saveRefusal(document.profile_id, expected)

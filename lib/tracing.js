@@ -57,10 +57,11 @@ const COLLECTIONS = {
   pruneAuditEntries: 'profileAudit',
 }
 
-// The statement (of `artifacts.queries`) an operation runs alone, and the one
-// its call shares with others when coalesced (native mode). Operations that
-// run several statements or a script (pruneAuditEntries, checkSchema,
-// ensureSchema, upgradeFrom022) have no single query text.
+// The statement (of `artifacts.queries`) an operation runs alone (its
+// db.query.text), then the one its call shares with others when coalesced
+// (native mode). Operations that run several statements or a script
+// (pruneAuditEntries, checkSchema, ensureSchema, upgradeFrom022) have no
+// single query text.
 const STATEMENTS = {
   readCurrentProfile: ['loadProfile', 'loadProfiles'],
   loadProfile: ['loadProfile', 'loadProfiles'],
@@ -178,12 +179,15 @@ class OperationTrace {
     Object.defineProperty(this, 'telemetry', { value: telemetry })
   }
 
-  /** db.query.text: the fixed, parameterised SQL of the statement this call ran (never parameter values). */
+  /**
+   * db.query.text: the fixed, parameterised SQL of the operation's statement
+   * (never parameter values). A coalesced call reports the statement it would
+   * have run alone, as the conventions ask of batches whose operations share
+   * one query text.
+   */
   get queryText() {
     const names = STATEMENTS[this.operation]
-    if (names === undefined) return undefined
-    const name = this.batchSize > 1 && names.length > 1 ? names[1] : names[0]
-    return this.telemetry.artifacts.queries[name]
+    return names === undefined ? undefined : this.telemetry.artifacts.queries[names[0]]
   }
 
   /** Records a batch of `size` callers (the largest, when one call ran several statements). */
