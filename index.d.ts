@@ -502,7 +502,10 @@ export interface OperationTraceContext {
   readonly serverAddress: string | undefined
   /** `server.port`. */
   readonly serverPort: number | undefined
-  /** `db.query.text`: the fixed, parameterised SQL the call ran (no values); absent for operations that run several statements or a script. */
+  /**
+   * `db.query.text`: the fixed, parameterised SQL of the operation's statement (no values; a coalesced call gives the
+   * single-call statement); absent for operations that run several statements or a script.
+   */
   readonly queryText: string | undefined
   /** Native pool or the caller's executor. */
   readonly mode: 'native' | 'executor'
