@@ -375,3 +375,19 @@ test('examples/otel.mjs prints each request with its own database spans under it
   }
   assert.match(output, /batch\.size=[23]/, 'the three requests shared statements')
 })
+
+test('instrument() rejects bad options with validation_error and subscribes nothing', async () => {
+  const channel = diagnosticsChannel.tracingChannel(TRACING_CHANNEL)
+  const subscribedBefore = channel.hasSubscribers
+  for (const [options, field] of [
+    [42, 'options'],
+    [null, 'options'],
+    [[], 'options'],
+    [{ tracerProvider: {} }, 'tracerProvider'],
+    [{ meterProvider: 'global' }, 'meterProvider'],
+    [{ queryText: 'yes' }, 'queryText'],
+  ]) {
+    await expectStoreError(() => instrument(options), { code: 'validation_error', field })
+  }
+  assert.equal(channel.hasSubscribers, subscribedBefore)
+})

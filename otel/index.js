@@ -10,6 +10,7 @@
 
 const api = require('@opentelemetry/api')
 
+const { validationError } = require('../lib/errors.js')
 const { TRACING_CHANNEL, livePools } = require('../lib/tracing.js')
 const diagnosticsChannel = require('node:diagnostics_channel')
 const { name: PACKAGE_NAME, version: PACKAGE_VERSION } = require('../package.json')
@@ -26,14 +27,25 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10]
  * every native pool's poolStatus() as `db.client.connection.count` (by
  * state), `db.client.connection.max` and
  * `db.client.connection.pending_requests`. Returns `{ disable() }`.
+ * Rejects bad options with a PostgresStoreError `validation_error` (and
+ * `field`), subscribing nothing.
  */
 function instrument(options = {}) {
-  if (options === null || typeof options !== 'object') throw new TypeError('instrument(options): options must be an object')
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw validationError('options', 'must be an object: { tracerProvider?, meterProvider?, queryText? }')
+  }
   const {
     tracerProvider = api.trace.getTracerProvider(),
     meterProvider = api.metrics.getMeterProvider(),
     queryText = false,
   } = options
+  if (typeof tracerProvider?.getTracer !== 'function') {
+    throw validationError('tracerProvider', 'must be an OpenTelemetry TracerProvider (with getTracer)')
+  }
+  if (typeof meterProvider?.getMeter !== 'function') {
+    throw validationError('meterProvider', 'must be an OpenTelemetry MeterProvider (with getMeter)')
+  }
+  if (typeof queryText !== 'boolean') throw validationError('queryText', 'must be a boolean')
   const scope = { schemaUrl: SCHEMA_URL }
   const tracer = tracerProvider.getTracer(PACKAGE_NAME, PACKAGE_VERSION, scope)
   const meter = meterProvider.getMeter(PACKAGE_NAME, PACKAGE_VERSION, scope)
