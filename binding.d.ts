@@ -20,29 +20,30 @@ export declare class NativeRepository {
   /**
    * Loads profile documents: a statement's worth as statements of their own
    * at once, fewer coalesced with concurrent loads. When every load succeeds
-   * the result is one JSON text, `[document|null, ...]`, so JS makes one
-   * string and one `JSON.parse` for the crossing; otherwise one outcome per
-   * load.
+   * (and `counted` is not set) the result is one JSON text,
+   * `[document|null, ...]`, so JS makes one string and one `JSON.parse` for
+   * the crossing; otherwise one outcome per load.
    */
-  loadMany(profileIds: Array<string>): Promise<string | Array<{ value?: string | null, error?: string }>>
+  loadMany(profileIds: Array<string>, counted?: boolean | undefined | null): Promise<string | Array<{ value?: string | null, error?: string, calls?: number }>>
   /**
    * As `loadMany`, but always one outcome per load, each document its own
    * JSON text, for `loadProfileJson`: the text reaches the caller unparsed.
    * Loads through either method share statements (`Store::load_together`).
    */
-  loadManyJson(profileIds: Array<string>): Promise<Array<{ value?: string | null, error?: string }>>
+  loadManyJson(profileIds: Array<string>, counted?: boolean | undefined | null): Promise<Array<{ value?: string | null, error?: string, calls?: number }>>
   /**
    * The profile ids of each user, batched like `loadMany`. When every find
-   * succeeds the result is one JSON text, `[[id, ...], ...]`; otherwise one
-   * outcome per find.
+   * succeeds (and `counted` is not set) the result is one JSON text,
+   * `[[id, ...], ...]`; otherwise one outcome per find.
    */
-  findMany(userIds: Array<string>): Promise<string | Array<{ value?: string[], error?: string }>>
+  findMany(userIds: Array<string>, counted?: boolean | undefined | null): Promise<string | Array<{ value?: string[], error?: string, calls?: number }>>
   /**
    * Saves validated documents, coalesced with concurrent saves of other
    * profiles. Each outcome is the stored revision, or null when its
-   * `expectedRevision` did not match (nothing of it written).
+   * `expectedRevision` did not match (nothing of it written); with
+   * `counted`, also how many saves its statement carried (`calls`).
    */
-  saveMany(calls: Array<SaveCall>): Promise<Array<{ value?: number | null, error?: string }>>
+  saveMany(calls: Array<SaveCall>, counted?: boolean | undefined | null): Promise<Array<{ value?: number | null, error?: string, calls?: number }>>
   /** Runs the schema DDL (idempotent). */
   ensureSchema(): Promise<void>
   /** Runs the 0.2.2 upgrade script (idempotent). */
@@ -189,6 +190,22 @@ export interface SaveCall {
 
 /** Likewise for saves (and the other statements, which are not coalesced). */
 export declare const SAVES_PER_CROSSING: number
+
+/**
+ * Where a native pool built from `options` connects (see `ServerTarget`).
+ * Rejects invalid options exactly as the pool's constructor does.
+ */
+export declare function serverTarget(options: NativeOptions): ServerTarget
+
+/** The first configured server of a native pool (libpq tries hosts in order). */
+export interface ServerTarget {
+  /** Host name, IP address, or the Unix socket directory. */
+  address?: string
+  /** TCP port (for a socket directory, the port in the socket's file name); 5432 unless configured. */
+  port?: number
+  /** Database name. */
+  database?: string
+}
 
 /** node-postgres' `ssl: { ... }` form. */
 export interface SslOptions {

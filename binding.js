@@ -842,3 +842,4 @@ module.exports.jsonPatchDiff = nativeBinding.jsonPatchDiff
 module.exports.LOADS_PER_CROSSING = nativeBinding.LOADS_PER_CROSSING
 module.exports.MAX_REVISION = nativeBinding.MAX_REVISION
 module.exports.SAVES_PER_CROSSING = nativeBinding.SAVES_PER_CROSSING
+module.exports.serverTarget = nativeBinding.serverTarget

@@ -637,3 +637,53 @@ export declare function createPostgresQueryExecutor(
 
 /** Name of the diagnostics channel: `pson5:postgres-store`. */
 export declare const DIAGNOSTICS_CHANNEL: 'pson5:postgres-store'
+
+// ---- Tracing (README "Tracing and metrics") ----
+
+/**
+ * Name of the `node:diagnostics_channel` TracingChannel every public method runs in:
+ * `diagnostics_channel.tracingChannel(TRACING_CHANNEL)` has start, end, asyncStart, asyncEnd and error events,
+ * each with one `OperationTraceContext` per call, published in the caller's async context.
+ */
+export declare const TRACING_CHANNEL: 'pson5:postgres-store:operation'
+
+/**
+ * The context object of one call on `TRACING_CHANNEL`. Attribute names are the OpenTelemetry semantic
+ * conventions 1.37.0 for database client spans. Never holds a document, a parameter value, a password or a
+ * connection string.
+ */
+export interface OperationTraceContext {
+  /** `db.operation.name`: the method called, e.g. `'saveProfile'`. */
+  readonly operation: string
+  /** `db.collection.name`: the schema-qualified table, e.g. `'public.pson_profiles'`; absent for `ensureSchema`, `upgradeFrom022`, `checkSchema`. */
+  readonly collection: string | undefined
+  /** `db.namespace`: `'{database}|{schema}'`, or the schema when the database is unknown (a bare executor function). */
+  readonly namespace: string
+  /** `db.query.summary` and the span name: `'{operation} {collection}'`, or the operation alone. */
+  readonly querySummary: string
+  /** `server.address`: first configured host, IP or socket directory; absent for a bare executor function. */
+  readonly serverAddress: string | undefined
+  /** `server.port`. */
+  readonly serverPort: number | undefined
+  /**
+   * `db.query.text`: the fixed, parameterised SQL of the operation's statement (no values; a coalesced call gives the
+   * single-call statement); absent for operations that run several statements or a script.
+   */
+  readonly queryText: string | undefined
+  /** Native pool or the caller's executor. */
+  readonly mode: 'native' | 'executor'
+  /** The call's `context` option (`pson5.context.*`); set when the call settles. */
+  context: Record<string, unknown> | undefined
+  /** Rows read or written, as in events; set on success. */
+  rowCount: number | undefined
+  /** `db.operation.batch.size`: how many callers' calls ran in the same statement (2 or more); absent when alone. */
+  batchSize: number | undefined
+  /** `pson5.profile.revision`: `metadata.revision` of the profile document the call returned. */
+  revision: number | undefined
+  /** `db.response.status_code`: SQLSTATE of a failed statement. */
+  statusCode: string | undefined
+  /** `error.type`: the SQLSTATE, else the error's `code` (e.g. `'conflict'`, `'timeout'`). */
+  errorType: string | undefined
+  /** The error the call rejected with (TracingChannel's own field, set before the `error` event). */
+  error: PostgresStoreError | undefined
+}

@@ -8,6 +8,7 @@ const { PostgresStoreError, fromNative, validationError } = require('./lib/error
 const { nativeDriver, executorDriver, createPostgresQueryExecutor } = require('./lib/drivers.js')
 const { PostgresProfileStoreRepository } = require('./lib/repository.js')
 const { CHANNEL_NAME } = require('./lib/events.js')
+const { TRACING_CHANNEL, Telemetry, describeQueryable, registerPool } = require('./lib/tracing.js')
 const { LEGACY_TABLE_OPTIONS, artifactOptions, isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
 const native = require('./lib/native.js')
 
@@ -75,6 +76,8 @@ function isPostgresJs(value) {
 function createPostgresProfileStoreRepository(first, second) {
   let exec
   let options
+  // The pg/postgres.js object behind an adapted executor (for telemetry).
+  let queryable
   if (first === undefined || first === null) {
     options = { connectionString: process.env.DATABASE_URL || undefined }
   } else if (typeof first === 'function' && !isPostgresJs(first)) {
@@ -83,13 +86,16 @@ function createPostgresProfileStoreRepository(first, second) {
   } else if (isPostgresJs(first) || typeof first?.query === 'function') {
     options = second ?? {}
     exec = createPostgresQueryExecutor(first, { prepare: options.prepare })
+    queryable = first
   } else if (isPlainObject(first)) {
     options = first
     if (first.exec !== undefined) {
-      exec =
-        typeof first.exec === 'function' && !isPostgresJs(first.exec)
-          ? first.exec
-          : createPostgresQueryExecutor(first.exec, { prepare: first.prepare })
+      if (typeof first.exec === 'function' && !isPostgresJs(first.exec)) {
+        exec = first.exec
+      } else {
+        exec = createPostgresQueryExecutor(first.exec, { prepare: first.prepare })
+        queryable = first.exec
+      }
     }
   } else {
     throw validationError('options', 'expected nothing, an options object, or an executor function')
@@ -111,10 +117,12 @@ function createPostgresProfileStoreRepository(first, second) {
     pick(options, ['schema', 'tablePrefix', ...LEGACY_TABLE_OPTIONS]),
   )
   const where = `schema ${options.schema ?? 'public'}, prefix ${options.tablePrefix ?? 'pson_'}`
+  const schema = options.schema ?? 'public'
 
   if (exec !== undefined) {
     return new PostgresProfileStoreRepository(executorDriver(exec, artifacts), {
       ...settings,
+      telemetry: new Telemetry({ mode: 'executor', schema, artifacts, server: () => describeQueryable(queryable) }),
       label: `executor, ${where}`,
     })
   }
@@ -127,10 +135,19 @@ function createPostgresProfileStoreRepository(first, second) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }
   const perCrossing = { loads: LOADS_PER_CROSSING, finds: FINDS_PER_CROSSING, saves: SAVES_PER_CROSSING }
-  return new PostgresProfileStoreRepository(nativeDriver(repository, perCrossing), {
+  const telemetry = new Telemetry({
+    mode: 'native',
+    schema,
+    artifacts,
+    server: () => native.binding().serverTarget(nativeOptions),
+  })
+  const store = new PostgresProfileStoreRepository(nativeDriver(repository, perCrossing), {
     ...settings,
+    telemetry,
     label: `native, ${where}`,
   })
+  registerPool(store, telemetry)
+  return store
 }
 
 // The options of `names` that are set (not undefined or null).
@@ -149,4 +166,5 @@ module.exports = {
   PostgresStoreError,
   PostgresProfileStoreRepository,
   DIAGNOSTICS_CHANNEL: CHANNEL_NAME,
+  TRACING_CHANNEL,
 }

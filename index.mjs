@@ -9,6 +9,7 @@ export const {
   PostgresStoreError,
   PostgresProfileStoreRepository,
   DIAGNOSTICS_CHANNEL,
+  TRACING_CHANNEL,
 } = cjs
 
 export default cjs

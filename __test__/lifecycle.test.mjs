@@ -247,6 +247,7 @@ describe('module systems', () => {
     'PostgresStoreError',
     'PostgresProfileStoreRepository',
     'DIAGNOSTICS_CHANNEL',
+    'TRACING_CHANNEL',
   ]
 
   test('require and import export the same things', async () => {
@@ -259,6 +260,7 @@ describe('module systems', () => {
     }
     for (const name of NAMES.slice(0, 5)) assert.equal(typeof cjs[name], 'function', name)
     assert.equal(cjs.DIAGNOSTICS_CHANNEL, 'pson5:postgres-store')
+    assert.equal(cjs.TRACING_CHANNEL, 'pson5:postgres-store:operation')
     assert.deepEqual(Object.keys(imported).filter((k) => k !== 'default').sort(), [...NAMES].sort())
   })
 

@@ -17,6 +17,12 @@ test('the typed usage samples (ESM and CommonJS) compile with tsc --strict', asy
   assert.equal(code, 0)
 })
 
+test('the tracing types and the otel subpath (ESM and CommonJS) compile with tsc --strict', async () => {
+  const { code, output } = await tsc(['__test__/types/tracing.mts', '__test__/types/tracing.cts'])
+  assert.equal(output.trim(), '')
+  assert.equal(code, 0)
+})
+
 test('the check fails on a type error (the compiler really checks against index.d.ts)', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'pson5-types-'))
   try {

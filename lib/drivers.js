@@ -20,8 +20,10 @@ function nativeDriver(native, perCrossing) {
   const loadedBytes = new RunningAverage(1024)
   // The crossings in flight, for close() to give up on them.
   const crossings = new InFlight()
+  // `counted`: the crossing carries a traced call (lib/tracing.js), so Rust
+  // answers each call with how many calls its statement carried.
   const gather = (callMany, toCall, bytesOf, maxCalls) =>
-    gatherPerTick((calls) => crossings.track(callMany(calls)), toCall, { bytesOf, maxCalls })
+    gatherPerTick((calls, counted) => crossings.track(callMany(calls, counted)), toCall, { bytesOf, maxCalls })
   return {
     mode: 'native',
     // Calls of one tick cross into Rust together; loads, finds and saves are
@@ -35,27 +37,27 @@ function nativeDriver(native, perCrossing) {
     ),
     // Resolves to the parsed document or null.
     load: gather(
-      (ids) => native.loadMany(ids).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
+      (ids, counted) => native.loadMany(ids, counted).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
       (profileId) => profileId,
       () => loadedBytes.value,
       perCrossing.loads,
     ),
     // Resolves to the document's JSON text (as stored, never parsed) or null.
     loadJson: gather(
-      (ids) => native.loadManyJson(ids),
+      (ids, counted) => native.loadManyJson(ids, counted),
       (profileId) => profileId,
       () => loadedBytes.value,
       perCrossing.loads,
     ),
     // Resolves to the user's profile ids.
     find: gather(
-      (userIds) => native.findMany(userIds).then(foundLists),
+      (userIds, counted) => native.findMany(userIds, counted).then(foundLists),
       (userId) => userId,
       () => 0,
       perCrossing.finds,
     ),
     save: gather(
-      (calls) => native.saveMany(calls),
+      (calls, counted) => native.saveMany(calls, counted),
       // napi reads an absent optional field as undefined, never null.
       (profileId, document, expected, context) => ({
         profileId,
@@ -87,7 +89,9 @@ const CROSSING_BYTES = 64 * 1024
 // (and one promise) per burst, or per `maxCalls` calls or CROSSING_BYTES of
 // it (as `bytesOf` estimates each call). `callMany` resolves to one
 // `{ value }` or `{ error }` per call, so calls succeed and fail
-// independently; `error` is the envelope fromNative reads.
+// independently; `error` is the envelope fromNative reads. A call may end
+// with a trace context (one argument more than `toCall` takes): its crossing
+// then asks Rust how many calls each statement carried (`calls`).
 function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
   let pending = null
   const flush = () => {
@@ -106,13 +110,15 @@ function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
     }
     cross(callMany, start === 0 ? burst : burst.slice(start))
   }
+  const arity = toCall.length
   return (...args) =>
     new Promise((resolve, reject) => {
       if (pending === null) {
         pending = []
         queueMicrotask(flush)
       }
-      pending.push({ call: toCall(...args), resolve, reject })
+      const trace = args.length > arity ? (args[arity] ?? null) : null
+      pending.push({ call: toCall(...args), trace, resolve, reject })
     })
 }
 
@@ -121,9 +127,10 @@ function cross(callMany, batch) {
   const failAll = (error) => {
     for (const item of batch) item.reject(error)
   }
+  const counted = batch.some((item) => item.trace !== null)
   let outcomes
   try {
-    outcomes = callMany(batch.map((item) => item.call))
+    outcomes = counted ? callMany(batch.map((item) => item.call), true) : callMany(batch.map((item) => item.call))
   } catch (error) {
     // napi rejects arguments it cannot convert synchronously.
     failAll(error)
@@ -133,6 +140,7 @@ function cross(callMany, batch) {
     (outcomes) => {
       for (let i = 0; i < batch.length; i++) {
         const outcome = outcomes[i]
+        if (counted && outcome.calls !== undefined) batch[i].trace?.sharedWith(outcome.calls)
         if (outcome.error === undefined) batch[i].resolve(outcome.value)
         else batch[i].reject(new Error(outcome.error))
       }
@@ -160,7 +168,9 @@ function parsedOutcomes(reply, count, loadedBytes) {
     return JSON.parse(reply).map((value) => ({ value }))
   }
   return reply.map((outcome) =>
-    outcome.error === undefined ? { value: outcome.value === null ? null : JSON.parse(outcome.value) } : outcome,
+    outcome.error === undefined
+      ? { value: outcome.value === null ? null : JSON.parse(outcome.value), calls: outcome.calls }
+      : outcome,
   )
 }
 

@@ -11,6 +11,7 @@ const util = require('node:util')
 const { PostgresStoreError, decorate } = require('./errors.js')
 const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
+const { OperationTrace, isTraced, traceOperation } = require('./tracing.js')
 const { pruneAudit } = require('./retention.js')
 const history = require('./history.js')
 const v = require('./validate.js')
@@ -34,6 +35,7 @@ class PostgresProfileStoreRepository {
   #driver
   #label
   #onEvent
+  #telemetry
   #maxDocumentBytes
   // serialization-engine's ProfileStoreError, when given (see upstream.js).
   #profileStoreErrorClass
@@ -45,10 +47,11 @@ class PostgresProfileStoreRepository {
   // close() cancelled running statements: their errors mean `closed`.
   #cancelling = false
 
-  constructor(driver, { label, onEvent, maxDocumentBytes, profileStoreErrorClass }) {
+  constructor(driver, { label, onEvent, telemetry, maxDocumentBytes, profileStoreErrorClass }) {
     this.#driver = driver
     this.#label = label
     this.#onEvent = onEvent
+    this.#telemetry = telemetry
     this.#maxDocumentBytes = maxDocumentBytes
     this.#profileStoreErrorClass = profileStoreErrorClass
   }
@@ -56,8 +59,8 @@ class PostgresProfileStoreRepository {
   // ---- DocumentProfileStoreRepository (0.2.2 semantics) ----
 
   readCurrentProfile(profileId, options) {
-    return this.#op('readCurrentProfile', options, async () => {
-      const profile = await this.#driver.load(v.checkId(profileId, 'profileId'))
+    return this.#op('readCurrentProfile', options, async (_, trace) => {
+      const profile = await this.#driver.load(v.checkId(profileId, 'profileId'), trace)
       return profile === null ? [null, 0] : [profile, 1]
     })
   }
@@ -108,10 +111,10 @@ class PostgresProfileStoreRepository {
   // ---- query helpers / ProfileStoreAdapter ----
 
   loadProfile(profileId, options) {
-    return this.#op('loadProfile', options, async () => {
+    return this.#op('loadProfile', options, async (_, trace) => {
       if (options?.asOf !== undefined && options.asOf !== null) return history.loadProfileAsOf(this.#history, profileId, options.asOf)
       const id = v.checkId(profileId, 'profileId')
-      const profile = await this.#driver.load(id)
+      const profile = await this.#driver.load(id, trace)
       if (profile === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
       return [profile, 1]
     })
@@ -120,9 +123,9 @@ class PostgresProfileStoreRepository {
   // The stored document's JSON text, unparsed (PostgreSQL's jsonb text form),
   // for handlers that only forward it. Coalesced with concurrent loads.
   loadProfileJson(profileId, options) {
-    return this.#op('loadProfileJson', options, async () => {
+    return this.#op('loadProfileJson', options, async (_, trace) => {
       const id = v.checkId(profileId, 'profileId')
-      const text = await this.#driver.loadJson(id)
+      const text = await this.#driver.loadJson(id, trace)
       if (text === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)
       return [text, 1]
     })
@@ -131,9 +134,9 @@ class PostgresProfileStoreRepository {
   // loadProfileJson for several profiles in one call: texts in the order of
   // `profileIds`, null for a profile that does not exist.
   loadProfilesJson(profileIds, options) {
-    return this.#op('loadProfilesJson', options, async () => {
+    return this.#op('loadProfilesJson', options, async (_, trace) => {
       const ids = v.idList(profileIds, 'profileIds')
-      const texts = await Promise.all(ids.map((id) => this.#driver.loadJson(id)))
+      const texts = await Promise.all(ids.map((id) => this.#driver.loadJson(id, trace)))
       return [texts, texts.filter((text) => text !== null).length]
     })
   }
@@ -155,8 +158,8 @@ class PostgresProfileStoreRepository {
   }
 
   findProfilesByUserId(userId, options) {
-    return this.#op('findProfilesByUserId', options, async () => {
-      const profileIds = await this.#driver.find(v.checkId(userId, 'userId'))
+    return this.#op('findProfilesByUserId', options, async (_, trace) => {
+      const profileIds = await this.#driver.find(v.checkId(userId, 'userId'), trace)
       return [profileIds, profileIds.length]
     })
   }
@@ -171,12 +174,12 @@ class PostgresProfileStoreRepository {
   }
 
   saveProfile(profile, options) {
-    return this.#op('saveProfile', options, async (context) => {
+    return this.#op('saveProfile', options, async (context, trace) => {
       const { text, document, exact } = v.profileText(profile, this.#maxDocumentBytes)
       const expected = v.optionalRevision(options?.expectedRevision, 'expectedRevision')
       const merge = history.mergeOption(options, expected)
       const contextText = context === undefined ? null : JSON.stringify(context)
-      const revision = await this.#driver.save(document.profile_id, text, expected, contextText)
+      const revision = await this.#driver.save(document.profile_id, text, expected, contextText, trace)
       // The stored revision moved on: merge onto it (lib/history.js).
       if (revision === null && merge !== null && expected > 0 && expected !== v.maxRevisionValue()) {
         return history.mergeSave(this.#history, document, expected, contextText)
@@ -401,11 +404,21 @@ class PostgresProfileStoreRepository {
     return this.#driver.query(name, params)
   }
 
-  // Runs one operation: closed check, context validation, timing, event, and
-  // error conversion, in one place for every method. `body` is awaited
-  // directly (no wrapper promise), so V8's async stack traces reach from the
-  // error back to the caller's frames.
-  async #op(operation, options, body) {
+  // Runs one operation, inside the tracing channel's events when it has
+  // subscribers (lib/tracing.js). `body(context, trace)` gets the trace
+  // context (or null) for the driver to record what only it knows.
+  #op(operation, options, body) {
+    if (this.#telemetry === undefined || !isTraced()) return this.#run(operation, options, body, null)
+    return traceOperation(new OperationTrace(operation, this.#telemetry), (trace) =>
+      this.#run(operation, options, body, trace),
+    )
+  }
+
+  // Closed check, context validation, timing, event, and error conversion, in
+  // one place for every method. `body` is awaited directly (no wrapper
+  // promise), so V8's async stack traces reach from the error back to the
+  // caller's frames.
+  async #run(operation, options, body, trace) {
     const observed = isObserved(this.#onEvent)
     const started = observed ? performance.now() : 0
     let context
@@ -413,7 +426,8 @@ class PostgresProfileStoreRepository {
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await body(context)
+      const [value, rowCount] = await body(context, trace)
+      if (trace !== null) trace.succeeded(value, rowCount, context)
       if (observed) {
         publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
       }
@@ -421,6 +435,7 @@ class PostgresProfileStoreRepository {
     } catch (raw) {
       const error = this.#storeError(raw)
       if (error.operation === undefined) error.operation = operation
+      if (trace !== null) trace.failed(error, context)
       if (observed) {
         const failure = { code: error.code, message: error.message }
         if (error.sqlState) failure.sqlState = error.sqlState

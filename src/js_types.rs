@@ -241,11 +241,24 @@ pub struct Outcome<T>(pub Result<T, StoreError>);
 
 impl<T: ToNapiValue> ToNapiValue for Outcome<T> {
   unsafe fn to_napi_value(raw_env: sys::napi_env, outcome: Self) -> napi::Result<sys::napi_value> {
+    CountedOutcome::to_napi_value(raw_env, CountedOutcome(outcome.0, None))
+  }
+}
+
+/// An outcome as `{ value }` or `{ error }`, plus `calls` (how many calls its
+/// statement carried) when it is known and more than one.
+pub struct CountedOutcome<T>(pub Result<T, StoreError>, pub Option<usize>);
+
+impl<T: ToNapiValue> ToNapiValue for CountedOutcome<T> {
+  unsafe fn to_napi_value(raw_env: sys::napi_env, outcome: Self) -> napi::Result<sys::napi_value> {
     let env = Env::from_raw(raw_env);
     let mut object = Object::new(&env)?;
     match outcome.0 {
       Ok(value) => object.set("value", value)?,
       Err(error) => object.set("error", napi::Error::from(error).reason)?,
+    }
+    if let Some(calls) = outcome.1.filter(|&calls| calls > 1) {
+      object.set("calls", calls.min(u32::MAX as usize) as u32)?;
     }
     Object::to_napi_value(raw_env, object)
   }

@@ -6,6 +6,7 @@
 //!   `mod.rs` owns the deadpool-postgres pool.
 //! - `error.rs`: `StoreError`, its stable `code`, the one conversion to JS.
 //! - `js_types.rs` and `repository.rs`: the napi boundary only.
+//! - `telemetry.rs`: where a pool connects, for OpenTelemetry attributes.
 //!
 //! Validation of documents and the four call forms live in `index.js`, which
 //! runs before anything crosses into Rust (see the README).
@@ -16,6 +17,7 @@ pub mod history;
 pub mod js_types;
 pub mod repository;
 pub mod store;
+pub mod telemetry;
 
 use napi_derive::napi;
 

@@ -14,16 +14,20 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::StoreError;
-use crate::js_types::{JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall};
-use crate::store::batcher::BatchKind;
+use crate::js_types::{
+  CountedOutcome, JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall,
+};
+use crate::store::batcher::{Answer, BatchKind};
 use crate::store::coalesced::{Finds, Loads, SaveRequest, Saves};
 use crate::store::Store;
 
 /// Rows as the JS side receives them.
 type JsRows = Vec<Vec<JsCell>>;
 /// A crossing's answers: one JSON array text when every call succeeded (one
-/// string and one `JSON.parse` in JS), else one outcome per call.
-type AllAsJsonOrEach<T> = Either<String, Vec<Outcome<T>>>;
+/// string and one `JSON.parse` in JS), else one outcome per call. Asked for
+/// with `counted`, always one outcome per call, each with the number of
+/// calls its statement carried (`calls`, when more than one).
+type AllAsJsonOrEach<T> = Either<String, Vec<CountedOutcome<T>>>;
 
 /// How many loads JS sends per crossing under a burst: one statement's worth,
 /// so each crossing is answered as soon as its statement is done.
@@ -96,18 +100,21 @@ impl NativeRepository {
 
   /// Loads profile documents: a statement's worth as statements of their own
   /// at once, fewer coalesced with concurrent loads. When every load succeeds
-  /// the result is one JSON text, `[document|null, ...]`, so JS makes one
-  /// string and one `JSON.parse` for the crossing; otherwise one outcome per
-  /// load.
-  #[napi(ts_return_type = "Promise<string | Array<{ value?: string | null, error?: string }>>")]
+  /// (and `counted` is not set) the result is one JSON text,
+  /// `[document|null, ...]`, so JS makes one string and one `JSON.parse` for
+  /// the crossing; otherwise one outcome per load.
+  #[napi(
+    ts_return_type = "Promise<string | Array<{ value?: string | null, error?: string, calls?: number }>>"
+  )]
   pub fn load_many<'env>(
     &self,
     env: &'env Env,
     profile_ids: Vec<String>,
+    counted: Option<bool>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Option<String>>>> {
-    promise(env, &self.store, |store| async move {
-      let documents = store.load_together(profile_ids).await;
-      Ok(all_as_json_or_each(documents, |documents| {
+    promise(env, &self.store, move |store| async move {
+      let documents = store.load_together_counted(profile_ids).await;
+      Ok(all_as_json_or_each(documents, counted, |documents| {
         json_array(documents.into_iter())
       }))
     })
@@ -116,30 +123,36 @@ impl NativeRepository {
   /// As `loadMany`, but always one outcome per load, each document its own
   /// JSON text, for `loadProfileJson`: the text reaches the caller unparsed.
   /// Loads through either method share statements (`Store::load_together`).
-  #[napi(ts_return_type = "Promise<Array<{ value?: string | null, error?: string }>>")]
+  #[napi(
+    ts_return_type = "Promise<Array<{ value?: string | null, error?: string, calls?: number }>>"
+  )]
   pub fn load_many_json<'env>(
     &self,
     env: &'env Env,
     profile_ids: Vec<String>,
-  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Option<String>>>>> {
-    promise(env, &self.store, |store| async move {
-      let documents = store.load_together(profile_ids).await;
-      Ok(documents.into_iter().map(Outcome).collect())
+    counted: Option<bool>,
+  ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<String>>>>> {
+    promise(env, &self.store, move |store| async move {
+      let documents = store.load_together_counted(profile_ids).await;
+      Ok(each_outcome(documents, counted))
     })
   }
 
   /// The profile ids of each user, batched like `loadMany`. When every find
-  /// succeeds the result is one JSON text, `[[id, ...], ...]`; otherwise one
-  /// outcome per find.
-  #[napi(ts_return_type = "Promise<string | Array<{ value?: string[], error?: string }>>")]
+  /// succeeds (and `counted` is not set) the result is one JSON text,
+  /// `[[id, ...], ...]`; otherwise one outcome per find.
+  #[napi(
+    ts_return_type = "Promise<string | Array<{ value?: string[], error?: string, calls?: number }>>"
+  )]
   pub fn find_many<'env>(
     &self,
     env: &'env Env,
     user_ids: Vec<String>,
+    counted: Option<bool>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Vec<String>>>> {
-    promise(env, &self.store, |store| async move {
-      let lists = store.find_together(user_ids).await;
-      Ok(all_as_json_or_each(lists, |lists| {
+    promise(env, &self.store, move |store| async move {
+      let lists = store.find_together_counted(user_ids).await;
+      Ok(all_as_json_or_each(lists, counted, |lists| {
         serde_json::to_string(&lists).expect("strings serialise")
       }))
     })
@@ -147,23 +160,27 @@ impl NativeRepository {
 
   /// Saves validated documents, coalesced with concurrent saves of other
   /// profiles. Each outcome is the stored revision, or null when its
-  /// `expectedRevision` did not match (nothing of it written).
-  #[napi(ts_return_type = "Promise<Array<{ value?: number | null, error?: string }>>")]
+  /// `expectedRevision` did not match (nothing of it written); with
+  /// `counted`, also how many saves its statement carried (`calls`).
+  #[napi(
+    ts_return_type = "Promise<Array<{ value?: number | null, error?: string, calls?: number }>>"
+  )]
   pub fn save_many<'env>(
     &self,
     env: &'env Env,
     calls: Vec<SaveCall>,
-  ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<Option<i64>>>>> {
-    promise(env, &self.store, |store| async move {
+    counted: Option<bool>,
+  ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<i64>>>>> {
+    promise(env, &self.store, move |store| async move {
       let saves = calls.into_iter().map(|call| {
-        store.save(SaveRequest {
+        store.save_counted(SaveRequest {
           profile_id: call.profile_id,
           document: call.document,
           expected_revision: call.expected_revision,
           context: call.context,
         })
       });
-      Ok(join_all(saves).await.into_iter().map(Outcome).collect())
+      Ok(each_outcome(join_all(saves).await, counted))
     })
   }
 
@@ -230,14 +247,30 @@ impl NativeRepository {
 }
 
 fn all_as_json_or_each<T>(
-  outcomes: Vec<Result<T, StoreError>>,
+  answers: Vec<Answer<T>>,
+  counted: Option<bool>,
   to_json: impl FnOnce(Vec<T>) -> String,
 ) -> AllAsJsonOrEach<T> {
-  if outcomes.iter().all(Result::is_ok) {
-    Either::A(to_json(outcomes.into_iter().flatten().collect()))
+  if counted != Some(true) && answers.iter().all(|(outcome, _)| outcome.is_ok()) {
+    Either::A(to_json(
+      answers
+        .into_iter()
+        .filter_map(|(outcome, _)| outcome.ok())
+        .collect(),
+    ))
   } else {
-    Either::B(outcomes.into_iter().map(Outcome).collect())
+    Either::B(each_outcome(answers, counted))
   }
+}
+
+/// One outcome per answer; with `counted`, each says how many calls its
+/// statement carried.
+fn each_outcome<T>(answers: Vec<Answer<T>>, counted: Option<bool>) -> Vec<CountedOutcome<T>> {
+  let counted = counted == Some(true);
+  answers
+    .into_iter()
+    .map(|(outcome, calls)| CountedOutcome(outcome, counted.then_some(calls)))
+    .collect()
 }
 
 /// `[a,null,b]` from JSON texts (`None` → `null`), without parsing them.

@@ -274,6 +274,8 @@ export function describeError(error: unknown): string {
     }
     case 'closed':
       return 'closed'
+    case 'internal_error':
+      return 'a fault in this package: report it'
     case 'aborted': {
       const removed: number | undefined = error.pruned?.removedRows
       return `aborted after removing ${removed ?? 0} rows`

@@ -4,11 +4,18 @@
 // document, saves send the document JSON. pgbench is not a Node store; its
 // rows run in pgbench.mjs. To add a contender, add one entry here.
 
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+
 import pg from 'pg'
 import postgres from 'postgres'
 
 export const CONTENDERS = {
   native: { label: 'this package, native pool', open: nativeStore },
+  // The cost of tracing: the same, with @pson5/postgres-store/otel's
+  // instrument() on a real SDK (spans batched to an exporter that drops them,
+  // metrics aggregated), so every call makes a span and a histogram point.
+  otel: { label: 'this package, native + OTel instrument()', open: otelStore },
   // `--ab <rev>`: the same, from another commit's release build (ab.mjs).
   ab: { label: 'this package, native @ B', open: nativeStore },
   executor: { label: 'this package, executor over pg', open: executorStore },
@@ -34,6 +41,32 @@ function noopStore() {
 function nativeStore({ pkg, url, poolSize, schema }) {
   const repository = pkg.createPostgresProfileStoreRepository({ connectionString: url, max: poolSize, schema })
   return { store: repository, close: () => repository.close() }
+}
+
+async function otelStore({ pkg, url, poolSize, schema, packageEntry }) {
+  const { context } = await import('@opentelemetry/api')
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks')
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
+  const { MeterProvider, MetricReader } = await import('@opentelemetry/sdk-metrics')
+  const otel = await import(pathToFileURL(path.join(path.dirname(packageEntry), 'otel', 'index.mjs')).href)
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  const dropped = { export: (spans, done) => done({ code: 0 }), shutdown: async () => {} }
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropped)] })
+  class Reader extends MetricReader {
+    async onForceFlush() {}
+    async onShutdown() {}
+  }
+  const meterProvider = new MeterProvider({ readers: [new Reader()] })
+  const instrumentation = otel.instrument({ tracerProvider, meterProvider })
+  const { store, close } = nativeStore({ pkg, url, poolSize, schema })
+  return {
+    store,
+    close: async () => {
+      await close()
+      instrumentation.disable()
+      await tracerProvider.shutdown()
+    },
+  }
 }
 
 function executorStore({ pkg, url, poolSize, schema }) {

@@ -63,9 +63,13 @@ pub trait BatchKind: Send + Sync + 'static {
   ) -> impl Future<Output = Vec<Result<Self::Output, StoreError>>> + Send;
 }
 
+/// One caller's outcome, and how many calls the statement it ran in carried
+/// (for telemetry: `db.operation.batch.size`).
+pub type Answer<T> = (Result<T, StoreError>, usize);
+
 struct Pending<K: BatchKind> {
   request: K::Request,
-  reply: oneshot::Sender<Result<K::Output, StoreError>>,
+  reply: oneshot::Sender<Answer<K::Output>>,
 }
 
 pub struct Batcher<K: BatchKind> {
@@ -93,11 +97,8 @@ impl<K: BatchKind> Batcher<K> {
   /// queue could only put them back together, at the cost of a hand-off
   /// between tasks per call (measured: ~25% more loads per second with 32 in
   /// flight). Fewer, or calls with exclusive keys, go through the queue to
-  /// meet other calls. Outcomes in the order of `requests`.
-  pub async fn call_together(
-    &self,
-    requests: Vec<K::Request>,
-  ) -> Vec<Result<K::Output, StoreError>> {
+  /// meet other calls. Answers in the order of `requests`.
+  pub async fn call_together(&self, requests: Vec<K::Request>) -> Vec<Answer<K::Output>> {
     let whole =
       requests.len() >= K::MIN_SHARE && requests.iter().all(|r| K::exclusive_key(r).is_none());
     if !whole {
@@ -109,27 +110,32 @@ impl<K: BatchKind> Batcher<K> {
     // the bound just when the load is heaviest.
     let statements = requests.chunks(K::MAX_CALLS).map(|batch| async move {
       let Ok(_permit) = self.slots.clone().acquire_owned().await else {
-        return batch.iter().map(|_| Err(StoreError::Closed)).collect();
+        return batch.iter().map(|_| (Err(StoreError::Closed), 1)).collect();
       };
-      K::run(&self.shared, batch).await
+      let calls = batch.len();
+      let outcomes = K::run(&self.shared, batch).await;
+      outcomes
+        .into_iter()
+        .map(|outcome| (outcome, calls))
+        .collect::<Vec<_>>()
     });
     join_all(statements).await.into_iter().flatten().collect()
   }
 
-  pub async fn call(&self, request: K::Request) -> Result<K::Output, StoreError> {
+  pub async fn call(&self, request: K::Request) -> Answer<K::Output> {
     let (reply, outcome) = oneshot::channel();
-    self
-      .queue
-      .send(Pending { request, reply })
-      .map_err(|_| StoreError::Closed)?;
+    if self.queue.send(Pending { request, reply }).is_err() {
+      return (Err(StoreError::Closed), 1);
+    }
     // A dropped reply means the batch task died (a panic): never hang the caller.
-    outcome
-      .await
-      .unwrap_or_else(|_| {
+    outcome.await.unwrap_or_else(|_| {
+      (
         Err(StoreError::Internal(
           "the task running this call's statement panicked".into(),
-        ))
-      })
+        )),
+        1,
+      )
+    })
   }
 }
 
@@ -200,8 +206,9 @@ async fn dispatch<K: BatchKind>(
       let (requests, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
       let outcomes = K::run(&shared, &requests).await;
+      let calls = requests.len();
       for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        let _ = reply.send(outcome);
+        let _ = reply.send((outcome, calls));
       }
     });
   }
@@ -287,10 +294,15 @@ mod tests {
     check(together.await, &[8], "8 together after waiting for a slot");
   }
 
-  /// Each caller got its own answer, in order, from statements of `sizes`.
-  fn check(answers: Vec<Result<u32, StoreError>>, sizes: &[usize], what: &str) {
+  /// Each caller got its own answer, in order, from statements of `sizes`,
+  /// and was told the size of its statement.
+  fn check(answers: Vec<Answer<u32>>, sizes: &[usize], what: &str) {
     let asked = answers.len() as u32;
-    let answers: Vec<u32> = answers.into_iter().map(Result::unwrap).collect();
+    let told: Vec<usize> = answers.iter().map(|(_, calls)| *calls).collect();
+    let answers: Vec<u32> = answers
+      .into_iter()
+      .map(|(outcome, _)| outcome.unwrap())
+      .collect();
     assert_eq!(
       answers,
       (0..asked).map(|n| n * 10).collect::<Vec<_>>(),
@@ -298,6 +310,11 @@ mod tests {
     );
     let mut statements = STATEMENTS.lock().unwrap();
     assert_eq!(*statements, sizes, "{what}: statement sizes");
+    let mut expected_told: Vec<usize> = sizes.iter().flat_map(|&size| vec![size; size]).collect();
+    let mut told = told;
+    expected_told.sort_unstable();
+    told.sort_unstable();
+    assert_eq!(told, expected_told, "{what}: sizes told to the callers");
     statements.clear();
   }
 }

@@ -18,7 +18,7 @@ use futures_util::future::join_all;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::error::StoreError;
-use batcher::Batcher;
+use batcher::{Answer, Batcher};
 use coalesced::{Finds, Loads, SaveRequest, Saves};
 use config::{ConnectOptions, PoolSettings};
 use lanes::Lanes;
@@ -174,8 +174,13 @@ impl Store {
   /// Saves one profile, batched with concurrent saves of other profiles.
   /// The stored revision, or `None` when the expected revision did not match.
   pub async fn save(&self, request: SaveRequest) -> Result<Option<i64>, StoreError> {
+    self.save_counted(request).await.0
+  }
+
+  /// `save`, with how many saves its statement carried.
+  pub async fn save_counted(&self, request: SaveRequest) -> Answer<Option<i64>> {
     if self.shared.pool.is_closed() {
-      return Err(StoreError::Closed);
+      return (Err(StoreError::Closed), 1);
     }
     let saves = self
       .saves
@@ -188,7 +193,7 @@ impl Store {
     if self.shared.pool.is_closed() {
       return Err(StoreError::Closed);
     }
-    self.loads().call(profile_id).await
+    self.loads().call(profile_id).await.0
   }
 
   /// Loads profiles asked for together: a statement's worth at once, fewer
@@ -197,10 +202,18 @@ impl Store {
     &self,
     profile_ids: Vec<String>,
   ) -> Vec<Result<Option<String>, StoreError>> {
+    outcomes(self.load_together_counted(profile_ids).await)
+  }
+
+  /// `load_together`, with how many loads each one's statement carried.
+  pub async fn load_together_counted(
+    &self,
+    profile_ids: Vec<String>,
+  ) -> Vec<Answer<Option<String>>> {
     if self.shared.pool.is_closed() {
       return profile_ids
         .iter()
-        .map(|_| Err(StoreError::Closed))
+        .map(|_| (Err(StoreError::Closed), 1))
         .collect();
     }
     self.loads().call_together(profile_ids).await
@@ -209,8 +222,16 @@ impl Store {
   /// The profile ids of each user asked for, in index order; batched like
   /// `load_together`.
   pub async fn find_together(&self, user_ids: Vec<String>) -> Vec<Result<Vec<String>, StoreError>> {
+    outcomes(self.find_together_counted(user_ids).await)
+  }
+
+  /// `find_together`, with how many finds each one's statement carried.
+  pub async fn find_together_counted(&self, user_ids: Vec<String>) -> Vec<Answer<Vec<String>>> {
     if self.shared.pool.is_closed() {
-      return user_ids.iter().map(|_| Err(StoreError::Closed)).collect();
+      return user_ids
+        .iter()
+        .map(|_| (Err(StoreError::Closed), 1))
+        .collect();
     }
     self
       .finds
@@ -289,4 +310,9 @@ impl Store {
       .idle_timeout
       .map(|idle| (idle / 2).max(Duration::from_millis(100)))
   }
+}
+
+/// The outcomes of answers, without the statement sizes.
+fn outcomes<T>(answers: Vec<Answer<T>>) -> Vec<Result<T, StoreError>> {
+  answers.into_iter().map(|(outcome, _)| outcome).collect()
 }
