@@ -10,6 +10,7 @@ const { PostgresProfileStoreRepository } = require('./lib/repository.js')
 const { CHANNEL_NAME } = require('./lib/events.js')
 const { LEGACY_TABLE_OPTIONS, artifactOptions, isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
 const native = require('./lib/native.js')
+const { ReplicaRouter, addressOf, executorAddress, replicaSettings, wantsReplicas } = require('./lib/replicas.js')
 
 const artifactCache = new Map()
 
@@ -112,13 +113,29 @@ function createPostgresProfileStoreRepository(first, second) {
   )
   const where = `schema ${options.schema ?? 'public'}, prefix ${options.tablePrefix ?? 'pson_'}`
 
+  // Read replicas (lib/replicas.js): checked before any pool is made.
+  const replicas = wantsReplicas(options) ? replicaSettings(options) : null
+  const label = (mode) => `${mode}, ${where}${replicas ? `, ${replicas.replicas.length} replicas` : ''}`
   if (exec !== undefined) {
-    return new PostgresProfileStoreRepository(executorDriver(exec, artifacts), {
-      ...settings,
-      label: `executor, ${where}`,
-    })
+    let driver = executorDriver(exec, artifacts)
+    if (replicas) driver = routedDriver(driver, executorAddress(options.exec ?? first, -1), replicas, options, artifacts)
+    return new PostgresProfileStoreRepository(driver, { ...settings, label: label('executor') })
   }
   const nativeOptions = pick(options, NATIVE_OPTIONS)
+  let driver = nativeStoreDriver(nativeOptions)
+  if (replicas) {
+    try {
+      driver = routedDriver(driver, addressOf(nativeOptions), replicas, options, artifacts)
+    } catch (error) {
+      driver.close()
+      throw error
+    }
+  }
+  return new PostgresProfileStoreRepository(driver, { ...settings, label: label('native') })
+}
+
+// A native pool and its driver.
+function nativeStoreDriver(nativeOptions) {
   const { NativeRepository, LOADS_PER_CROSSING, FINDS_PER_CROSSING, SAVES_PER_CROSSING } = native.binding()
   let repository
   try {
@@ -127,10 +144,49 @@ function createPostgresProfileStoreRepository(first, second) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }
   const perCrossing = { loads: LOADS_PER_CROSSING, finds: FINDS_PER_CROSSING, saves: SAVES_PER_CROSSING }
-  return new PostgresProfileStoreRepository(nativeDriver(repository, perCrossing), {
-    ...settings,
-    label: `native, ${where}`,
-  })
+  return nativeDriver(repository, perCrossing)
+}
+
+// Options a native replica takes from the repository's unless it sets them:
+// pool size, timeouts, statement preparation and the tables, not where to
+// connect or as whom.
+const REPLICA_INHERITED = [
+  'max',
+  'connectionTimeoutMillis',
+  'idleTimeoutMillis',
+  'statementTimeoutMillis',
+  'applicationName',
+  'prepare',
+  'schema',
+  'tablePrefix',
+  ...LEGACY_TABLE_OPTIONS,
+]
+
+// The primary's driver behind a ReplicaRouter, with one driver per replica.
+function routedDriver(primary, primaryAddress, { replicas, ...settings }, options, artifacts) {
+  const made = []
+  try {
+    replicas.forEach((replica, i) => {
+      if (replica.kind === 'executor') {
+        const exec =
+          typeof replica.exec === 'function' && !isPostgresJs(replica.exec)
+            ? replica.exec
+            : createPostgresQueryExecutor(replica.exec, { prepare: options.prepare })
+        made.push({ driver: executorDriver(exec, artifacts), address: executorAddress(replica.exec, i) })
+      } else {
+        const own = pick(replica.options, NATIVE_OPTIONS)
+        for (const name of ['schema', 'tablePrefix', ...LEGACY_TABLE_OPTIONS]) {
+          if (own[name] !== undefined) throw validationError(`replicas[${i}].${name}`, 'replicas use the repository\'s tables')
+        }
+        const replicaOptions = { ...pick(options, REPLICA_INHERITED), ...own }
+        made.push({ driver: nativeStoreDriver(replicaOptions), address: addressOf(replicaOptions) })
+      }
+    })
+  } catch (error) {
+    for (const { driver } of made) driver.close()
+    throw error
+  }
+  return new ReplicaRouter(primary, primaryAddress, made, settings)
 }
 
 // The options of `names` that are set (not undefined or null).

@@ -45,6 +45,7 @@ const EXPECTED_STATEMENTS = [
   'checkSchema',
   'pruneAuditEntries',
   'pruneProfileAuditEntries',
+  'walPosition',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

@@ -13,6 +13,7 @@ const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
 const { InFlight } = require('./in-flight.js')
 const { pruneAudit } = require('./retention.js')
+const { primaryToken } = require('./replicas.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
@@ -269,6 +270,29 @@ class PostgresProfileStoreRepository {
     })
   }
 
+  // ---- read replicas (lib/replicas.js) ----
+
+  /**
+   * An opaque token for `{ after: token }` on reads of another repository
+   * (another process): those reads see every write this repository had
+   * acknowledged, and `profileId` at least at its revision saved or seen here.
+   */
+  consistencyToken(profileId, options) {
+    return this.#op('consistencyToken', options, async () => {
+      const id = profileId === undefined || profileId === null ? undefined : v.checkId(profileId, 'profileId')
+      const token =
+        this.#driver.consistencyToken === undefined
+          ? await primaryToken(this.#driver)
+          : await this.#driver.consistencyToken(id)
+      return [token, 0]
+    })
+  }
+
+  /** Each replica: address, whether in rotation, lag (ms) and replay position; null without replicas. */
+  replicaStatus() {
+    return this.#driver.replicaStatus === undefined ? null : this.#driver.replicaStatus()
+  }
+
   /** Pool counters of the native pool; null in executor mode. */
   poolStatus() {
     return this.#closed ? null : this.#driver.status()
@@ -331,13 +355,18 @@ class PostgresProfileStoreRepository {
     const observed = isObserved(this.#onEvent)
     const started = observed ? performance.now() : 0
     let context
+    // With read replicas (lib/replicas.js): where the call went and why.
+    let route
     this.#inFlight++
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await this.#calls.track(body(context))
+      if (this.#driver.route !== undefined) route = this.#driver.route(options)
+      const [value, rowCount] = await this.#calls.track(route === undefined ? body(context) : route.run(() => body(context)))
       if (observed) {
-        publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
+        const event = { operation, durationMs: performance.now() - started, rowCount, context }
+        if (route?.server !== undefined) Object.assign(event, { server: route.server, reason: route.reason })
+        publish(this.#onEvent, event)
       }
       return value
     } catch (raw) {
@@ -349,7 +378,9 @@ class PostgresProfileStoreRepository {
       if (observed) {
         const failure = { code: error.code, message: error.message }
         if (error.sqlState) failure.sqlState = error.sqlState
-        publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount: 0, context, error: failure })
+        const event = { operation, durationMs: performance.now() - started, rowCount: 0, context, error: failure }
+        if (route?.server !== undefined) Object.assign(event, { server: route.server, reason: route.reason })
+        publish(this.#onEvent, event)
       }
       throw error
     } finally {

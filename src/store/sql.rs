@@ -54,7 +54,7 @@ const DOMAIN_INDEX_LIST: &str = "domain_index_list_idx";
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 20] = [
+pub const STATEMENT_NAMES: [&str; 21] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -75,6 +75,7 @@ pub const STATEMENT_NAMES: [&str; 20] = [
   "checkSchema",
   "pruneAuditEntries",
   "pruneProfileAuditEntries",
+  "walPosition",
 ];
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -725,6 +726,15 @@ fn render_statement(name: &str, n: &Names) -> String {
     "pruneProfileAuditEntries" => render_prune(n, PruneScope::One),
     "serverInfo" => "select current_setting('server_version_num')::integer as version_num, \
        current_setting('server_version') as version"
+      .to_owned(),
+    // Read replicas (lib/replicas.js): whether the server is a standby, and
+    // its WAL position: on a primary the insert position (at or past the end
+    // of every commit acknowledged so far), on a standby the replay position
+    // (every commit before it is visible there). The branch not taken is not
+    // run (pg_last_wal_replay_lsn is null on a primary,
+    // pg_current_wal_insert_lsn fails on a standby).
+    "walPosition" => "select pg_is_in_recovery() as in_recovery, \
+       (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn"
       .to_owned(),
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
