@@ -213,7 +213,10 @@ export async function startReplicaCluster({ standbys = 2, synchronous = [], clon
       // The configuration the copy brought along is the primary's: this standby's own lines win (they come last).
       await appendFile(
         path.join(standby.dataDir, 'postgresql.auto.conf'),
-        settings(standby) + `primary_conninfo = '${primaryConninfo(primary, standby)}'\n`,
+        settings(standby) +
+          `primary_conninfo = '${primaryConninfo(primary, standby)}'\n` +
+          // Promoted, it must not wait for a synchronous standby of the old primary (itself, possibly).
+          "synchronous_standby_names = ''\n",
       )
       await start(standby)
       cluster.standbys.push(standby)
