@@ -88,6 +88,14 @@ export interface OperationOptions {
   rootDir?: string
   /** Accepted and ignored (see `rootDir`). */
   adapter?: unknown
+  /**
+   * Read replicas: a token from `consistencyToken()` of any repository on the same primary (another process).
+   * This read then sees every write that repository had acknowledged when it made the token (a replica that has
+   * not replayed them is skipped or waited for, up to `replicaWaitMillis`, else the primary answers). Ignored by
+   * writes and without replicas (the primary is always current). A string that is not such a token rejects with
+   * `validation_error` (`field: 'after'`).
+   */
+  after?: string
 }
 
 export interface SaveProfileOptions extends OperationOptions {
@@ -262,6 +270,15 @@ export interface StoreEvent {
   rowCount: number
   context?: OperationContext
   error?: { code: PostgresStoreErrorCode; message: string; sqlState?: string }
+  /** With read replicas only: the server that served the call (the last one, when a read was retried). */
+  server?: { role: 'primary' | 'replica'; address: string }
+  /**
+   * With read replicas only: why that server. `primary` (writes, deletes, administration), `replica`,
+   * `primary-read-your-writes` (no replica had this repository's or the token's writes, or a replica's answer
+   * was older than a revision saved or seen here), `primary-lag` (every replica in rotation lags beyond
+   * `maxReplicaLagMillis`), `fallback` (no replica in rotation, or the replica failed and the read ran again here).
+   */
+  reason?: 'primary' | 'replica' | 'primary-read-your-writes' | 'primary-lag' | 'fallback'
 }
 
 export interface QueryResultLike {
@@ -338,8 +355,44 @@ export type StatementName =
   | 'listAuditSnapshots'
   | 'eraseFromHistory'
   | 'deleteProfilesByUserId'
+  | 'walPosition'
 
-export interface RepositoryOptions extends ArtifactOptions {
+/** Read replicas (README "Read replicas"). All times in milliseconds. */
+export interface ReplicaOptions {
+  /**
+   * Hot standbys of the primary that reads may use: connection strings or native connection options (native
+   * pools with this repository's pool size, timeouts and tables; a replica's own `schema` or `tablePrefix` is a
+   * `validation_error`), or executors (a `QueryExecutor`, pg Pool/Client, postgres.js `sql`), in either mode.
+   * Not an array, empty, or an entry of another kind: `validation_error` (`field: 'replicas'` or `'replicas[i]'`).
+   */
+  replicas?: ReadonlyArray<string | NativeConnectionOptions | QueryExecutor | PgQueryable | PostgresJsSql>
+  /** One more replica, as an executor (the name other executor-mode libraries use). */
+  readExec?: QueryExecutor | PgQueryable | PostgresJsSql
+  /** A replica whose replay is further behind the primary than this leaves rotation until it catches up. Default 5000. */
+  maxReplicaLagMillis?: number
+  /** The longest a read waits for a replica to replay a write it must see before the primary answers. Default 50. */
+  replicaWaitMillis?: number
+  /** How often each replica's state and replay position (and the primary's position) are checked. Default 250. */
+  replicaCheckMillis?: number
+}
+
+/** One replica, from `replicaStatus()`. */
+export interface ReplicaStatus {
+  /** `host:port` (no user, no password), or `executor n`. */
+  address: string
+  /** Reads may go to it now: reachable, in recovery, lag within `maxReplicaLagMillis`. */
+  inRotation: boolean
+  /** Its last check or call failed; checked again after a backoff (250 ms doubling to 5 s). */
+  down: boolean
+  /** It is out of recovery (promoted): no longer a replica of this primary. */
+  promoted: boolean
+  /** How far behind the primary it was at its last check, in ms (Infinity before the first check). */
+  lagMillis: number
+  /** `pg_last_wal_replay_lsn()` at its last check, e.g. `0/3000148`; null before the first. */
+  replayLsn: string | null
+}
+
+export interface RepositoryOptions extends ArtifactOptions, ReplicaOptions {
   /** Documents larger than this (as UTF-8 JSON) are rejected. Default 16 MiB. */
   maxDocumentBytes?: number
   /** Called once per operation. */
@@ -600,6 +653,15 @@ export declare class PostgresProfileStoreRepository {
    * in flight.
    */
   poolStatus(): PoolStatus | null
+  /**
+   * An opaque token for `{ after: token }` on reads in another repository or process: they see every write this
+   * repository had acknowledged, and `profileId` (when given) at least at the revision saved or seen here. Costs
+   * one statement on the primary unless replicas are configured (then it is known). Rejects with
+   * `validation_error` for a bad `profileId`, `connection_error`/`timeout` when the primary cannot be reached.
+   */
+  consistencyToken(profileId?: string, options?: OperationOptions): Promise<string>
+  /** Each replica's state, in the order configured; null without replicas. */
+  replicaStatus(): ReplicaStatus[] | null
   /**
    * Later calls reject with `closed`. Calls made before close() run to completion for up to `timeoutMillis` (ms, default
    * 5000); then the statements still running are cancelled (native mode) and their calls reject with `closed`, at most

@@ -11,6 +11,7 @@ const { CHANNEL_NAME } = require('./lib/events.js')
 const { TRACING_CHANNEL, Telemetry, describeQueryable, registerPool } = require('./lib/tracing.js')
 const { LEGACY_TABLE_OPTIONS, artifactOptions, isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
 const native = require('./lib/native.js')
+const { ReplicaRouter, addressOf, executorAddress, replicaSettings, wantsReplicas } = require('./lib/replicas.js')
 
 const artifactCache = new Map()
 
@@ -119,14 +120,41 @@ function createPostgresProfileStoreRepository(first, second) {
   const where = `schema ${options.schema ?? 'public'}, prefix ${options.tablePrefix ?? 'pson_'}`
   const schema = options.schema ?? 'public'
 
+  // Read replicas (lib/replicas.js): checked before any pool is made.
+  const replicas = wantsReplicas(options) ? replicaSettings(options) : null
+  const label = (mode) => `${mode}, ${where}${replicas ? `, ${replicas.replicas.length} replicas` : ''}`
   if (exec !== undefined) {
-    return new PostgresProfileStoreRepository(executorDriver(exec, artifacts), {
+    let driver = executorDriver(exec, artifacts)
+    if (replicas) driver = routedDriver(driver, executorAddress(options.exec ?? first, -1), replicas, options, artifacts)
+    return new PostgresProfileStoreRepository(driver, {
       ...settings,
       telemetry: new Telemetry({ mode: 'executor', schema, artifacts, server: () => describeQueryable(queryable) }),
-      label: `executor, ${where}`,
+      label: label('executor'),
     })
   }
   const nativeOptions = pick(options, NATIVE_OPTIONS)
+  let driver = nativeStoreDriver(nativeOptions)
+  if (replicas) {
+    try {
+      driver = routedDriver(driver, addressOf(nativeOptions), replicas, options, artifacts)
+    } catch (error) {
+      driver.close()
+      throw error
+    }
+  }
+  const telemetry = new Telemetry({
+    mode: 'native',
+    schema,
+    artifacts,
+    server: () => native.binding().serverTarget(nativeOptions),
+  })
+  const store = new PostgresProfileStoreRepository(driver, { ...settings, telemetry, label: label('native') })
+  registerPool(store, telemetry)
+  return store
+}
+
+// A native pool and its driver.
+function nativeStoreDriver(nativeOptions) {
   const { NativeRepository, LOADS_PER_CROSSING, FINDS_PER_CROSSING, SAVES_PER_CROSSING } = native.binding()
   let repository
   try {
@@ -135,19 +163,49 @@ function createPostgresProfileStoreRepository(first, second) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }
   const perCrossing = { loads: LOADS_PER_CROSSING, finds: FINDS_PER_CROSSING, saves: SAVES_PER_CROSSING }
-  const telemetry = new Telemetry({
-    mode: 'native',
-    schema,
-    artifacts,
-    server: () => native.binding().serverTarget(nativeOptions),
-  })
-  const store = new PostgresProfileStoreRepository(nativeDriver(repository, perCrossing), {
-    ...settings,
-    telemetry,
-    label: `native, ${where}`,
-  })
-  registerPool(store, telemetry)
-  return store
+  return nativeDriver(repository, perCrossing)
+}
+
+// Options a native replica takes from the repository's unless it sets them:
+// pool size, timeouts, statement preparation and the tables, not where to
+// connect or as whom.
+const REPLICA_INHERITED = [
+  'max',
+  'connectionTimeoutMillis',
+  'idleTimeoutMillis',
+  'statementTimeoutMillis',
+  'applicationName',
+  'prepare',
+  'schema',
+  'tablePrefix',
+  ...LEGACY_TABLE_OPTIONS,
+]
+
+// The primary's driver behind a ReplicaRouter, with one driver per replica.
+function routedDriver(primary, primaryAddress, { replicas, ...settings }, options, artifacts) {
+  const made = []
+  try {
+    replicas.forEach((replica, i) => {
+      if (replica.kind === 'executor') {
+        const exec =
+          typeof replica.exec === 'function' && !isPostgresJs(replica.exec)
+            ? replica.exec
+            : createPostgresQueryExecutor(replica.exec, { prepare: options.prepare })
+        made.push({ driver: executorDriver(exec, artifacts), address: executorAddress(replica.exec, i) })
+      } else {
+        const own = pick(replica.options, NATIVE_OPTIONS)
+        for (const name of ['schema', 'tablePrefix', ...LEGACY_TABLE_OPTIONS]) {
+          if (own[name] !== undefined) throw validationError(`replicas[${i}].${name}`, 'replicas use the repository\'s tables')
+        }
+        const replicaOptions = { ...pick(options, REPLICA_INHERITED), ...own }
+        made.push({ driver: nativeStoreDriver(replicaOptions), address: addressOf(replicaOptions) })
+      }
+    })
+  } catch (error) {
+    for (const { driver } of made) driver.close()
+    throw error
+  }
+  return new ReplicaRouter(primary, primaryAddress, made, settings)
 }
 
 // The options of `names` that are set (not undefined or null).

@@ -52,6 +52,7 @@ const EXPECTED_STATEMENTS = [
   'listAuditSnapshots',
   'eraseFromHistory',
   'deleteProfilesByUserId',
+  'walPosition',
 ].sort()
 
 // Tables, columns, indexes, constraints and sequences of one schema/prefix:

@@ -124,6 +124,7 @@ const CASES = {
   readUserProfileIndex: [[userOf(4242)], ['user-big']],
   writeUserProfileIndex: [[userOf(4242), profileId(4242), `["${profileId(4242)}"]`, '2026-01-31T12:00:00.000Z']],
   serverInfo: [[]],
+  walPosition: [[]],
   checkSchema: [[]],
   // From the start and from the middle; keepLast, olderThan (the seed records
   // revision r of a deep profile 500 - r minutes ago) and both.

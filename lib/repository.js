@@ -14,6 +14,7 @@ const { isObserved, publish } = require('./events.js')
 const { OperationTrace, isTraced, traceOperation } = require('./tracing.js')
 const { pruneAudit } = require('./retention.js')
 const history = require('./history.js')
+const { primaryToken } = require('./replicas.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
@@ -329,6 +330,29 @@ class PostgresProfileStoreRepository {
     })
   }
 
+  // ---- read replicas (lib/replicas.js) ----
+
+  /**
+   * An opaque token for `{ after: token }` on reads of another repository
+   * (another process): those reads see every write this repository had
+   * acknowledged, and `profileId` at least at its revision saved or seen here.
+   */
+  consistencyToken(profileId, options) {
+    return this.#op('consistencyToken', options, async () => {
+      const id = profileId === undefined || profileId === null ? undefined : v.checkId(profileId, 'profileId')
+      const token =
+        this.#driver.consistencyToken === undefined
+          ? await primaryToken(this.#driver)
+          : await this.#driver.consistencyToken(id)
+      return [token, 0]
+    })
+  }
+
+  /** Each replica: address, whether in rotation, lag (ms) and replay position; null without replicas. */
+  replicaStatus() {
+    return this.#driver.replicaStatus === undefined ? null : this.#driver.replicaStatus()
+  }
+
   /** Pool counters of the native pool; null in executor mode. */
   poolStatus() {
     return this.#closed ? null : this.#driver.status()
@@ -422,14 +446,21 @@ class PostgresProfileStoreRepository {
     const observed = isObserved(this.#onEvent)
     const started = observed ? performance.now() : 0
     let context
+    // With read replicas (lib/replicas.js): where the call went and why.
+    let route
     this.#inFlight++
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
-      const [value, rowCount] = await body(context, trace)
+      if (this.#driver.route !== undefined) route = this.#driver.route(options)
+      const [value, rowCount] = await (route === undefined
+        ? body(context, trace)
+        : route.run(() => body(context, trace)))
       if (trace !== null) trace.succeeded(value, rowCount, context)
       if (observed) {
-        publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount, context })
+        const event = { operation, durationMs: performance.now() - started, rowCount, context }
+        if (route?.server !== undefined) Object.assign(event, { server: route.server, reason: route.reason })
+        publish(this.#onEvent, event)
       }
       return value
     } catch (raw) {
@@ -439,7 +470,9 @@ class PostgresProfileStoreRepository {
       if (observed) {
         const failure = { code: error.code, message: error.message }
         if (error.sqlState) failure.sqlState = error.sqlState
-        publish(this.#onEvent, { operation, durationMs: performance.now() - started, rowCount: 0, context, error: failure })
+        const event = { operation, durationMs: performance.now() - started, rowCount: 0, context, error: failure }
+        if (route?.server !== undefined) Object.assign(event, { server: route.server, reason: route.reason })
+        publish(this.#onEvent, event)
       }
       throw error
     } finally {

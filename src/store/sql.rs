@@ -64,7 +64,7 @@ const DELETE_USER_FUNCTION: &str = "delete_user_profiles";
 
 /// The statements the repository runs, by name. The names are the keys of
 /// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 27] = [
+pub const STATEMENT_NAMES: [&str; 28] = [
   "loadProfile",
   "loadProfiles",
   "profileExists",
@@ -93,6 +93,7 @@ pub const STATEMENT_NAMES: [&str; 27] = [
   "listAuditSnapshots",
   "eraseFromHistory",
   "deleteProfilesByUserId",
+  "walPosition",
 ];
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -761,6 +762,15 @@ fn render_statement(name: &str, n: &Names) -> String {
     | "deleteProfilesByUserId" => {
       render_history_statement(name, n)
     }
+    // Read replicas (lib/replicas.js): whether the server is a standby, and
+    // its WAL position: on a primary the insert position (at or past the end
+    // of every commit acknowledged so far), on a standby the replay position
+    // (every commit before it is visible there). The branch not taken is not
+    // run (pg_last_wal_replay_lsn is null on a primary,
+    // pg_current_wal_insert_lsn fails on a standby).
+    "walPosition" => "select pg_is_in_recovery() as in_recovery, \
+       (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn"
+      .to_owned(),
     other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
 }

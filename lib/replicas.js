@@ -1,0 +1,661 @@
+'use strict'
+
+// Read replicas: a driver (the shape of lib/drivers.js) over a primary driver
+// and one driver per hot standby, used only when `replicas` (or `readExec`)
+// is configured; without them nothing here runs.
+//
+// - Writes, deletes and administration go to the primary. After a write, the
+//   primary's WAL insert position (at or past the commit) is read once per
+//   burst of writes: the write's commit LSN.
+// - Loads of one profile go to a replica and are checked: an answer older
+//   than a revision this repository saved or saw (or that a token names) is
+//   read again from the primary (monotonic per profile, no LSN wait).
+// - Reads over sets (find by user, audit pages, revision lists, the user
+//   index, exists, load by user, loadProfileJson whose text is not parsed)
+//   go to a replica whose replay position has reached the last commit LSN
+//   this repository wrote (and the token's), waiting up to
+//   replicaWaitMillis for one; else the primary.
+// - Replicas are checked every replicaCheckMillis (pg_is_in_recovery and the
+//   replay position; the primary's insert position is sampled at the same
+//   time). Lag is the time since the primary was first seen past a replica's
+//   replay position. A replica that fails, lags beyond maxReplicaLagMillis or
+//   was promoted is out of rotation until a later check finds it well; a
+//   read that failed on a replica runs again on the primary (reads change
+//   nothing, so running one twice is safe).
+// - Every call's event says which server answered and why (`server`,
+//   `reason`), through an AsyncLocalStorage set only when replicas are in use.
+
+const { AsyncLocalStorage } = require('node:async_hooks')
+
+const { PostgresStoreError, validationError } = require('./errors.js')
+const { isPlainObject } = require('./validate.js')
+
+// Statements that only read: a replica may run them (src/store/sql.rs names).
+const READ_STATEMENTS = new Set([
+  'loadProfile',
+  'loadProfiles',
+  'profileExists',
+  'loadProfileByUserId',
+  'findProfilesByUserId',
+  'findProfilesByUserIds',
+  'listRevisionNumbers',
+  'listAuditEntries',
+  'loadProfileRevision',
+  'readUserProfileIndex',
+])
+
+// Why a call went where it went (the event's `reason`).
+const REASONS = Object.freeze({
+  replica: 'replica',
+  write: 'primary',
+  readYourWrites: 'primary-read-your-writes',
+  lag: 'primary-lag',
+  fallback: 'fallback',
+})
+
+// Defaults, in milliseconds.
+const DEFAULTS = { maxReplicaLagMillis: 5000, replicaWaitMillis: 50, replicaCheckMillis: 250 }
+// Profiles whose last saved or seen revision is remembered; beyond it the oldest are forgotten (see #forget).
+const KNOWN_PROFILES = 100_000
+// Out of rotation after a failure for this long at first, doubling to the most.
+const RETRY_MIN_MILLIS = 250
+const RETRY_MAX_MILLIS = 5000
+
+const currentCall = new AsyncLocalStorage()
+
+/** `'16/B374D848'` → a number of bytes (exact below 2^53, which is 8 PiB of WAL). */
+function parseLsn(text) {
+  const slash = text.indexOf('/')
+  return Number.parseInt(text.slice(0, slash), 16) * 2 ** 32 + Number.parseInt(text.slice(slash + 1), 16)
+}
+
+function formatLsn(lsn) {
+  const high = Math.floor(lsn / 2 ** 32)
+  return `${high.toString(16).toUpperCase()}/${(lsn - high * 2 ** 32).toString(16).toUpperCase()}`
+}
+
+// ---- consistency tokens ----
+
+const TOKEN_PREFIX = 'pson5c1.'
+
+/** An opaque string: the commit LSN and, when known, a profile's revision. */
+function encodeToken(lsn, profileId, revision) {
+  const body = { l: formatLsn(lsn) }
+  if (profileId !== undefined && revision !== undefined) {
+    body.p = profileId
+    body.r = revision
+  }
+  return TOKEN_PREFIX + Buffer.from(JSON.stringify(body)).toString('base64url')
+}
+
+function decodeToken(token) {
+  if (token === undefined || token === null) return null
+  const bad = () => validationError('after', 'must be a consistency token from consistencyToken()')
+  if (typeof token !== 'string' || !token.startsWith(TOKEN_PREFIX)) throw bad()
+  let body
+  try {
+    body = JSON.parse(Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString())
+  } catch {
+    throw bad()
+  }
+  if (!isPlainObject(body) || typeof body.l !== 'string' || !/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/.test(body.l)) throw bad()
+  const decoded = { lsn: parseLsn(body.l), profileId: undefined, revision: 0 }
+  if (body.p !== undefined) {
+    if (typeof body.p !== 'string' || !Number.isInteger(body.r) || body.r < 0) throw bad()
+    decoded.profileId = body.p
+    decoded.revision = body.r
+  }
+  return decoded
+}
+
+// ---- options ----
+
+function millisOption(options, name) {
+  const value = options[name]
+  if (value === undefined || value === null) return DEFAULTS[name]
+  if (!Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) {
+    throw validationError(name, 'must be a whole number of milliseconds from 0 to 2147483647')
+  }
+  return value
+}
+
+/** Whether `options` asks for replicas (so the factory builds a router). */
+function wantsReplicas(options) {
+  return (options.replicas !== undefined && options.replicas !== null) || (options.readExec !== undefined && options.readExec !== null)
+}
+
+/**
+ * The router's settings and the replicas as `[{ kind: 'native', options } |
+ * { kind: 'executor', exec }]`, checked before any pool is made.
+ */
+function replicaSettings(options) {
+  const entries = []
+  if (options.replicas !== undefined && options.replicas !== null) {
+    if (!Array.isArray(options.replicas)) {
+      throw validationError('replicas', 'must be an array of connection strings, connection options or executors')
+    }
+    entries.push(...options.replicas)
+  }
+  if (options.readExec !== undefined && options.readExec !== null) entries.push(options.readExec)
+  if (entries.length === 0) throw validationError('replicas', 'must name at least one replica')
+  const replicas = entries.map((entry, i) => {
+    if (typeof entry === 'string' && entry.length > 0) return { kind: 'native', options: { connectionString: entry } }
+    if (isPlainObject(entry) && entry.exec === undefined) return { kind: 'native', options: entry }
+    if (typeof entry === 'function' || typeof entry?.query === 'function') return { kind: 'executor', exec: entry }
+    if (isPlainObject(entry) && entry.exec !== undefined) return { kind: 'executor', exec: entry.exec }
+    throw validationError(`replicas[${i}]`, 'must be a connection string, connection options or an executor')
+  })
+  return {
+    replicas,
+    maxReplicaLagMillis: millisOption(options, 'maxReplicaLagMillis'),
+    replicaWaitMillis: millisOption(options, 'replicaWaitMillis'),
+    replicaCheckMillis: Math.max(10, millisOption(options, 'replicaCheckMillis')),
+  }
+}
+
+/**
+ * `host:port` of connection options (no user, no password): the URL's hosts,
+ * else `host`/`port`, else PGHOST/PGPORT. Several hosts are joined with ','.
+ */
+function addressOf(options) {
+  let hosts = options.host
+  let port = options.port
+  if (typeof options.connectionString === 'string') {
+    const match = /^[a-z]+:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(options.connectionString)
+    if (match && match[1] && hosts === undefined) {
+      return match[1]
+        .split(',')
+        .map((hostPort) => (port !== undefined ? `${hostPort.replace(/:\d+$/, '')}:${port}` : /:\d+$/.test(hostPort) ? hostPort : `${hostPort}:5432`))
+        .join(',')
+    }
+  }
+  hosts ??= process.env.PGHOST || 'localhost'
+  port ??= process.env.PGPORT || 5432
+  return String(hosts)
+    .split(',')
+    .map((host) => `${host}:${port}`)
+    .join(',')
+}
+
+/** `host:port` of an executor's pool where it says (pg Pool/Client, postgres.js), else `executor <n>`. */
+function executorAddress(exec, index) {
+  const pgOptions = exec?.options ?? exec?.connectionParameters
+  if (typeof pgOptions?.connectionString === 'string') return addressOf({ connectionString: pgOptions.connectionString })
+  if (pgOptions && typeof pgOptions.host === 'string') return `${pgOptions.host}:${pgOptions.port ?? 5432}`
+  if (Array.isArray(pgOptions?.host)) return `${pgOptions.host[0]}:${pgOptions.port?.[0] ?? 5432}`
+  return index < 0 ? 'executor' : `executor ${index + 1}`
+}
+
+// ---- servers ----
+
+class Server {
+  constructor(driver, role, address) {
+    this.driver = driver
+    this.role = role
+    this.address = address
+    // For events: the same object every time (events never hold more).
+    this.label = Object.freeze({ role, address })
+    // Replay (standby) or insert (primary) position at the last check, -1 before the first.
+    this.lsn = -1
+    this.checkedAt = 0
+    this.inRecovery = role === 'replica'
+    this.down = false
+    this.retryAt = 0
+    this.backoff = 0
+    this.checking = null
+  }
+}
+
+function isConnectionFailure(error) {
+  const code = error?.code
+  if (code === 'connection_error' || code === 'timeout') return true
+  const state = error?.sqlState
+  return typeof state === 'string' && (state.startsWith('08') || state.startsWith('57P') || state === '53300')
+}
+
+// ---- the router ----
+
+class ReplicaRouter {
+  mode
+  #primary
+  #replicas
+  #settings
+  #next = 0
+  #timer = null
+  #closed = false
+  // The newest commit LSN this repository wrote (-1: none yet); Infinity while
+  // a write's commit LSN could not be read (set reads use the primary until a
+  // later check of the primary covers it).
+  #lastWriteLsn = -1
+  // Commits acknowledged before the pending request for the primary's position was sent share it.
+  #lsnRequest = null
+  // profileId → { revision, lsn (when written here, else -1), deleted }
+  #known = new Map()
+  // The newest commit LSN of forgotten profiles: loads of profiles not in #known
+  // then need a replica this far (see #forget).
+  #forgottenLsn = -1
+  // The primary's position over time: [{ lsn, at }], oldest first.
+  #samples = []
+
+  constructor(primaryDriver, primaryAddress, replicaDrivers, settings) {
+    this.mode = primaryDriver.mode
+    this.#primary = new Server(primaryDriver, 'primary', primaryAddress)
+    this.#replicas = replicaDrivers.map(({ driver, address }) => new Server(driver, 'replica', address))
+    this.#settings = settings
+    this.convertError = primaryDriver.convertError
+    this.#checkAll()
+    this.#timer = setInterval(() => this.#checkAll(), settings.replicaCheckMillis)
+    this.#timer.unref()
+  }
+
+  // ---- per call ----
+
+  /** The call's route: `after` (a token) in, `server` and `reason` out (for its event). */
+  route(options) {
+    return new CallRoute(decodeToken(options?.after))
+  }
+
+  // ---- driver interface ----
+
+  query(name, params) {
+    if (READ_STATEMENTS.has(name)) return this.#setRead((driver) => driver.query(name, params))
+    return this.#write(name, params)
+  }
+
+  // `trace` (lib/tracing.js, or undefined) goes to the driver that serves
+  // the call, which records how many calls shared its statement.
+  load(profileId, trace) {
+    return this.#loadParsed(profileId, trace)
+  }
+
+  loadJson(profileId, trace) {
+    const entry = this.#known.get(profileId)
+    const call = currentCall.getStore()
+    let need = Math.max(call?.after?.lsn ?? -1, this.#forgottenLsn)
+    if (entry !== undefined) need = Math.max(need, entry.lsn === -1 ? Infinity : entry.lsn)
+    return this.#readAt(need, (driver) => driver.loadJson(profileId, trace))
+  }
+
+  find(userId, trace) {
+    return this.#setRead((driver) => driver.find(userId, trace))
+  }
+
+  async save(profileId, document, expected, context, trace) {
+    this.#served(this.#primary, REASONS.write)
+    const revision = await this.#primary.driver.save(profileId, document, expected, context, trace)
+    if (revision !== null) await this.#wrote(profileId, revision, false)
+    return revision
+  }
+
+  async ensureSchema() {
+    this.#served(this.#primary, REASONS.write)
+    const result = await this.#primary.driver.ensureSchema()
+    await this.#wrote()
+    return result
+  }
+
+  async upgrade() {
+    this.#served(this.#primary, REASONS.write)
+    const result = await this.#primary.driver.upgrade()
+    await this.#wrote()
+    return result
+  }
+
+  close() {
+    this.#closed = true
+    clearInterval(this.#timer)
+    for (const server of this.#servers()) server.driver.close()
+  }
+
+  async cancelRunning() {
+    await Promise.all(this.#servers().map((server) => server.driver.cancelRunning()))
+  }
+
+  abandonAll(reason) {
+    for (const server of this.#servers()) server.driver.abandonAll(reason)
+  }
+
+  status() {
+    return this.#primary.driver.status()
+  }
+
+  /** A token for reads elsewhere: everything this repository wrote so far (and `profileId`'s revision). */
+  async consistencyToken(profileId) {
+    let lsn = this.#lastWriteLsn
+    if (lsn === -1 || lsn === Infinity) lsn = await this.#primaryPosition()
+    const entry = profileId === undefined ? undefined : this.#known.get(profileId)
+    return entry === undefined || entry.deleted
+      ? encodeToken(lsn)
+      : encodeToken(lsn, profileId, entry.revision)
+  }
+
+  /** Per server: role, address, whether in rotation, lag (ms) and position, for diagnostics. */
+  replicaStatus() {
+    const now = performance.now()
+    return this.#replicas.map((server) => ({
+      address: server.address,
+      inRotation: this.#usable(server, now),
+      down: server.down,
+      promoted: !server.inRecovery,
+      lagMillis: this.#lagMillis(server),
+      replayLsn: server.lsn < 0 ? null : formatLsn(server.lsn),
+    }))
+  }
+
+  // ---- routing ----
+
+  #servers() {
+    return [this.#primary, ...this.#replicas]
+  }
+
+  #served(server, reason) {
+    const call = currentCall.getStore()
+    if (call !== undefined) {
+      call.server = server.label
+      call.reason = reason
+    }
+  }
+
+  async #write(name, params) {
+    this.#served(this.#primary, REASONS.write)
+    const rows = await this.#primary.driver.query(name, params)
+    if (name === 'deleteProfile') {
+      await this.#wrote(params[0], 0, true)
+    } else if (name === 'writeCurrentProfile' || name === 'writeProfileRevision') {
+      const document = JSON.parse(params[0])
+      // writeProfileRevision adds a revision to the log; only writeCurrentProfile sets the current one.
+      await this.#wrote(document.profile_id, name === 'writeCurrentProfile' ? document.metadata.revision : undefined, false)
+    } else if (name !== 'serverInfo' && name !== 'checkSchema' && name !== 'walPosition') {
+      await this.#wrote()
+    }
+    return rows
+  }
+
+  // After a write on the primary: its commit LSN, and the profile's revision.
+  async #wrote(profileId, revision, deleted) {
+    let lsn
+    try {
+      lsn = await this.#primaryPosition()
+    } catch {
+      // The write is committed: it must not fail for this. Until a later
+      // check of the primary, set reads go to the primary.
+      lsn = -1
+      this.#lastWriteLsn = Infinity
+    }
+    if (lsn !== -1) this.#lastWriteLsn = Math.max(this.#lastWriteLsn, lsn)
+    if (profileId === undefined) return
+    const entry = this.#known.get(profileId)
+    if (deleted) {
+      this.#remember(profileId, { revision: entry?.revision ?? 0, lsn, deleted: true })
+    } else if (revision !== undefined && (entry === undefined || entry.deleted || revision >= entry.revision)) {
+      this.#remember(profileId, { revision, lsn, deleted: false })
+    } else if (entry !== undefined && lsn !== -1) {
+      // An older revision written through writeProfileRevision: the current one is unchanged.
+      entry.lsn = Math.max(entry.lsn, lsn)
+    }
+  }
+
+  #remember(profileId, entry) {
+    this.#known.delete(profileId)
+    this.#known.set(profileId, entry)
+    if (this.#known.size > KNOWN_PROFILES) this.#forget()
+  }
+
+  // Forgets the oldest remembered profile. Its revision was committed at or
+  // before the LSN of its last write here (or, when only seen, before the
+  // primary's newest sampled position): loads of profiles not remembered
+  // need a replica that has replayed that far.
+  #forget() {
+    const [profileId, entry] = this.#known.entries().next().value
+    this.#known.delete(profileId)
+    const newestSample = this.#samples.length ? this.#samples[this.#samples.length - 1].lsn : Infinity
+    this.#forgottenLsn = Math.max(this.#forgottenLsn, entry.lsn === -1 ? newestSample : entry.lsn)
+  }
+
+  // The primary's insert position, read once for all writes acknowledged
+  // before the request is sent.
+  #primaryPosition() {
+    if (this.#lsnRequest !== null) return this.#lsnRequest
+    const request = this.#primary.driver.query('walPosition', []).then((rows) => {
+      const lsn = parseLsn(rows[0][1])
+      this.#sample(lsn)
+      return lsn
+    })
+    this.#lsnRequest = request
+    // Drivers send within the microtasks already queued: later writes ask anew.
+    queueMicrotask(() => {
+      if (this.#lsnRequest === request) this.#lsnRequest = null
+    })
+    return request
+  }
+
+  #sample(lsn) {
+    const at = performance.now()
+    const samples = this.#samples
+    const last = samples[samples.length - 1]
+    if (last !== undefined && at - last.at < 5) last.lsn = Math.max(last.lsn, lsn)
+    else if (last === undefined || lsn > last.lsn) samples.push({ lsn, at })
+    // Kept: enough to tell a lag up to maxReplicaLagMillis (and one older sample).
+    const horizon = at - this.#settings.maxReplicaLagMillis - 2 * this.#settings.replicaCheckMillis - 1000
+    let drop = 0
+    while (drop < samples.length - 1 && samples[drop + 1].at < horizon) drop++
+    if (drop > 0) samples.splice(0, drop)
+  }
+
+  // How far behind a replica was at its last check: from when the primary
+  // was first seen past the replica's replay position to that check (0 when
+  // the replica had replayed every position seen on the primary).
+  #lagMillis(server) {
+    if (server.lsn < 0) return Infinity
+    for (const sample of this.#samples) {
+      if (sample.lsn > server.lsn) return Math.max(0, server.checkedAt - sample.at)
+    }
+    return 0
+  }
+
+  #usable(server, now = performance.now()) {
+    if (server.down || !server.inRecovery || server.lsn < 0) return false
+    if (this.#lagMillis(server) > this.#settings.maxReplicaLagMillis) return false
+    return now >= server.retryAt
+  }
+
+  // A usable replica at `need` or past it, round robin; else null.
+  #pick(need) {
+    const replicas = this.#replicas
+    const now = performance.now()
+    for (let i = 0; i < replicas.length; i++) {
+      const server = replicas[(this.#next + i) % replicas.length]
+      if (server.lsn >= need && this.#usable(server, now)) {
+        this.#next = (this.#next + i + 1) % replicas.length
+        return server
+      }
+    }
+    return null
+  }
+
+  // Why no replica serves a read that needs `need`.
+  #primaryReason(need) {
+    const now = performance.now()
+    const healthy = this.#replicas.filter((s) => !s.down && s.inRecovery && s.lsn >= 0 && now >= s.retryAt)
+    if (healthy.length === 0) return REASONS.fallback
+    if (healthy.every((s) => this.#lagMillis(s) > this.#settings.maxReplicaLagMillis)) return REASONS.lag
+    return need > -1 ? REASONS.readYourWrites : REASONS.lag
+  }
+
+  // A replica at `need`: at once, or after checking the replicas again until
+  // replicaWaitMillis have passed; null when none got there.
+  async #replicaAt(need) {
+    let server = this.#pick(need)
+    if (server !== null || need === Infinity) return server
+    const now = performance.now()
+    // Only replicas in rotation (healthy, not lagging) are worth waiting for.
+    if (!this.#replicas.some((s) => this.#usable(s, now))) return null
+    const deadline = now + this.#settings.replicaWaitMillis
+    while (performance.now() < deadline && !this.#closed) {
+      await Promise.all(this.#replicas.map((s) => (s.down || !s.inRecovery ? null : this.#check(s))))
+      server = this.#pick(need)
+      if (server !== null) return server
+      await delay(Math.min(2, Math.max(0, deadline - performance.now())))
+    }
+    return null
+  }
+
+  #setRead(run) {
+    const after = currentCall.getStore()?.after
+    return this.#readAt(Math.max(this.#lastWriteLsn, after?.lsn ?? -1), run)
+  }
+
+  async #readAt(need, run) {
+    const server = await this.#replicaAt(need)
+    if (server === null) return this.#onPrimary(run, this.#primaryReason(need))
+    return this.#onReplica(server, run, REASONS.replica)
+  }
+
+  async #onPrimary(run, reason) {
+    this.#served(this.#primary, reason)
+    return run(this.#primary.driver)
+  }
+
+  // Runs a read on a replica; if it fails there, on the primary.
+  async #onReplica(server, run, reason) {
+    this.#served(server, reason)
+    try {
+      return await run(server.driver)
+    } catch (raw) {
+      if (this.#closed) throw raw
+      const error = server.driver.convertError(raw)
+      if (error.code === 'closed') throw error
+      if (isConnectionFailure(error)) this.#markDown(server)
+      return this.#onPrimary(run, REASONS.fallback)
+    }
+  }
+
+  // loadProfile/readCurrentProfile: any usable replica, then the revision check.
+  async #loadParsed(profileId, trace) {
+    const after = currentCall.getStore()?.after
+    const entry = this.#known.get(profileId)
+    let needRevision = entry !== undefined && !entry.deleted ? entry.revision : 0
+    if (after?.profileId === profileId) needRevision = Math.max(needRevision, after.revision)
+    // What a revision cannot tell: a token about other writes, a delete, a forgotten profile.
+    let need = entry === undefined ? this.#forgottenLsn : -1
+    if (after != null && after.profileId !== profileId) need = Math.max(need, after.lsn)
+    if (entry?.deleted) need = Math.max(need, entry.lsn === -1 ? Infinity : entry.lsn)
+    const server = await this.#replicaAt(need)
+    if (server === null) return this.#seen(profileId, await this.#onPrimary((d) => d.load(profileId, trace), this.#primaryReason(need)))
+    const replayed = server.lsn
+    const profile = await this.#onReplica(server, (d) => d.load(profileId, trace), REASONS.replica)
+    const revision = profile?.metadata?.revision ?? 0
+    const current = entry !== undefined && entry.lsn !== -1 && replayed >= entry.lsn
+    if (!current && needRevision > 0 && (profile === null || revision < needRevision)) {
+      return this.#seen(profileId, await this.#onPrimary((d) => d.load(profileId, trace), REASONS.readYourWrites))
+    }
+    return this.#seen(profileId, profile)
+  }
+
+  // Remembers a loaded revision newer than the one known (not for profiles never written or seen before:
+  // reads alone must not fill the map with every profile a busy reader loads).
+  #seen(profileId, profile) {
+    const entry = this.#known.get(profileId)
+    if (entry === undefined || profile === null) return profile
+    const revision = profile?.metadata?.revision
+    // After a delete, a document was only accepted from a server past the delete: the profile was made again.
+    if (Number.isInteger(revision) && (entry.deleted || revision > entry.revision)) {
+      this.#remember(profileId, { revision, lsn: -1, deleted: false })
+    }
+    return profile
+  }
+
+  // ---- health ----
+
+  #markDown(server) {
+    server.down = true
+    server.backoff = Math.min(RETRY_MAX_MILLIS, server.backoff === 0 ? RETRY_MIN_MILLIS : server.backoff * 2)
+    server.retryAt = performance.now() + server.backoff
+  }
+
+  #checkAll() {
+    if (this.#closed) return
+    const now = performance.now()
+    this.#check(this.#primary).catch(() => {})
+    for (const server of this.#replicas) {
+      if (!server.down || now >= server.retryAt) this.#check(server).catch(() => {})
+    }
+  }
+
+  // One position check of a server (at most one at a time per server).
+  #check(server) {
+    if (server.checking !== null) return server.checking
+    server.checking = server.driver
+      .query('walPosition', [])
+      .then(
+        (rows) => {
+          const [inRecovery, lsnText] = rows[0]
+          if (server === this.#primary) {
+            if (!inRecovery && lsnText !== null) {
+              const lsn = parseLsn(lsnText)
+              this.#sample(lsn)
+              // A write whose commit LSN was lost is covered by any position read after it.
+              if (this.#lastWriteLsn === Infinity) this.#lastWriteLsn = lsn
+            }
+            return
+          }
+          server.inRecovery = inRecovery === true
+          server.lsn = lsnText === null ? -1 : parseLsn(lsnText)
+          server.checkedAt = performance.now()
+          server.down = false
+          server.backoff = 0
+          server.retryAt = 0
+        },
+        (error) => {
+          if (server !== this.#primary && !this.#closed) this.#markDown(server)
+          throw error
+        },
+      )
+      .finally(() => {
+        server.checking = null
+      })
+    return server.checking
+  }
+}
+
+/** What one call learned about its route; the repository adds it to the call's event. */
+class CallRoute {
+  constructor(after) {
+    this.after = after
+    this.server = undefined
+    this.reason = undefined
+  }
+
+  run(body) {
+    return currentCall.run(this, body)
+  }
+}
+
+function delay(millis) {
+  return new Promise((resolve) => setTimeout(resolve, millis))
+}
+
+/**
+ * A token for `{ after }` from a repository without replicas: the primary's
+ * position now, which is past every write this repository acknowledged.
+ */
+async function primaryToken(driver) {
+  const rows = await driver.query('walPosition', [])
+  if (rows[0][0] === true) {
+    throw new PostgresStoreError('database_error', 'consistencyToken needs the primary; this server is a standby.')
+  }
+  return encodeToken(parseLsn(rows[0][1]))
+}
+
+module.exports = {
+  ReplicaRouter,
+  wantsReplicas,
+  replicaSettings,
+  addressOf,
+  executorAddress,
+  primaryToken,
+  decodeToken,
+  encodeToken,
+  parseLsn,
+  formatLsn,
+}
