@@ -31,6 +31,9 @@ import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './he
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'otel' })
 const DATABASE = new URL(db.url).pathname.slice(1)
+// Where the test database listens (a random port on the embedded server).
+const HOST = new URL(db.url).hostname
+const PORT = Number(new URL(db.url).port || 5432)
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version
 
@@ -124,8 +127,8 @@ for (const mode of MODES) {
         'db.operation.name': 'saveProfile',
         'db.collection.name': `${db.schema}.pson_profiles`,
         'db.query.summary': `saveProfile ${db.schema}.pson_profiles`,
-        'server.address': '127.0.0.1',
-        'server.port': 5432,
+        'server.address': HOST,
+        'server.port': PORT,
         'pson5.profile.revision': 1,
         'pson5.context.request_id': 'req-1',
         'pson5.context.tries': 2,
@@ -229,15 +232,15 @@ for (const mode of MODES) {
         'db.operation.name': 'loadProfile',
         'db.collection.name': `${db.schema}.pson_profiles`,
         'db.query.summary': `loadProfile ${db.schema}.pson_profiles`,
-        'server.address': '127.0.0.1',
-        'server.port': 5432,
+        'server.address': HOST,
+        'server.port': PORT,
       })
       assert.ok(point('loadProfile', 'not_found').value.count >= 1)
       assert.ok(point('saveProfile', undefined).value.count >= 1)
 
       const pools = (name) =>
         (metrics[name]?.points ?? []).filter((p) =>
-          p.attributes['db.client.connection.pool.name'] === `127.0.0.1:5432/${DATABASE}|${db.schema}`,
+          p.attributes['db.client.connection.pool.name'] === `${HOST}:${PORT}/${DATABASE}|${db.schema}`,
         )
       if (mode === 'native') {
         const status = repository.poolStatus()
@@ -272,7 +275,7 @@ test('no span or metric holds the password or document content, query text on', 
     createPostgresProfileStoreRepository({ connectionString: url.href, schema: db.schema }),
     createPostgresProfileStoreRepository({ exec: pool, schema: db.schema }),
     createPostgresProfileStoreRepository({ exec: sql, schema: db.schema }),
-    createPostgresProfileStoreRepository({ host: '127.0.0.1', user: url.username, password, database: DATABASE, schema: db.schema }),
+    createPostgresProfileStoreRepository({ host: HOST, port: PORT, user: url.username, password, database: DATABASE, schema: db.schema }),
   ]
   const withText = instrument({ tracerProvider, meterProvider, queryText: true })
   exporter.reset()

@@ -23,6 +23,9 @@ import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './he
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'trc' })
 const DATABASE = new URL(db.url).pathname.slice(1)
+// Where the test database listens (a random port on the embedded server).
+const HOST = new URL(db.url).hostname
+const PORT = Number(new URL(db.url).port || 5432)
 
 const MARKER = `marker-${uniqueId('doc')}-never-traced`
 
@@ -136,8 +139,8 @@ for (const mode of MODES) {
         assert.equal(ctx.collection, collection, `${operation} collection`)
         assert.equal(ctx.querySummary, collection === undefined ? operation : `${operation} ${collection}`)
         assert.equal(ctx.namespace, `${DATABASE}|${db.schema}`)
-        assert.equal(ctx.serverAddress, '127.0.0.1')
-        assert.equal(ctx.serverPort, 5432)
+        assert.equal(ctx.serverAddress, HOST)
+        assert.equal(ctx.serverPort, PORT)
         assert.equal(ctx.mode, mode === 'native' ? 'native' : 'executor')
         assert.equal(ctx.error, undefined)
         assert.equal(ctx.errorType, undefined)
