@@ -5,7 +5,10 @@
 // `store.query`, so native and executor modes share it; the repository wraps
 // each in its one operation path (validation of context, events, errors).
 //
-// `store` is `{ query(name, params), notFound(storeCode, message) }`.
+// `store` is `{ query(name, params), notFound(storeCode, message),
+// save(profileId, text, expected, contextText), profileText(document) }`
+// (lib/repository.js `#history`): the repository's statement runner, its
+// not_found errors, its save, and its document checks.
 
 const util = require('node:util')
 
