@@ -330,6 +330,15 @@ for (const mode of MODES) {
         assert.equal(events.filter((event) => event.operation === 'revertProfile').length, 2)
       })
 
+      test('a snapshot written again over a revert row (the 0.2.2 path) is no longer marked as a revert', async () => {
+        const id = uniqueId(`${mode}-revert-rewrite`)
+        await saveRevisions(repository, id, 2)
+        const reverted = await repository.revertProfile(id, 1)
+        await repository.writeProfileRevision({ ...reverted, cognitive_model: { note: 'rewritten' } })
+        const [entry] = (await repository.listAuditEntries(id, { limit: 1 })).entries
+        assert.deepEqual([entry.revision, entry.reverted_from], [3, null])
+      })
+
       test('conflict, not_found and bad input write nothing', async () => {
         const id = uniqueId(`${mode}-revert-bad`)
         await saveRevisions(repository, id, 2)

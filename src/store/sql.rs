@@ -816,7 +816,8 @@ written as (
     previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
     source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
     changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
-    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document,
+    reverted_from = null, erased_path = null
   returning 1
 ),
 relinked as (
