@@ -42,6 +42,10 @@ const READ_STATEMENTS = new Set([
   'listAuditEntries',
   'loadProfileRevision',
   'readUserProfileIndex',
+  // History (lib/history.js); not loadMergeBase, which must see the latest revision.
+  'loadRevisionPair',
+  'loadProfileAsOf',
+  'listAuditSnapshots',
 ])
 
 // Why a call went where it went (the event's `reason`).
@@ -361,6 +365,18 @@ class ReplicaRouter {
     const rows = await this.#primary.driver.query(name, params)
     if (name === 'deleteProfile') {
       await this.#wrote(params[0], 0, true)
+    } else if (name === 'revertProfile' || name === 'eraseFromHistory') {
+      // A new current revision of the profile, like a save (none when nothing was written).
+      const revision = name === 'revertProfile' ? rows[0]?.[1] : rows[0]?.[0]
+      if (revision === undefined || revision === null) await this.#wrote()
+      else await this.#wrote(params[0], revision, false)
+    } else if (name === 'deleteProfilesByUserId') {
+      // One position read for all of the user's profiles (the newest write's, so at or past this one).
+      await this.#wrote()
+      const lsn = Number.isFinite(this.#lastWriteLsn) ? this.#lastWriteLsn : -1
+      for (const profileId of rows.length === 0 ? [] : JSON.parse(rows[0][0])) {
+        this.#remember(profileId, { revision: this.#known.get(profileId)?.revision ?? 0, lsn, deleted: true })
+      }
     } else if (name === 'writeCurrentProfile' || name === 'writeProfileRevision') {
       const document = JSON.parse(params[0])
       // writeProfileRevision adds a revision to the log; only writeCurrentProfile sets the current one.
