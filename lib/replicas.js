@@ -48,6 +48,10 @@ const READ_STATEMENTS = new Set([
   'listAuditSnapshots',
 ])
 
+// Statements that only read but must see the primary's latest state (a
+// merge reads the revision it will save over): no write position to record.
+const PRIMARY_READS = new Set(['serverInfo', 'checkSchema', 'walPosition', 'loadMergeBase'])
+
 // Why a call went where it went (the event's `reason`).
 const REASONS = Object.freeze({
   replica: 'replica',
@@ -381,7 +385,7 @@ class ReplicaRouter {
       const document = JSON.parse(params[0])
       // writeProfileRevision adds a revision to the log; only writeCurrentProfile sets the current one.
       await this.#wrote(document.profile_id, name === 'writeCurrentProfile' ? document.metadata.revision : undefined, false)
-    } else if (name !== 'serverInfo' && name !== 'checkSchema' && name !== 'walPosition') {
+    } else if (!PRIMARY_READS.has(name)) {
       await this.#wrote()
     }
     return rows

@@ -285,6 +285,16 @@ test('history with replay paused on one standby: reverts, erasures and user dele
         kept.push(id)
       }
     }
+    // A merge reads the revision it saves over from the primary.
+    const id = uniqueId('merge')
+    const base = await repository.saveProfile(profileDocument(id, uniqueId('user')))
+    await repository.saveProfile({ ...base, consent: { granted: false, scopes: [] } })
+    const merged = await repository.saveProfile(
+      { ...base, domains: { active: ['core', 'career'] } },
+      { expectedRevision: 1, merge: 'disjoint-paths' },
+    )
+    assert.deepEqual([merged.metadata.revision, merged.consent.granted, merged.domains.active], [3, false, ['core', 'career']])
+    assert.deepEqual(await repository.loadProfile(id), merged)
   } finally {
     await cluster.query(standby1, 'select pg_wal_replay_resume()')
   }
