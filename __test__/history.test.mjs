@@ -500,6 +500,29 @@ for (const mode of MODES) {
         assert.deepEqual(withoutRevision(stored), withoutRevision(fulfilled[0]))
       })
 
+      test('a merge from a revision before an erasure cannot bring the erased value back', async () => {
+        const id = uniqueId(`${mode}-merge-erased`)
+        const base = buildProfile({ profileId: id, userId: 'hist-user' })
+        base.layers.observed['core.email'] = fact('erased@example.com')
+        await repository.saveProfile(base)
+        // An agent read revision 1 (with the value); the value is erased meanwhile.
+        const stale = await repository.loadProfile(id)
+        await repository.eraseFromHistory(id, '/layers/observed/core.email')
+        stale.layers.observed['career.role'] = fact('engineer')
+        const before = await db.snapshot()
+        const error = await expectStoreError(
+          repository.saveProfile(stale, { expectedRevision: 1, merge: 'disjoint-paths' }),
+          { code: 'conflict' },
+        )
+        assert.deepEqual(error.paths, ['/layers/observed/core.email'])
+        assert.deepEqual(await db.snapshot(), before)
+        assert.deepEqual(await tablesHolding('erased@example.com'), {})
+        // Without the erased value, the same change merges.
+        delete stale.layers.observed['core.email']
+        const merged = await repository.saveProfile(stale, { expectedRevision: 1, merge: 'disjoint-paths' })
+        assert.deepEqual([merged.metadata.revision, merged.layers.observed['career.role']], [3, fact('engineer')])
+      })
+
       test('bad merge options are validation_error; a base no longer in the log is a conflict', async () => {
         const id = uniqueId(`${mode}-merge-bad`)
         const [base] = await saveRevisions(repository, id, 3)
