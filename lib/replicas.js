@@ -223,17 +223,21 @@ class ReplicaRouter {
   #turnTaken = false
   #timer = null
   #closed = false
-  // The newest commit LSN this repository wrote (-1: none yet); Infinity while
-  // a write's commit LSN could not be read (set reads use the primary until a
-  // later check of the primary covers it).
-  #lastWriteLsn = -1
-  // Commits acknowledged before the pending request for the primary's position was sent share it.
-  #lsnRequest = null
-  // profileId → { revision, lsn (when written here, else -1), deleted }
+  // Events (writes acknowledged here, newer revisions seen here) are counted;
+  // a read of the primary's insert position sent after event e covers it: a
+  // replica replayed that far shows it. #coveredLsn covers every event up to
+  // #coveredEpoch. Positions are read when a read needs them (not after each
+  // write: saves cost no extra round trip) and by the periodic checks.
+  #epoch = 0
+  #coveredEpoch = 0
+  #coveredLsn = -1
+  // The pending position read; calls made before it is sent share it.
+  #positionRequest = null
+  // profileId → { revision, epoch (of the write or sighting), deleted }
   #known = new Map()
-  // The newest commit LSN of forgotten profiles: loads of profiles not in #known
-  // then need a replica this far (see #forget).
-  #forgottenLsn = -1
+  // The newest event of forgotten profiles: loads of profiles not in #known
+  // need a replica that covers it (see #forget).
+  #forgottenEpoch = 0
   // The primary's position over time: [{ lsn, at }], oldest first.
   #samples = []
   // The route of the call whose body is running (synchronously) now.
@@ -282,12 +286,13 @@ class ReplicaRouter {
     return this.#loadParsed(this.#current, profileId, trace)
   }
 
+  // The text is not parsed, so its revision is not checked: a profile
+  // written or seen here needs a replica that covers that event.
   loadJson(profileId, trace) {
-    const entry = this.#known.get(profileId)
     const call = this.#current
-    let need = Math.max(call?.after?.lsn ?? -1, this.#forgottenLsn)
-    if (entry !== undefined) need = Math.max(need, entry.lsn === -1 ? Infinity : entry.lsn)
-    return this.#readAt(call, need, (driver) => driver.loadJson(profileId, trace))
+    const entry = this.#known.get(profileId)
+    const epoch = entry === undefined ? this.#forgottenEpoch : entry.epoch
+    return this.#readCovering(call, epoch, (driver) => driver.loadJson(profileId, trace))
   }
 
   find(userId, trace) {
@@ -297,21 +302,21 @@ class ReplicaRouter {
   async save(profileId, document, expected, context, trace) {
     this.#served(this.#current, this.#primary, REASONS.write)
     const revision = await this.#primary.driver.save(profileId, document, expected, context, trace)
-    if (revision !== null) await this.#wrote(profileId, revision, false)
+    if (revision !== null) this.#remember(profileId, revision, false)
     return revision
   }
 
   async ensureSchema() {
     this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.ensureSchema()
-    await this.#wrote()
+    this.#epoch++
     return result
   }
 
   async upgrade() {
     this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.upgrade()
-    await this.#wrote()
+    this.#epoch++
     return result
   }
 
@@ -335,12 +340,10 @@ class ReplicaRouter {
 
   /** A token for reads elsewhere: everything this repository wrote so far (and `profileId`'s revision). */
   async consistencyToken(profileId) {
-    let lsn = this.#lastWriteLsn
-    if (lsn === -1 || lsn === Infinity) lsn = await this.#primaryPosition()
+    // A position read now covers every write acknowledged so far.
+    const lsn = await this.#primaryPosition()
     const entry = profileId === undefined ? undefined : this.#known.get(profileId)
-    return entry === undefined || entry.deleted
-      ? encodeToken(lsn)
-      : encodeToken(lsn, profileId, entry.revision)
+    return entry === undefined || entry.deleted ? encodeToken(lsn) : encodeToken(lsn, profileId, entry.revision)
   }
 
   /** Per server: role, address, whether in rotation, lag (ms) and position, for diagnostics. */
@@ -373,73 +376,64 @@ class ReplicaRouter {
     this.#served(call, this.#primary, REASONS.write)
     const rows = await this.#primary.driver.query(name, params)
     if (name === 'deleteProfile') {
-      await this.#wrote(params[0], 0, true)
-    } else if (name === 'writeCurrentProfile' || name === 'writeProfileRevision') {
+      this.#remember(params[0], this.#known.get(params[0])?.revision ?? 0, true)
+    } else if (name === 'writeCurrentProfile') {
       const document = JSON.parse(params[0])
-      // writeProfileRevision adds a revision to the log; only writeCurrentProfile sets the current one.
-      await this.#wrote(document.profile_id, name === 'writeCurrentProfile' ? document.metadata.revision : undefined, false)
+      this.#remember(document.profile_id, document.metadata.revision, false)
     } else if (name !== 'serverInfo' && name !== 'checkSchema' && name !== 'walPosition') {
-      await this.#wrote()
+      // writeProfileRevision (a revision in the log; the current one is unchanged), the user index, prunes.
+      this.#epoch++
     }
     return rows
   }
 
-  // After a write on the primary: its commit LSN, and the profile's revision.
-  async #wrote(profileId, revision, deleted) {
-    let lsn
-    try {
-      lsn = await this.#primaryPosition()
-    } catch {
-      // The write is committed: it must not fail for this. Until a later
-      // check of the primary, set reads go to the primary.
-      lsn = -1
-      this.#lastWriteLsn = Infinity
-    }
-    if (lsn !== -1) this.#lastWriteLsn = Math.max(this.#lastWriteLsn, lsn)
-    if (profileId === undefined) return
-    const entry = this.#known.get(profileId)
-    if (deleted) {
-      this.#remember(profileId, { revision: entry?.revision ?? 0, lsn, deleted: true })
-    } else if (revision !== undefined && (entry === undefined || entry.deleted || revision >= entry.revision)) {
-      this.#remember(profileId, { revision, lsn, deleted: false })
-    } else if (entry !== undefined && lsn !== -1) {
-      // An older revision written through writeProfileRevision: the current one is unchanged.
-      entry.lsn = Math.max(entry.lsn, lsn)
-    }
-  }
-
-  #remember(profileId, entry) {
+  // A write acknowledged (or a newer revision seen): a new event.
+  #remember(profileId, revision, deleted) {
+    const epoch = ++this.#epoch
     this.#known.delete(profileId)
-    this.#known.set(profileId, entry)
+    this.#known.set(profileId, { revision, epoch, deleted })
     if (this.#known.size > KNOWN_PROFILES) this.#forget()
   }
 
-  // Forgets the oldest remembered profile. Its revision was committed at or
-  // before the LSN of its last write here (or, when only seen, before the
-  // primary's newest sampled position): loads of profiles not remembered
-  // need a replica that has replayed that far.
+  // Forgets the oldest remembered profile (the map is bounded); loads of
+  // profiles not remembered then need a replica covering its last event.
   #forget() {
     const [profileId, entry] = this.#known.entries().next().value
     this.#known.delete(profileId)
-    const newestSample = this.#samples.length ? this.#samples[this.#samples.length - 1].lsn : Infinity
-    this.#forgottenLsn = Math.max(this.#forgottenLsn, entry.lsn === -1 ? newestSample : entry.lsn)
+    this.#forgottenEpoch = Math.max(this.#forgottenEpoch, entry.epoch)
   }
 
-  // The primary's insert position, read once for all writes acknowledged
-  // before the request is sent.
+  // The primary's insert position, read once for every call made before the
+  // request is sent; it covers every event up to then.
   #primaryPosition() {
-    if (this.#lsnRequest !== null) return this.#lsnRequest
+    if (this.#positionRequest !== null) return this.#positionRequest
+    const epoch = this.#epoch
     const request = this.#primary.driver.query('walPosition', []).then((rows) => {
+      if (rows[0][0] === true) throw new PostgresStoreError('connection_error', 'The primary is in recovery.')
       const lsn = parseLsn(rows[0][1])
-      this.#sample(lsn)
+      this.#covered(epoch, lsn)
       return lsn
     })
-    this.#lsnRequest = request
-    // Drivers send within the microtasks already queued: later writes ask anew.
+    this.#positionRequest = request
+    // Drivers send within the microtasks already queued: later calls ask anew.
     queueMicrotask(() => {
-      if (this.#lsnRequest === request) this.#lsnRequest = null
+      if (this.#positionRequest === request) this.#positionRequest = null
     })
     return request
+  }
+
+  #covered(epoch, lsn) {
+    this.#sample(lsn)
+    if (epoch > this.#coveredEpoch) this.#coveredEpoch = epoch
+    if (lsn > this.#coveredLsn) this.#coveredLsn = lsn
+  }
+
+  // The position a replica needs to show every event up to `epoch`: a number
+  // when known, else a promise (one position read).
+  #lsnFor(epoch) {
+    if (epoch === 0) return -1
+    if (epoch <= this.#coveredEpoch) return this.#coveredLsn
+    return this.#primaryPosition()
   }
 
   #sample(lsn) {
@@ -472,7 +466,9 @@ class ReplicaRouter {
     return now >= server.retryAt
   }
 
-  // A usable replica at `need` or past it, round robin; else null.
+  // A usable replica at `need` or past it; else null. Calls of one
+  // event-loop turn go to the same replica (they are coalesced into shared
+  // statements there), the next turn's to the next one.
   #pick(need) {
     const replicas = this.#replicas
     const now = performance.now()
@@ -504,7 +500,7 @@ class ReplicaRouter {
   async #waitForReplica(need) {
     const now = performance.now()
     // Only replicas in rotation (healthy, not lagging) are worth waiting for.
-    if (need === Infinity || !this.#replicas.some((s) => this.#usable(s, now))) return null
+    if (!this.#replicas.some((s) => this.#usable(s, now))) return null
     const deadline = now + this.#settings.replicaWaitMillis
     while (performance.now() < deadline && !this.#closed) {
       await Promise.all(this.#replicas.map((s) => (s.down || !s.inRecovery ? null : this.#check(s).catch(() => {}))))
@@ -515,8 +511,21 @@ class ReplicaRouter {
     return null
   }
 
+  // Reads over sets: every event here (and the token's writes).
   #setRead(call, run) {
-    return this.#readAt(call, Math.max(this.#lastWriteLsn, call?.after?.lsn ?? -1), run)
+    return this.#readCovering(call, this.#epoch, run)
+  }
+
+  // A read that must show every event up to `epoch` and the token's writes.
+  #readCovering(call, epoch, run) {
+    const after = call?.after?.lsn ?? -1
+    const need = this.#lsnFor(epoch)
+    if (typeof need === 'number') return this.#readAt(call, Math.max(need, after), run)
+    return need.then(
+      (lsn) => this.#readAt(call, Math.max(lsn, after), run),
+      // The primary's position could not be read: the primary answers (or fails as the read would).
+      () => this.#onPrimary(call, run, REASONS.readYourWrites),
+    )
   }
 
   // A read on a replica at `need` (now, or after a wait), else on the primary.
@@ -552,38 +561,48 @@ class ReplicaRouter {
     let needRevision = entry !== undefined && !entry.deleted ? entry.revision : 0
     if (after?.profileId === profileId) needRevision = Math.max(needRevision, after.revision)
     // What a revision cannot tell: a token about other writes, a delete, a forgotten profile.
-    let need = entry === undefined ? this.#forgottenLsn : -1
-    if (after != null && after.profileId !== profileId) need = Math.max(need, after.lsn)
-    if (entry?.deleted) need = Math.max(need, entry.lsn === -1 ? Infinity : entry.lsn)
+    let need = -1
+    if (after != null && after.profileId !== profileId) need = after.lsn
+    const epoch = entry === undefined ? this.#forgottenEpoch : entry.deleted ? entry.epoch : 0
     const load = (driver) => driver.load(profileId, trace)
     const fromPrimary = (reason) => this.#onPrimary(call, load, reason).then((profile) => this.#seen(profileId, profile))
     const fromReplica = (server) => {
       const replayed = server.lsn
       return this.#onReplica(call, server, load).then((profile) => {
         if (call?.server?.role === 'primary') return this.#seen(profileId, profile)
-        const current = entry !== undefined && entry.lsn !== -1 && replayed >= entry.lsn
+        // The replica had replayed past a position read after this profile's last event here.
+        const current = entry !== undefined && entry.epoch <= this.#coveredEpoch && replayed >= this.#coveredLsn
         if (!current && needRevision > 0 && (profile === null || (profile.metadata?.revision ?? 0) < needRevision)) {
           return fromPrimary(REASONS.readYourWrites)
         }
         return entry === undefined ? profile : this.#seen(profileId, profile)
       })
     }
-    const server = this.#pick(need)
-    if (server !== null) return fromReplica(server)
-    return this.#waitForReplica(need).then((waited) =>
-      waited === null ? fromPrimary(this.#primaryReason(need)) : fromReplica(waited),
+    const read = (lsn) => {
+      const server = this.#pick(lsn)
+      if (server !== null) return fromReplica(server)
+      return this.#waitForReplica(lsn).then((waited) =>
+        waited === null ? fromPrimary(this.#primaryReason(lsn)) : fromReplica(waited),
+      )
+    }
+    const covering = this.#lsnFor(epoch)
+    if (typeof covering === 'number') return read(Math.max(need, covering))
+    return covering.then(
+      (lsn) => read(Math.max(need, lsn)),
+      () => fromPrimary(REASONS.readYourWrites),
     )
   }
 
-  // Remembers a loaded revision newer than the one known (not for profiles never written or seen before:
-  // reads alone must not fill the map with every profile a busy reader loads).
+  // Remembers a loaded revision newer than the one known (only for profiles
+  // already remembered: reads alone must not fill the map with every profile
+  // a busy reader loads).
   #seen(profileId, profile) {
     const entry = this.#known.get(profileId)
     if (entry === undefined || profile === null) return profile
     const revision = profile?.metadata?.revision
-    // After a delete, a document was only accepted from a server past the delete: the profile was made again.
+    // After a delete, a document was only accepted from a server covering the delete: the profile was made again.
     if (Number.isInteger(revision) && (entry.deleted || revision > entry.revision)) {
-      this.#remember(profileId, { revision, lsn: -1, deleted: false })
+      this.#remember(profileId, revision, false)
     }
     return profile
   }
@@ -608,18 +627,16 @@ class ReplicaRouter {
   // One position check of a server (at most one at a time per server).
   #check(server) {
     if (server.checking !== null) return server.checking
+    const epoch = this.#epoch
     server.checking = server.driver
       .query('walPosition', [])
       .then(
         (rows) => {
           const [inRecovery, lsnText] = rows[0]
           if (server === this.#primary) {
-            if (!inRecovery && lsnText !== null) {
-              const lsn = parseLsn(lsnText)
-              this.#sample(lsn)
-              // A write whose commit LSN was lost is covered by any position read after it.
-              if (this.#lastWriteLsn === Infinity) this.#lastWriteLsn = lsn
-            }
+            // Covers every event before it was sent (the primary is the one
+            // that acknowledged them, unless a failover happened between).
+            if (!inRecovery && lsnText !== null) this.#covered(epoch, parseLsn(lsnText))
             return
           }
           server.inRecovery = inRecovery === true
