@@ -4,17 +4,19 @@
 // and one driver per hot standby, used only when `replicas` (or `readExec`)
 // is configured; without them nothing here runs.
 //
-// - Writes, deletes and administration go to the primary. After a write, the
-//   primary's WAL insert position (at or past the commit) is read once per
-//   burst of writes: the write's commit LSN.
+// - Writes, deletes and administration go to the primary, with no extra
+//   round trip: the write is only counted (an "event").
 // - Loads of one profile go to a replica and are checked: an answer older
 //   than a revision this repository saved or saw (or that a token names) is
 //   read again from the primary (monotonic per profile, no LSN wait).
 // - Reads over sets (find by user, audit pages, revision lists, the user
-//   index, exists, load by user, loadProfileJson whose text is not parsed)
-//   go to a replica whose replay position has reached the last commit LSN
-//   this repository wrote (and the token's), waiting up to
-//   replicaWaitMillis for one; else the primary.
+//   index, exists, load by user; loadProfileJson, whose text is not parsed)
+//   go to a replica whose replay position has reached a position of the
+//   primary read after this repository's last write (and the token's
+//   position), waiting up to replicaWaitMillis for one; else the primary.
+//   That position (pg_current_wal_insert_lsn(), at or past every commit
+//   acknowledged before it is read) comes from the periodic check of the
+//   primary, or is read then, once for all the reads that need it.
 // - Replicas are checked every replicaCheckMillis (pg_is_in_recovery and the
 //   replay position; the primary's insert position is sampled at the same
 //   time). Lag is the time since the primary was first seen past a replica's
