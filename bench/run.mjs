@@ -193,12 +193,16 @@ try {
 const base = args.scale ? 'scale' : args['replicas-only'] ? 'replicas' : ab ? 'ab' : 'latest'
 mkdirSync(args.out, { recursive: true })
 writeFileSync(path.join(args.out, `${base}.json`), `${JSON.stringify(report, null, 2)}\n`)
-let md = args.scale ? report.markdown : args['replicas-only'] ? '' : markdown(report)
+let md = args.scale
+  ? report.markdown
+  : args['replicas-only']
+    ? notes.map((note) => `> ${note}\n`).join('') + (notes.length ? '\n' : '')
+    : markdown(report)
 if (report.replicas) md += `${md ? '\n' : ''}${report.replicas.markdown}`
 writeFileSync(path.join(args.out, `${base}.md`), md)
 if (!args.scale && !args['replicas-only']) writeFileSync(path.join(args.out, `${base}.svg`), barChart(report))
 console.log(md)
-log(`Results: ${path.relative(process.cwd(), path.join(args.out, base))}.{md,json${args.scale ? '' : ',svg'}}`)
+log(`Results: ${path.relative(process.cwd(), path.join(args.out, base))}.{md,json${args.scale || args['replicas-only'] ? '' : ',svg'}}`)
 process.exit(failures > 0 ? 1 : 0)
 
 // One scenario of the default run: seed, closed-loop rows in rounds, then
