@@ -45,7 +45,26 @@ const READ_STATEMENTS = new Set([
   'listAuditEntries',
   'loadProfileRevision',
   'readUserProfileIndex',
+  // History (lib/history.js) reads that are calls of their own: diffRevisions, loadProfile({ asOf }), blameProfile.
+  // (loadMergeBase is part of a merging save: it runs on the primary with it.)
+  'loadRevisionPair',
+  'loadProfileAsOf',
+  'listAuditSnapshots',
 ])
+
+// Writes that leave every current document as it was (the audit log, the user
+// index): loads need not cover them. Any other write (revertProfile,
+// eraseFromHistory, deleteProfilesByUserId, the 0.2.2 upgrade, a statement
+// added later) may change profiles this repository does not track one by one,
+// so loads after it need a replica that covers it.
+const WRITES_KEEPING_CURRENT = new Set([
+  'writeProfileRevision',
+  'writeUserProfileIndex',
+  'pruneAuditEntries',
+  'pruneProfileAuditEntries',
+])
+// Statements that change nothing but are not for replicas (administration, the position itself).
+const PRIMARY_READS = new Set(['serverInfo', 'checkSchema', 'walPosition', 'loadMergeBase'])
 
 // Why a call went where it went (the event's `reason`).
 const REASONS = Object.freeze({
@@ -240,6 +259,9 @@ class ReplicaRouter {
   // The newest event of forgotten profiles: loads of profiles not in #known
   // need a replica that covers it (see #forget).
   #forgottenEpoch = 0
+  // The newest write that may have changed current documents not tracked one
+  // by one: every load needs a replica that covers it.
+  #untrackedEpoch = 0
   // The primary's position over time: [{ lsn, at }], oldest first.
   #samples = []
   // The route of the call whose body is running (synchronously) now.
@@ -293,7 +315,7 @@ class ReplicaRouter {
   loadJson(profileId, trace) {
     const call = this.#current
     const entry = this.#known.get(profileId)
-    const epoch = entry === undefined ? this.#forgottenEpoch : entry.epoch
+    const epoch = Math.max(entry === undefined ? this.#forgottenEpoch : entry.epoch, this.#untrackedEpoch)
     return this.#readCovering(call, epoch, (driver) => driver.loadJson(profileId, trace))
   }
 
@@ -318,7 +340,7 @@ class ReplicaRouter {
   async upgrade() {
     this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.upgrade()
-    this.#epoch++
+    this.#untrackedEpoch = ++this.#epoch
     return result
   }
 
@@ -382,9 +404,10 @@ class ReplicaRouter {
     } else if (name === 'writeCurrentProfile') {
       const document = JSON.parse(params[0])
       this.#remember(document.profile_id, document.metadata.revision, false)
-    } else if (name !== 'serverInfo' && name !== 'checkSchema' && name !== 'walPosition') {
-      // writeProfileRevision (a revision in the log; the current one is unchanged), the user index, prunes.
+    } else if (WRITES_KEEPING_CURRENT.has(name)) {
       this.#epoch++
+    } else if (!PRIMARY_READS.has(name)) {
+      this.#untrackedEpoch = ++this.#epoch
     }
     return rows
   }
@@ -565,7 +588,7 @@ class ReplicaRouter {
     // What a revision cannot tell: a token about other writes, a delete, a forgotten profile.
     let need = -1
     if (after != null && after.profileId !== profileId) need = after.lsn
-    const epoch = entry === undefined ? this.#forgottenEpoch : entry.deleted ? entry.epoch : 0
+    const epoch = Math.max(entry === undefined ? this.#forgottenEpoch : entry.deleted ? entry.epoch : 0, this.#untrackedEpoch)
     const load = (driver) => driver.load(profileId, trace)
     const fromPrimary = (reason) => this.#onPrimary(call, load, reason).then((profile) => this.#seen(profileId, profile))
     const fromReplica = (server) => {
