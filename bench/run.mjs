@@ -21,6 +21,7 @@ import { FLAT_OPERATIONS, OPERATIONS, SCALE_OPERATIONS } from './lib/operations.
 import { parseMicros } from './lib/parse-cost.mjs'
 import { findPgbench, pgbenchScripts, pgbenchVersion } from './lib/pgbench.mjs'
 import { contenderLabel, evaluateTargets, markdown, ratiosFor } from './lib/report.mjs'
+import { runReplicaRows } from './lib/replicas.mjs'
 import { runScale } from './lib/scale.mjs'
 import { adminPool, dropSchema, seedScenario, serverInfo, tableNames } from './lib/seed.mjs'
 import { barChart } from './lib/svg.mjs'
@@ -50,6 +51,8 @@ const HELP = `usage: npm run bench -- [options]     (or: node scripts/with-datab
   --pgbench-threads <n>   pgbench -j (default 2)
   --profiles <n>          override the number of profiles of every scenario
   --no-pgbench            skip the pgbench rows
+  --no-replicas           skip the read-replica rows (a primary and two standbys started for them)
+  --replicas-only         only the read-replica rows (results/replicas.md)
   --keep                  keep the bench schemas of the default scenarios
   --out <dir>             results directory (default bench/results)
   --help                  this text`
@@ -71,6 +74,8 @@ const OPTIONS = {
   'pgbench-threads': { type: 'string', default: '2' },
   profiles: { type: 'string' },
   pgbench: { type: 'boolean', default: true },
+  replicas: { type: 'boolean', default: true },
+  'replicas-only': { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   out: { type: 'string', default: path.join(HERE, 'results') },
   help: { type: 'boolean', default: false },
@@ -169,9 +174,12 @@ try {
       await runScale({ admin, args, measure, upstream, url, log, label: (c) => contenderLabel(report, c) }),
     )
     failures = report.failures
+  } else if (args['replicas-only']) {
+    report.replicas = await runReplicaRows({ args, log })
   } else {
     report.scenarios = []
     for (const name of args.scenario) report.scenarios.push(await runScenario(name))
+    if (args.replicas) report.replicas = await runReplicaRows({ args, log })
   }
 } catch (error) {
   log(`bench: ${error.stack ?? error}`)
@@ -182,14 +190,19 @@ try {
 }
 
 // Only the Markdown and the SVG are committed; the JSON (everything) is git-ignored.
-const base = args.scale ? 'scale' : ab ? 'ab' : 'latest'
+const base = args.scale ? 'scale' : args['replicas-only'] ? 'replicas' : ab ? 'ab' : 'latest'
 mkdirSync(args.out, { recursive: true })
 writeFileSync(path.join(args.out, `${base}.json`), `${JSON.stringify(report, null, 2)}\n`)
-const md = args.scale ? report.markdown : markdown(report)
+let md = args.scale
+  ? report.markdown
+  : args['replicas-only']
+    ? notes.map((note) => `> ${note}\n`).join('') + (notes.length ? '\n' : '')
+    : markdown(report)
+if (report.replicas) md += `${md ? '\n' : ''}${report.replicas.markdown}`
 writeFileSync(path.join(args.out, `${base}.md`), md)
-if (!args.scale) writeFileSync(path.join(args.out, `${base}.svg`), barChart(report))
+if (!args.scale && !args['replicas-only']) writeFileSync(path.join(args.out, `${base}.svg`), barChart(report))
 console.log(md)
-log(`Results: ${path.relative(process.cwd(), path.join(args.out, base))}.{md,json${args.scale ? '' : ',svg'}}`)
+log(`Results: ${path.relative(process.cwd(), path.join(args.out, base))}.{md,json${args.scale || args['replicas-only'] ? '' : ',svg'}}`)
 process.exit(failures > 0 ? 1 : 0)
 
 // One scenario of the default run: seed, closed-loop rows in rounds, then

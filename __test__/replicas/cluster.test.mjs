@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { startReplicaCluster } from '../../scripts/replica-cluster.mjs'
+import { hasBaseBackup, startReplicaCluster } from '../../scripts/replica-cluster.mjs'
 
-for (const clone of ['basebackup', 'copy']) {
+// The copy always; pg_basebackup where the binaries have it (the embedded ones do not).
+for (const clone of hasBaseBackup() ? ['basebackup', 'copy'] : ['copy']) {
   test(`a primary and two hot standbys (${clone}): standbys replay, refuse writes, and stop with the cluster`, async () => {
     const cluster = await startReplicaCluster({ standbys: 2, clone })
     try {

@@ -233,6 +233,30 @@ export async function everyMethod(repository: PostgresProfileStoreRepository): P
   await repository.close({ timeoutMillis: 1000 })
   await repository.close()
 
+  // read replicas
+  const replicated = createPostgresProfileStoreRepository({
+    connectionString: 'postgres://app@primary/app',
+    replicas: ['postgres://app@replica-1/app', { host: 'replica-2', port: 5433 }, new pg.Pool()],
+    readExec: postgres(),
+    maxReplicaLagMillis: 2000,
+    replicaWaitMillis: 20,
+    replicaCheckMillis: 100,
+    onEvent: (event) => {
+      if (event.server?.role === 'replica' && event.reason === 'replica') void event.server.address.split(':')
+    },
+  })
+  const token: string = await replicated.consistencyToken('p1')
+  await replicated.loadProfile('p1', { after: token })
+  await replicated.findProfilesByUserId('u1', { after: await replicated.consistencyToken() })
+  for (const replica of replicated.replicaStatus() ?? []) {
+    const lag: number = replica.lagMillis
+    void [lag, replica.inRotation, replica.down, replica.promoted, replica.replayLsn?.length, replica.address]
+  }
+  // @ts-expect-error replicas is an array
+  createPostgresProfileStoreRepository({ replicas: 'postgres://app@replica-1/app' })
+  // @ts-expect-error a token is a string
+  await replicated.loadProfile('p1', { after: 42 })
+
   // @ts-expect-error profile ids are strings
   await repository.loadProfile(42)
   // @ts-expect-error a profile needs a user_id
