@@ -108,6 +108,8 @@ class Telemetry {
       } catch {
         // Telemetry never fails a call: a target it cannot tell is left out.
       }
+      // The function may hold connection options (and so a password): keep only the result.
+      this.#server = null
       const { address, port, database } = server
       this.#resolved = {
         address: typeof address === 'string' && address !== '' ? address : undefined,
