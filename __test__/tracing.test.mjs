@@ -108,6 +108,12 @@ for (const mode of MODES) {
         ['listProfileRevisionNumbers', () => repository.listProfileRevisionNumbers(profileId), tables.audit],
         ['listAuditEntries', () => repository.listAuditEntries(profileId), tables.audit],
         ['loadProfileRevision', () => repository.loadProfileRevision(profileId, 1), tables.audit],
+        ['loadProfile', () => repository.loadProfile(profileId, { asOf: new Date() }), tables.audit],
+        ['diffRevisions', () => repository.diffRevisions(profileId, 1, 2), tables.audit],
+        ['blameProfile', () => repository.blameProfile(profileId), tables.audit],
+        ['revertProfile', () => repository.revertProfile(profileId, 1), tables.profiles],
+        ['eraseFromHistory', () => repository.eraseFromHistory(profileId, '/layers/observed/core.secret'), tables.audit],
+        ['consistencyToken', () => repository.consistencyToken(), undefined],
         ['writeCurrentProfile', () => repository.writeCurrentProfile(markedProfile(other, userId, 1)), tables.profiles],
         ['writeProfileRevision', () => repository.writeProfileRevision(markedProfile(other, userId, 1)), tables.audit],
         [
@@ -127,6 +133,7 @@ for (const mode of MODES) {
         ['checkSchema', () => repository.checkSchema(), undefined],
         ['ensureSchema', () => repository.ensureSchema(), undefined],
         ['upgradeFrom022', () => repository.upgradeFrom022(), undefined],
+        ['deleteProfilesByUserId', () => repository.deleteProfilesByUserId(userId), tables.profiles],
       ]
       for (const [operation, call, collection] of calls) {
         recorder.seen.length = 0
@@ -170,6 +177,16 @@ for (const mode of MODES) {
       const [[load]] = byCall(recorder.seen)
       assert.equal(load.revision, 2)
       assert.equal(load.queryText, queries.loadProfileRevision)
+      // Options that change the statement change the query text (and the table).
+      recorder.seen.length = 0
+      await repository.loadProfile(profileId, { asOf: new Date() })
+      await repository.saveProfile(await repository.loadProfile(profileId), { merge: 'disjoint-paths', expectedRevision: 2 })
+      const [asOf, , merged] = [...byCall(recorder.seen).keys()]
+      assert.equal(asOf.queryText, queries.loadProfileAsOf)
+      assert.equal(asOf.collection, `${db.schema}.pson_profile_audit`)
+      assert.equal(merged.operation, 'saveProfile')
+      assert.equal(merged.queryText, undefined, 'a merge runs several statements')
+      assert.equal(merged.revision, 3)
     })
 
     test('a failed call: error event with the PostgresStoreError, errorType its code', async () => {

@@ -433,7 +433,7 @@ class PostgresProfileStoreRepository {
   // context (or null) for the driver to record what only it knows.
   #op(operation, options, body) {
     if (this.#telemetry === undefined || !isTraced()) return this.#run(operation, options, body, null)
-    return traceOperation(new OperationTrace(operation, this.#telemetry), (trace) =>
+    return traceOperation(new OperationTrace(operation, this.#telemetry, options), (trace) =>
       this.#run(operation, options, body, trace),
     )
   }

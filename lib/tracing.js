@@ -55,6 +55,14 @@ const COLLECTIONS = {
   listAuditEntries: 'profileAudit',
   loadProfileRevision: 'profileAudit',
   pruneAuditEntries: 'profileAudit',
+  diffRevisions: 'profileAudit',
+  revertProfile: 'profiles',
+  blameProfile: 'profileAudit',
+  eraseFromHistory: 'profileAudit',
+  deleteProfilesByUserId: 'profiles',
+  // Forms of an operation that its options change (see formOf).
+  loadProfileAsOf: 'profileAudit',
+  mergeSave: 'profiles',
 }
 
 // The statement (of `artifacts.queries`) an operation runs alone (its
@@ -80,6 +88,22 @@ const STATEMENTS = {
   deleteProfile: ['deleteProfile'],
   listAuditEntries: ['listAuditEntries'],
   loadProfileRevision: ['loadProfileRevision'],
+  diffRevisions: ['loadRevisionPair'],
+  revertProfile: ['revertProfile'],
+  blameProfile: ['listAuditSnapshots'],
+  eraseFromHistory: ['eraseFromHistory'],
+  deleteProfilesByUserId: ['deleteProfilesByUserId'],
+  loadProfileAsOf: ['loadProfileAsOf'],
+}
+
+// What an operation runs when its options change it: loadProfile({ asOf })
+// reads the audit log, saveProfile({ merge }) reads a base and saves
+// (several statements, so no single query text).
+function formOf(operation, options) {
+  if (options === null || typeof options !== 'object') return operation
+  if (operation === 'loadProfile' && options.asOf !== undefined && options.asOf !== null) return 'loadProfileAsOf'
+  if (operation === 'saveProfile' && options.merge !== undefined && options.merge !== null) return 'mergeSave'
+  return operation
 }
 
 /**
@@ -121,7 +145,7 @@ class Telemetry {
     return this.#resolved
   }
 
-  /** The schema-qualified table an operation is about, unquoted (`public.pson_profiles`), or undefined. */
+  /** The schema-qualified table an operation (or form, see formOf) is about, unquoted (`public.pson_profiles`), or undefined. */
   collection(operation) {
     this.#collections ??= Object.fromEntries(
       Object.entries(this.artifacts.tables).map(([key, quoted]) => [key, unquote(quoted)]),
@@ -161,9 +185,10 @@ function unquote(qualified) {
  * Never a document, a parameter value, a password or a connection string.
  */
 class OperationTrace {
-  constructor(operation, telemetry) {
+  constructor(operation, telemetry, options) {
     const target = telemetry.target
-    const collection = telemetry.collection(operation)
+    const form = formOf(operation, options)
+    const collection = telemetry.collection(form)
     this.operation = operation
     this.collection = collection
     this.namespace = target.namespace
@@ -179,6 +204,7 @@ class OperationTrace {
     this.errorType = undefined
     this.error = undefined
     Object.defineProperty(this, 'telemetry', { value: telemetry })
+    Object.defineProperty(this, 'form', { value: form })
   }
 
   /**
@@ -188,7 +214,7 @@ class OperationTrace {
    * one query text.
    */
   get queryText() {
-    const names = STATEMENTS[this.operation]
+    const names = STATEMENTS[this.form]
     return names === undefined ? undefined : this.telemetry.artifacts.queries[names[0]]
   }
 
