@@ -274,6 +274,15 @@ for (const mode of MODES) {
             ),
           ),
         )
+        // A callback the caller passes (pruneAuditEntries' onProgress) runs in the caller's context too.
+        const progress = []
+        await als.run({ n: 'prune' }, () =>
+          repository.pruneAuditEntries({ keepLast: 1, batchSize: 5, onProgress: () => progress.push(als.getStore()) }),
+        )
+        assert.ok(progress.length > 0)
+        assert.ok(progress.every((store) => store?.n === 'prune'), 'onProgress in the caller context')
+        recorder.seen.splice(recorder.seen.findIndex(([, ctx]) => ctx.operation === 'pruneAuditEntries'))
+        events.splice(events.findIndex(([event]) => event.operation === 'pruneAuditEntries'))
       } finally {
         recorder.stop()
       }
