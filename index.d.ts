@@ -718,7 +718,7 @@ export declare const TRACING_CHANNEL: 'pson5:postgres-store:operation'
 export interface OperationTraceContext {
   /** `db.operation.name`: the method called, e.g. `'saveProfile'`. */
   readonly operation: string
-  /** `db.collection.name`: the schema-qualified table, e.g. `'public.pson_profiles'`; absent for `ensureSchema`, `upgradeFrom022`, `checkSchema`. */
+  /** `db.collection.name`: the schema-qualified table, e.g. `'public.pson_profiles'`; absent for `ensureSchema`, `upgradeFrom022`, `checkSchema`, `consistencyToken`. */
   readonly collection: string | undefined
   /** `db.namespace`: `'{database}|{schema}'`, or the schema when the database is unknown (a bare executor function). */
   readonly namespace: string

@@ -114,7 +114,6 @@ class PostgresProfileStoreRepository {
   loadProfile(profileId, options) {
     return this.#op('loadProfile', options, async (_, trace) => {
       if (options?.asOf !== undefined && options.asOf !== null) {
-        if (trace) trace.statement = 'loadProfileAsOf'
         return history.loadProfileAsOf(this.#history, profileId, options.asOf)
       }
       const id = v.checkId(profileId, 'profileId')
@@ -436,7 +435,7 @@ class PostgresProfileStoreRepository {
   // context (or null) for the driver to record what only it knows.
   #op(operation, options, body) {
     if (this.#telemetry === undefined || !isTraced()) return this.#run(operation, options, body, null)
-    return traceOperation(new OperationTrace(operation, this.#telemetry), (trace) =>
+    return traceOperation(new OperationTrace(operation, this.#telemetry, options), (trace) =>
       this.#run(operation, options, body, trace),
     )
   }
