@@ -53,15 +53,10 @@ export declare class NativeRepository {
    * connections (used by `close()` when calls outlive its timeout).
    */
   cancelRunning(): Promise<void>
-  /**
-   * Test hook, not part of the API: panics inside the runtime, directly in
-   * the call's future or in a task it waits on (as coalesced calls do), to
-   * show that a panic rejects the promise instead of aborting the process.
-   */
-  debugPanic(inSpawnedTask: boolean): Promise<void>
   /** Closes the pool; later calls fail with `closed`. */
   close(): void
   status(): PoolStatusJs
+
 }
 
 /**

@@ -218,14 +218,6 @@ impl Store {
     saves.call(request).await
   }
 
-  /// Loads one profile document (JSON text), coalesced with concurrent loads.
-  pub async fn load(&self, profile_id: String) -> Result<Option<String>, StoreError> {
-    if self.shared.pool.is_closed() {
-      return Err(StoreError::Closed);
-    }
-    self.loads().call(profile_id).await.0
-  }
-
   /// Loads profiles asked for together: a statement's worth at once, fewer
   /// coalesced with concurrent loads. Outcomes in the order of `profile_ids`.
   pub async fn load_together(
