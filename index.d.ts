@@ -428,10 +428,14 @@ export interface NativeConnectionOptions extends RepositoryOptions {
   port?: number
   /** Default: the connection string's, else `PGUSER`, else the OS account of the process (as libpq; not `$USER`). */
   user?: string
+  /** Default: the connection string's, else `PGPASSWORD`. */
   password?: string
   /** Default: the connection string's, else `PGDATABASE`, else the user name. */
   database?: string
-  /** `true` = verify-full; `{ rejectUnauthorized: false }` = require. */
+  /**
+   * `true` = verify-full; `{ rejectUnauthorized: false }` = require. Default: the connection string's `sslmode`, else
+   * `PGSSLMODE`, else `prefer`.
+   */
   ssl?: boolean | SslOptions
   /** Pool size. Default 10. */
   max?: number
