@@ -13,7 +13,6 @@ use napi::bindgen_prelude::{spawn, Either, PromiseRaw, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::StoreError;
 use crate::js_types::{
   CountedOutcome, JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall,
 };
@@ -300,7 +299,9 @@ impl NativeRepository {
       if in_spawned_task {
         let task = tokio::spawn(async { panic!("debug_panic in a spawned task") });
         task.await.map_err(|error| {
-          napi::Error::from(StoreError::Internal(format!("task failed: {error}")))
+          napi::Error::from(crate::error::StoreError::Internal(format!(
+            "task failed: {error}"
+          )))
         })?;
         Ok(())
       } else {
