@@ -9,7 +9,10 @@ export type PostgresStoreErrorCode =
   | 'timeout'
   | 'database_error'
   | 'closed'
-  /** `pruneAuditEntries`: its `signal` was aborted; the batches before stay committed (`pruned`). */
+  /**
+   * The call's `signal` was aborted or its `timeoutMillis` passed (see `OperationOptions.signal`);
+   * `pruneAuditEntries`: stopped between two batches, the batches before stay committed (`pruned`).
+   */
   | 'aborted'
   /**
    * A fault of this package, not of the database or the arguments: an exception in its JS, a Rust panic, or rows from an
@@ -32,6 +35,8 @@ export declare class PostgresStoreError extends Error {
   readonly schema?: string
   /** The repository method that failed, e.g. `saveProfile`. */
   readonly operation?: string
+  /** aborted: a write aborted after its statement was sent; it may or may not have committed. */
+  readonly outcomeUnknown?: true
   /**
    * pruneAuditEntries only, on any rejection: what the batches that had committed removed (they stay removed).
    */
@@ -96,6 +101,18 @@ export interface OperationOptions {
    * `validation_error` (`field: 'after'`).
    */
   after?: string
+  /**
+   * Aborts the call (as `fetch` and undici take one). Rejects with `aborted`, `cause` = the signal's reason: before its
+   * statement was sent, the call leaves its batch and writes nothing; a write aborted after its statement was sent has
+   * `outcomeUnknown: true` (it may have committed; the next load tells). `pruneAuditEntries` stops between two batches
+   * instead. Not an AbortSignal: `validation_error` (`field: 'signal'`).
+   */
+  signal?: AbortSignal
+  /**
+   * Aborts the call after this many ms, as `signal` does (`cause` is a `TimeoutError`). An integer from 1 to
+   * 2147483647, else `validation_error` (`field: 'timeoutMillis'`). Default: none.
+   */
+  timeoutMillis?: number
 }
 
 export interface SaveProfileOptions extends OperationOptions {

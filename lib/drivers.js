@@ -10,6 +10,7 @@ const { createHash } = require('node:crypto')
 
 const { fromNative, fromExecutor, internalError, validationError } = require('./errors.js')
 const { InFlight } = require('./in-flight.js')
+const { abortable, currentSignal } = require('./calls.js')
 
 // `perCrossing`: the most loads, finds and saves one N-API crossing carries
 // (the addon's statement sizes, so a crossing is answered as soon as its
@@ -92,11 +93,21 @@ const CROSSING_BYTES = 64 * 1024
 // independently; `error` is the envelope fromNative reads. A call may end
 // with a trace context (one argument more than `toCall` takes): its crossing
 // then asks Rust how many calls each statement carried (`calls`).
+//
+// A call with a signal (lib/calls.js) that is aborted before the flush
+// leaves the burst: it is never sent.
 function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
   let pending = null
+  let withSignals = false
   const flush = () => {
-    const burst = pending
+    let burst = pending
     pending = null
+    if (withSignals) {
+      withSignals = false
+      burst = burst.filter((item) => item.sent === null || !item.signal.aborted)
+      for (const item of burst) item.sent?.()
+      if (burst.length === 0) return
+    }
     let start = 0
     let bytes = 0
     for (let i = 0; i < burst.length; i++) {
@@ -111,15 +122,21 @@ function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
     cross(callMany, start === 0 ? burst : burst.slice(start))
   }
   const arity = toCall.length
-  return (...args) =>
+  const gathered = (args, signal, sent) =>
     new Promise((resolve, reject) => {
       if (pending === null) {
         pending = []
         queueMicrotask(flush)
       }
       const trace = args.length > arity ? (args[arity] ?? null) : null
-      pending.push({ call: toCall(...args), trace, resolve, reject })
+      pending.push({ call: toCall(...args), trace, resolve, reject, signal, sent })
+      if (sent !== null) withSignals = true
     })
+  return (...args) => {
+    const signal = currentSignal()
+    if (signal === undefined) return gathered(args, null, null)
+    return abortable(signal, (sent) => gathered(args, signal, sent))
+  }
 }
 
 // One crossing: settles each call of `batch` with its own outcome.
@@ -184,7 +201,19 @@ function executorDriver(exec, artifacts) {
   // The executor's calls in flight, for close() to give up on them.
   const calls = new InFlight()
   let abandonedWith
-  const run = async (sql, params) => {
+  // A call with a signal (lib/calls.js) is sent a microtask later, so that an
+  // abort in the same tick still finds it unsent.
+  const run = (sql, params) => {
+    const signal = currentSignal()
+    if (signal === undefined) return send(sql, params)
+    return abortable(signal, async (sent) => {
+      await null
+      if (signal.aborted) return null
+      sent()
+      return send(sql, params)
+    })
+  }
+  const send = async (sql, params) => {
     let result
     try {
       result = await calls.track(Promise.resolve(exec(sql, params)))

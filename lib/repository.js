@@ -13,11 +13,29 @@ const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
 const { OperationTrace, isTraced, traceOperation } = require('./tracing.js')
 const { pruneAudit } = require('./retention.js')
+const { abortedError, callSignal, withSignal, NOT_SENT } = require('./calls.js')
 const history = require('./history.js')
 const { primaryToken } = require('./replicas.js')
 const v = require('./validate.js')
 
 const kInspect = util.inspect.custom
+
+// The methods that write: an `aborted` after their statement was sent has
+// `outcomeUnknown: true`.
+const WRITES = new Set([
+  'writeCurrentProfile',
+  'writeProfileRevision',
+  'writeUserProfileIndex',
+  'saveProfile',
+  'deleteProfile',
+  'deleteProfilesByUserId',
+  'eraseFromHistory',
+  'revertProfile',
+  'ensureSchema',
+  'upgradeFrom022',
+])
+// pruneAuditEntries reads its `signal` itself, between batches (lib/retention.js).
+const OWN_SIGNAL = new Set(['pruneAuditEntries'])
 
 // How long close() waits, past its timeoutMillis, for the statements it
 // cancelled to answer (a cancel request opens a connection of its own; the
@@ -450,14 +468,20 @@ class PostgresProfileStoreRepository {
     let context
     // With read replicas (lib/replicas.js): where the call went and why.
     let route
+    // The call's `{ signal, timeoutMillis }` as one AbortSignal (lib/calls.js).
+    let signal = null
     this.#inFlight++
     try {
       if (this.#closed) throw new PostgresStoreError('closed', 'The repository is closed.')
       context = v.contextOf(options)
+      if (!OWN_SIGNAL.has(operation)) signal = callSignal(options)
       if (this.#driver.route !== undefined) route = this.#driver.route(options)
-      const [value, rowCount] = await (route === undefined
-        ? body(context, trace)
-        : route.run(() => body(context, trace)))
+      const call = route === undefined ? () => body(context, trace) : () => route.run(() => body(context, trace))
+      let work
+      if (signal === null) work = call()
+      else if (signal.aborted) work = Promise.reject(NOT_SENT)
+      else work = withSignal(signal, call)
+      const [value, rowCount] = await work
       if (trace !== null) trace.succeeded(value, rowCount, context)
       if (observed) {
         const event = { operation, durationMs: performance.now() - started, rowCount, context }
@@ -466,7 +490,7 @@ class PostgresProfileStoreRepository {
       }
       return value
     } catch (raw) {
-      const error = this.#storeError(raw)
+      const error = abortedError(raw, signal, WRITES.has(operation)) ?? this.#storeError(raw)
       if (error.operation === undefined) error.operation = operation
       if (trace !== null) trace.failed(error, context)
       if (observed) {
