@@ -65,10 +65,7 @@ impl NativeRepository {
   #[napi(constructor)]
   pub fn new(options: NativeOptions) -> napi::Result<Self> {
     let queries = options.queries()?;
-    let store = Arc::new(Store::connect(
-      &options.connect_options(),
-      Arc::new(queries),
-    )?);
+    let store = Arc::new(Store::new(&options.connect_options(), Arc::new(queries))?);
     start_idle_reaper(Arc::downgrade(&store));
     Ok(Self { store })
   }
@@ -188,7 +185,7 @@ impl NativeRepository {
   pub fn ensure_schema<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
     promise(env, &self.store, |store| async move {
       let sql = store.queries().schema_sql.clone();
-      Ok(store.batch(&sql).await?)
+      Ok(store.execute_script(&sql).await?)
     })
   }
 
@@ -197,7 +194,7 @@ impl NativeRepository {
   pub fn upgrade<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
     promise(env, &self.store, |store| async move {
       let sql = store.queries().upgrade_sql.clone();
-      Ok(store.batch(&sql).await?)
+      Ok(store.execute_script(&sql).await?)
     })
   }
 

@@ -27,12 +27,12 @@ fn options() -> ConnectOptions {
 
 /// Runs `sql` on a short-lived store of its own.
 async fn admin_batch(sql: &str) {
-  let admin = Store::connect(
+  let admin = Store::new(
     &options(),
     Arc::new(Queries::new("public", "pson_").unwrap()),
   )
   .unwrap();
-  admin.batch(sql).await.unwrap();
+  admin.execute_script(sql).await.unwrap();
   admin.close();
 }
 
@@ -43,14 +43,17 @@ async fn fresh_store(label: &str) -> Store {
     "drop schema if exists {schema} cascade; create schema {schema};"
   ))
   .await;
-  let store = Store::connect(
+  let store = Store::new(
     &options(),
     Arc::new(Queries::new(&schema, "pson_").unwrap()),
   )
   .unwrap();
   let ddl = store.queries().schema_sql.clone();
-  store.batch(&ddl).await.unwrap();
-  store.batch(&ddl).await.expect("the schema is idempotent");
+  store.execute_script(&ddl).await.unwrap();
+  store
+    .execute_script(&ddl)
+    .await
+    .expect("the schema is idempotent");
   store
 }
 
@@ -288,7 +291,7 @@ async fn unreachable_server_is_a_connection_error() {
     connection_timeout_millis: Some(2000),
     ..Default::default()
   };
-  let store = Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
+  let store = Store::new(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
   let error = store
     .run("loadProfile", &[Some("x".into())])
     .await

@@ -5,11 +5,13 @@
 //! for many callers, each of whom still gets their own result or error. At
 //! light load a call goes out alone, at once, so batching adds no latency.
 //!
-//! `slots` bounds how many statements of a kind run at once; while they are
+//! `permits` (a semaphore; a permit is one statement running, never a
+//! connection: connections are `lanes.rs`'s) bounds how many statements of
+//! a kind run at once; while they are
 //! all busy, the queue grows and the next batches with it. The calls waiting
-//! are shared evenly over the free slots (`MIN_SHARE` at least each), so a
+//! are shared evenly over the free permits (`MIN_SHARE` at least each), so a
 //! burst runs as several statements side by side, on as many server
-//! processes. A batch that finds no free slot for `STALLED_AFTER` (the
+//! processes. A batch that finds no free permit for `PERMIT_WAIT_LIMIT` (the
 //! running ones are stuck, e.g. behind a row lock) goes out anyway.
 
 use std::collections::{HashSet, VecDeque};
@@ -27,8 +29,8 @@ use crate::error::StoreError;
 /// sharing a statement, and one huge statement would keep the others waiting.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// How long a batch waits for a free slot before going out regardless.
-const STALLED_AFTER: Duration = Duration::from_millis(250);
+/// How long a batch waits for a free permit before going out regardless.
+const PERMIT_WAIT_LIMIT: Duration = Duration::from_millis(250);
 
 /// One kind of call that can be coalesced.
 pub trait BatchKind: Send + Sync + 'static {
@@ -44,7 +46,7 @@ pub trait BatchKind: Send + Sync + 'static {
   const MAX_CALLS: usize;
 
   /// The fewest calls a statement takes from a burst while more wait. A
-  /// burst is shared evenly over the free slots, but not in smaller
+  /// burst is shared evenly over the free permits, but not in smaller
   /// statements: below this, a statement's fixed cost (a round trip, an
   /// executor start, a commit) outweighs the gain of one more server process
   /// working side by side. The JS side sends bursts across N-API in pieces
@@ -75,20 +77,20 @@ struct Pending<K: BatchKind> {
 pub struct Batcher<K: BatchKind> {
   queue: mpsc::UnboundedSender<Pending<K>>,
   shared: Arc<Shared>,
-  slots: Arc<Semaphore>,
+  permits: Arc<Semaphore>,
 }
 
 impl<K: BatchKind> Batcher<K> {
   /// Starts the dispatch task on the current tokio runtime; it ends when the
   /// batcher is dropped.
-  pub fn start(shared: Arc<Shared>, slots: usize) -> Self {
+  pub fn start(shared: Arc<Shared>, permits: usize) -> Self {
     let (queue, receiver) = mpsc::unbounded_channel();
-    let slots = Arc::new(Semaphore::new(slots.max(1)));
-    tokio::spawn(dispatch::<K>(shared.clone(), receiver, slots.clone()));
+    let permits = Arc::new(Semaphore::new(permits.max(1)));
+    tokio::spawn(dispatch::<K>(shared.clone(), receiver, permits.clone()));
     Self {
       queue,
       shared,
-      slots,
+      permits,
     }
   }
 
@@ -104,12 +106,12 @@ impl<K: BatchKind> Batcher<K> {
     if !whole {
       return join_all(requests.into_iter().map(|request| self.call(request))).await;
     }
-    // These wait for a slot as long as it takes: the early way out of
-    // `free_slot` is for batches behind a row lock, and calls with no
+    // These wait for a permit as long as it takes: the early way out of
+    // `statement_permit` is for batches behind a row lock, and calls with no
     // exclusive key take none; a crowd of them giving up at once would lift
     // the bound just when the load is heaviest.
     let statements = requests.chunks(K::MAX_CALLS).map(|batch| async move {
-      let Ok(_permit) = self.slots.clone().acquire_owned().await else {
+      let Ok(_permit) = self.permits.clone().acquire_owned().await else {
         return batch.iter().map(|_| (Err(StoreError::Closed), 1)).collect();
       };
       let calls = batch.len();
@@ -142,7 +144,7 @@ impl<K: BatchKind> Batcher<K> {
 async fn dispatch<K: BatchKind>(
   shared: Arc<Shared>,
   mut receiver: mpsc::UnboundedReceiver<Pending<K>>,
-  slots: Arc<Semaphore>,
+  permits: Arc<Semaphore>,
 ) {
   // Calls whose key is already in the batch being formed wait for the next one.
   let mut deferred: VecDeque<Pending<K>> = VecDeque::new();
@@ -154,7 +156,7 @@ async fn dispatch<K: BatchKind>(
         None => return,
       },
     };
-    let Ok(permit) = free_slot(&slots).await else {
+    let Ok(permit) = statement_permit(&permits).await else {
       return;
     };
     let mut keys = HashSet::new();
@@ -178,15 +180,15 @@ async fn dispatch<K: BatchKind>(
           later.push_back(pending);
         }
       };
-    // What waits is shared evenly over the free slots (MIN_SHARE at least
+    // What waits is shared evenly over the free permits (MIN_SHARE at least
     // each): under a burst the statements run side by side on as many server
-    // processes, rather than one large statement while the other slots idle.
+    // processes, rather than one large statement while the other permits go unused.
     while let Ok(pending) = receiver.try_recv() {
       deferred.push_back(pending);
     }
-    let free_slots = 1 + slots.available_permits();
+    let free_permits = 1 + permits.available_permits();
     let share = (1 + deferred.len())
-      .div_ceil(free_slots)
+      .div_ceil(free_permits)
       .max(K::MIN_SHARE)
       .min(K::MAX_CALLS);
     admit(first, &mut batch, &mut later);
@@ -214,11 +216,13 @@ async fn dispatch<K: BatchKind>(
   }
 }
 
-/// A slot for one statement, or `None` past STALLED_AFTER: a batch stuck
+/// A permit for one statement, or `None` past PERMIT_WAIT_LIMIT: a batch stuck
 /// behind a row lock must not hold up the others, so this one then goes out
-/// anyway. `Err` once the slots are closed.
-async fn free_slot(slots: &Arc<Semaphore>) -> Result<Option<OwnedSemaphorePermit>, AcquireError> {
-  match tokio::time::timeout(STALLED_AFTER, slots.clone().acquire_owned()).await {
+/// anyway. `Err` once the permits are closed.
+async fn statement_permit(
+  permits: &Arc<Semaphore>,
+) -> Result<Option<OwnedSemaphorePermit>, AcquireError> {
+  match tokio::time::timeout(PERMIT_WAIT_LIMIT, permits.clone().acquire_owned()).await {
     Ok(permit) => permit.map(Some),
     Err(_elapsed) => Ok(None),
   }
@@ -265,8 +269,7 @@ mod tests {
       connection_string: Some("postgres://nobody@127.0.0.1:1/none".into()),
       ..Default::default()
     };
-    let store =
-      Store::connect(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
+    let store = Store::new(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
     let batcher = Batcher::<SizedLikeLoads>::start(store.shared.clone(), CONCURRENT_LOAD_BATCHES);
     for (burst, expected) in [(32, vec![8, 8, 8, 8]), (20, vec![8, 8, 4]), (1, vec![1])] {
       let answers = join_all((0..burst).map(|n| batcher.call(n))).await;
@@ -278,20 +281,24 @@ mod tests {
       let answers = batcher.call_together((0..together).collect()).await;
       check(answers, &expected, &format!("{together} together"));
     }
-    // Well past STALLED_AFTER, calls asked for together still wait for a
-    // slot (only batches behind a row lock may go out without one).
+    // Well past PERMIT_WAIT_LIMIT, calls asked for together still wait for a
+    // permit (only batches behind a row lock may go out without one).
     let held = batcher
-      .slots
+      .permits
       .clone()
       .acquire_many_owned(CONCURRENT_LOAD_BATCHES as u32)
       .await
       .unwrap();
     let together = batcher.call_together((0..8).collect());
     tokio::pin!(together);
-    let early = tokio::time::timeout(STALLED_AFTER * 2, &mut together).await;
-    assert!(early.is_err(), "ran without a free slot");
+    let early = tokio::time::timeout(PERMIT_WAIT_LIMIT * 2, &mut together).await;
+    assert!(early.is_err(), "ran without a free permit");
     drop(held);
-    check(together.await, &[8], "8 together after waiting for a slot");
+    check(
+      together.await,
+      &[8],
+      "8 together after waiting for a permit",
+    );
   }
 
   /// Each caller got its own answer, in order, from statements of `sizes`,

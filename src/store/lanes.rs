@@ -6,9 +6,9 @@
 //! statement of this package is a single autocommit statement, so sharing a
 //! connection never mixes transaction state.
 //!
-//! A lane is chosen by load: an idle open lane first, then an empty slot (a new
+//! A lane is chosen by load: an idle open lane first, then an empty lane (a new
 //! connection), then the open lane with the fewest calls in flight. A lane
-//! whose calls have made no progress for `STALLED_AFTER` (a row lock, a slow
+//! whose calls have made no progress for `LANE_STALLED_AFTER` (a row lock, a slow
 //! statement) is passed over, so one stuck call does not hold up the rest; when
 //! every lane is stalled a call waits for progress up to the pool's acquire
 //! timeout (`connectionTimeoutMillis`), then fails with `timeout`, as a
@@ -24,10 +24,10 @@ use tokio::sync::Notify;
 use crate::error::StoreError;
 
 /// A lane with calls in flight and no completion for this long is stalled.
-const STALLED_AFTER: Duration = Duration::from_millis(250);
+const LANE_STALLED_AFTER: Duration = Duration::from_millis(250);
 
 pub struct Lanes {
-  slots: Vec<Slot>,
+  lanes: Vec<Lane>,
   /// Set by `release_all`: connections go back as their last call finishes.
   closing: AtomicBool,
   /// Signalled whenever a call finishes, for calls waiting on stalled lanes.
@@ -35,24 +35,25 @@ pub struct Lanes {
   acquire_timeout: Duration,
 }
 
-struct Slot {
+struct Lane {
   connection: Mutex<Option<Arc<Object>>>,
-  /// Serialises opening a connection for this slot.
+  /// Serialises opening a connection for this lane.
   opening: tokio::sync::Mutex<()>,
   in_flight: AtomicUsize,
   /// Last time a call on this lane finished (or the lane was first used).
   last_used: Mutex<Instant>,
 }
 
-impl Slot {
+impl Lane {
   fn stalled(&self) -> bool {
-    self.in_flight.load(Ordering::Acquire) > 0 && lock(&self.last_used).elapsed() >= STALLED_AFTER
+    self.in_flight.load(Ordering::Acquire) > 0
+      && lock(&self.last_used).elapsed() >= LANE_STALLED_AFTER
   }
 }
 
 /// A connection lent to one call; counts the call while it lives.
 pub struct Lease<'a> {
-  slot: &'a Slot,
+  lane: &'a Lane,
   progress: &'a Notify,
   closing: &'a AtomicBool,
   /// Set by `discard`: the connection is known to be dead.
@@ -71,14 +72,14 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
   fn drop(&mut self) {
-    let others = self.slot.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
-    *lock(&self.slot.last_used) = Instant::now();
+    let others = self.lane.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+    *lock(&self.lane.last_used) = Instant::now();
     self.progress.notify_waiters();
     // A connection that died is let go, so the pool replaces it; after close,
     // the last call on a connection lets it go.
     if self.dead || self.client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire))
     {
-      let mut connection = lock(&self.slot.connection);
+      let mut connection = lock(&self.lane.connection);
       if connection
         .as_ref()
         .is_some_and(|c| Arc::ptr_eq(c, &self.client))
@@ -98,8 +99,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Lanes {
   pub fn new(count: usize, acquire_timeout: Duration) -> Self {
-    let slots = (0..count.max(1))
-      .map(|_| Slot {
+    let lanes = (0..count.max(1))
+      .map(|_| Lane {
         connection: Mutex::new(None),
         opening: tokio::sync::Mutex::new(()),
         in_flight: AtomicUsize::new(0),
@@ -107,7 +108,7 @@ impl Lanes {
       })
       .collect();
     Self {
-      slots,
+      lanes,
       closing: AtomicBool::new(false),
       progress: Notify::new(),
       acquire_timeout,
@@ -118,21 +119,21 @@ impl Lanes {
     if pool.is_closed() {
       return Err(StoreError::Closed);
     }
-    let slot = self.pick_or_wait().await?;
-    slot.in_flight.fetch_add(1, Ordering::AcqRel);
+    let lane = self.pick_or_wait().await?;
+    lane.in_flight.fetch_add(1, Ordering::AcqRel);
     // From here the count is undone by the Lease, or by this guard on error.
     let undo = scopeguard(|| {
-      slot.in_flight.fetch_sub(1, Ordering::AcqRel);
+      lane.in_flight.fetch_sub(1, Ordering::AcqRel);
     });
-    let client = match live(slot) {
+    let client = match live(lane) {
       Some(client) => client,
       None => {
-        let _opening = slot.opening.lock().await;
-        match live(slot) {
+        let _opening = lane.opening.lock().await;
+        match live(lane) {
           Some(client) => client,
           None => {
             let client = Arc::new(pool.get().await?);
-            *lock(&slot.connection) = Some(client.clone());
+            *lock(&lane.connection) = Some(client.clone());
             client
           }
         }
@@ -140,7 +141,7 @@ impl Lanes {
     };
     undo.disarm();
     Ok(Lease {
-      slot,
+      lane,
       progress: &self.progress,
       closing: &self.closing,
       dead: false,
@@ -148,39 +149,39 @@ impl Lanes {
     })
   }
 
-  async fn pick_or_wait(&self) -> Result<&Slot, StoreError> {
+  async fn pick_or_wait(&self) -> Result<&Lane, StoreError> {
     let deadline = tokio::time::Instant::now() + self.acquire_timeout;
     loop {
       // Register before looking, so a completion in between is not missed.
       let progressed = self.progress.notified();
-      if let Some(slot) = self.pick() {
-        return Ok(slot);
+      if let Some(lane) = self.pick() {
+        return Ok(lane);
       }
       if tokio::time::timeout_at(deadline, progressed).await.is_err() {
         return Err(StoreError::Timeout(format!(
           "no connection was free within {} ms: all {} are busy with statements that are not finishing",
           self.acquire_timeout.as_millis(),
-          self.slots.len()
+          self.lanes.len()
         )));
       }
     }
   }
 
-  fn pick(&self) -> Option<&Slot> {
-    let open = |slot: &&Slot| live(slot).is_some();
+  fn pick(&self) -> Option<&Lane> {
+    let open = |lane: &&Lane| live(lane).is_some();
     if let Some(idle) = self
-      .slots
+      .lanes
       .iter()
       .filter(open)
       .find(|s| s.in_flight.load(Ordering::Acquire) == 0)
     {
       return Some(idle);
     }
-    if let Some(empty) = self.slots.iter().find(|s| !open(s)) {
+    if let Some(empty) = self.lanes.iter().find(|s| !open(s)) {
       return Some(empty);
     }
     self
-      .slots
+      .lanes
       .iter()
       .filter(|s| !s.stalled())
       .min_by_key(|s| s.in_flight.load(Ordering::Acquire))
@@ -188,9 +189,9 @@ impl Lanes {
 
   /// Lets go of connections idle for longer than `idle` (the pool closes them).
   pub fn release_idle(&self, idle: Duration) {
-    for slot in &self.slots {
-      if slot.in_flight.load(Ordering::Acquire) == 0 && lock(&slot.last_used).elapsed() >= idle {
-        lock(&slot.connection).take();
+    for lane in &self.lanes {
+      if lane.in_flight.load(Ordering::Acquire) == 0 && lock(&lane.last_used).elapsed() >= idle {
+        lock(&lane.connection).take();
       }
     }
   }
@@ -199,19 +200,19 @@ impl Lanes {
   /// objects checked out, so the pool itself counts none of them as available.
   pub fn idle_count(&self) -> usize {
     self
-      .slots
+      .lanes
       .iter()
-      .filter(|slot| slot.in_flight.load(Ordering::Acquire) == 0 && live(slot).is_some())
+      .filter(|lane| lane.in_flight.load(Ordering::Acquire) == 0 && live(lane).is_some())
       .count()
   }
 
   /// The connections that have calls in flight.
   pub fn busy_connections(&self) -> Vec<Arc<Object>> {
     self
-      .slots
+      .lanes
       .iter()
-      .filter(|slot| slot.in_flight.load(Ordering::Acquire) > 0)
-      .filter_map(|slot| lock(&slot.connection).clone())
+      .filter(|lane| lane.in_flight.load(Ordering::Acquire) > 0)
+      .filter_map(|lane| lock(&lane.connection).clone())
       .collect()
   }
 
@@ -219,19 +220,19 @@ impl Lanes {
   /// finish (until then `busy_connections` can still cancel them).
   pub fn release_all(&self) {
     self.closing.store(true, Ordering::Release);
-    for slot in &self.slots {
-      if slot.in_flight.load(Ordering::Acquire) == 0 {
-        lock(&slot.connection).take();
+    for lane in &self.lanes {
+      if lane.in_flight.load(Ordering::Acquire) == 0 {
+        lock(&lane.connection).take();
       }
     }
   }
 }
 
-/// The slot's connection if it still works. A dead one is let go here, so
+/// The lane's connection if it still works. A dead one is let go here, so
 /// its pool permit comes back before a replacement is asked for (else a pool
 /// whose connections all died would wait on its own dead objects).
-fn live(slot: &Slot) -> Option<Arc<Object>> {
-  let mut connection = lock(&slot.connection);
+fn live(lane: &Lane) -> Option<Arc<Object>> {
+  let mut connection = lock(&lane.connection);
   match connection.as_ref() {
     Some(client) if client.is_closed() => {
       let dead = connection.take();

@@ -149,8 +149,9 @@ pub struct PoolStatus {
 }
 
 impl Store {
-  /// Builds the pool. No connection is opened until the first query.
-  pub fn connect(options: &ConnectOptions, queries: Arc<Queries>) -> Result<Self, StoreError> {
+  /// Builds the pool. No connection is opened until the first statement
+  /// (hence `new`, not `connect`).
+  pub fn new(options: &ConnectOptions, queries: Arc<Queries>) -> Result<Self, StoreError> {
     let resolved = options.resolve(|key| std::env::var(key).ok())?;
     let tls = tls::connector(&resolved.tls)?;
     // Connections are checked out rarely (lanes keep them), so each checkout
@@ -268,8 +269,9 @@ impl Store {
       .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES))
   }
 
-  /// Runs `sql` (several statements allowed, no parameters), e.g. the DDL.
-  pub async fn batch(&self, sql: &str) -> Result<(), StoreError> {
+  /// Runs a script (several statements, no parameters): the schema DDL or
+  /// the upgrade. Not a batch of calls (see `batcher.rs`).
+  pub async fn execute_script(&self, sql: &str) -> Result<(), StoreError> {
     let mut lease = self.shared.lanes.lease(&self.shared.pool).await?;
     let outcome = lease
       .client
