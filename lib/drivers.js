@@ -8,7 +8,7 @@
 
 const { createHash } = require('node:crypto')
 
-const { fromNative, fromExecutor, internalError, validationError } = require('./errors.js')
+const { NativeFailure, fromNative, fromExecutor, internalError, validationError } = require('./errors.js')
 const { InFlight } = require('./in-flight.js')
 const { abortable, currentSignal } = require('./calls.js')
 
@@ -159,7 +159,9 @@ function cross(callMany, batch) {
         const outcome = outcomes[i]
         if (counted && outcome.calls !== undefined) batch[i].trace?.sharedWith(outcome.calls)
         if (outcome.error === undefined) batch[i].resolve(outcome.value)
-        else batch[i].reject(new Error(outcome.error))
+        // The envelope as it came, no Error (and no stack) made for it:
+        // the repository builds the one error, with the caller's stack.
+        else batch[i].reject(new NativeFailure(outcome.error))
       }
     },
     failAll,

@@ -49,13 +49,29 @@ function validationError(field, message) {
   return new PostgresStoreError('validation_error', `${field}: ${message}`, { field })
 }
 
+// One call's failure inside a crossing's answer: the envelope text only
+// (src/error.rs), parsed once by fromNative into the caller's error.
+class NativeFailure {
+  constructor(envelope) {
+    this.envelope = envelope
+  }
+
+  get message() {
+    return this.envelope
+  }
+
+  toString() {
+    return this.envelope
+  }
+}
+
 // Node-API can only reject with a status as `code`, so src/error.rs puts the
 // real error in the message as JSON.
 function fromNative(error, operation) {
   if (error instanceof PostgresStoreError) return error
   let envelope
   try {
-    envelope = JSON.parse(error.message)
+    envelope = JSON.parse(error instanceof NativeFailure ? error.envelope : error.message)
   } catch {
     envelope = null
   }
@@ -158,4 +174,4 @@ function fromExecutor(error, operation) {
   return new PostgresStoreError('database_error', message, { operation, cause: error })
 }
 
-module.exports = { PostgresStoreError, decorate, validationError, internalError, fromNative, fromExecutor }
+module.exports = { NativeFailure, PostgresStoreError, decorate, validationError, internalError, fromNative, fromExecutor }
