@@ -1,15 +1,36 @@
 //! Native core of `@pson5/postgres-store`.
 //!
+//! How a call runs (the README's "How a call runs" says the same for users):
+//!
+//! ```text
+//! JS method (lib/repository.js: closed check, validation, signal)
+//!   -> driver (lib/drivers.js): the calls of one tick, one N-API crossing
+//!      per statement's worth (LOADS/FINDS/SAVES_PER_CROSSING)
+//!   -> repository.rs  NativeRepository::{load_many, find_many, save_many, query_many}
+//!   -> store/mod.rs   Store: a statement's worth of loads/finds runs at once;
+//!                     fewer, and every save, go through the kind's queue
+//!   -> store/batcher.rs  one dispatch task per kind: the waiting calls become one
+//!                     statement as soon as a permit is free (2 save statements,
+//!                     4 load and 4 find statements at once); PERMIT_WAIT_LIMIT
+//!   -> store/coalesced.rs  what a batch of saves/loads/finds runs (one statement)
+//!   -> store/mod.rs   Shared::run: a named statement on a lane, prepared and
+//!                     cached; a stale plan is prepared again and retried once
+//!   -> store/lanes.rs a pooled connection shared by pipelined calls: idle one
+//!                     first, else a new one, else the least busy; LANE_STALLED_AFTER
+//! ```
+//!
 //! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements),
 //!   `config.rs` turns options/`DATABASE_URL`/`PG*` into a driver config,
 //!   `tls.rs` maps `sslmode` to rustls, `rows.rs` decodes result rows, and
 //!   `mod.rs` owns the deadpool-postgres pool.
 //! - `error.rs`: `StoreError`, its stable `code`, the one conversion to JS.
 //! - `js_types.rs` and `repository.rs`: the napi boundary only.
+//!   `js_types.rs`' `NativeOptions` is the one list of connection options.
+//! - `history.rs`: revision history (diffs, blame) over the audit rows.
 //! - `telemetry.rs`: where a pool connects, for OpenTelemetry attributes.
 //!
-//! Validation of documents and the four call forms live in `index.js`, which
-//! runs before anything crosses into Rust (see the README).
+//! Validation of documents and the four call forms live in `index.js` and
+//! `lib/`, which run before anything crosses into Rust (see the README).
 #![deny(clippy::all)]
 
 pub mod error;
