@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot, AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use super::Shared;
+use super::{Runner, Shared};
 use crate::error::StoreError;
 
 /// Upper bound of the bytes a batch sends: large documents gain nothing from
@@ -60,7 +60,7 @@ pub trait BatchKind: Send + Sync + 'static {
 
   /// Runs a batch; one outcome per request, in order.
   fn run(
-    shared: &Shared,
+    runner: &impl Runner,
     batch: &[Self::Request],
   ) -> impl Future<Output = Vec<Result<Self::Output, StoreError>>> + Send;
 }
@@ -74,22 +74,24 @@ struct Pending<K: BatchKind> {
   reply: oneshot::Sender<Answer<K::Output>>,
 }
 
-pub struct Batcher<K: BatchKind> {
+/// The scheduler of one kind of call. `R` runs the statements: the pool
+/// (`Shared`), or a fake in unit tests.
+pub struct Batcher<K: BatchKind, R: Runner = Shared> {
   queue: mpsc::UnboundedSender<Pending<K>>,
-  shared: Arc<Shared>,
+  runner: Arc<R>,
   permits: Arc<Semaphore>,
 }
 
-impl<K: BatchKind> Batcher<K> {
+impl<K: BatchKind, R: Runner> Batcher<K, R> {
   /// Starts the dispatch task on the current tokio runtime; it ends when the
   /// batcher is dropped.
-  pub fn start(shared: Arc<Shared>, permits: usize) -> Self {
+  pub fn start(runner: Arc<R>, permits: usize) -> Self {
     let (queue, receiver) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(permits.max(1)));
-    tokio::spawn(dispatch::<K>(shared.clone(), receiver, permits.clone()));
+    tokio::spawn(dispatch::<K, R>(runner.clone(), receiver, permits.clone()));
     Self {
       queue,
-      shared,
+      runner,
       permits,
     }
   }
@@ -115,7 +117,7 @@ impl<K: BatchKind> Batcher<K> {
         return batch.iter().map(|_| (Err(StoreError::Closed), 1)).collect();
       };
       let calls = batch.len();
-      let outcomes = K::run(&self.shared, batch).await;
+      let outcomes = K::run(&*self.runner, batch).await;
       outcomes
         .into_iter()
         .map(|outcome| (outcome, calls))
@@ -141,8 +143,8 @@ impl<K: BatchKind> Batcher<K> {
   }
 }
 
-async fn dispatch<K: BatchKind>(
-  shared: Arc<Shared>,
+async fn dispatch<K: BatchKind, R: Runner>(
+  runner: Arc<R>,
   mut receiver: mpsc::UnboundedReceiver<Pending<K>>,
   permits: Arc<Semaphore>,
 ) {
@@ -202,12 +204,12 @@ async fn dispatch<K: BatchKind>(
     while let Some(pending) = later.pop_back() {
       deferred.push_front(pending);
     }
-    let shared = shared.clone();
+    let runner = runner.clone();
     tokio::spawn(async move {
       let _permit = permit;
       let (requests, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-      let outcomes = K::run(&shared, &requests).await;
+      let outcomes = K::run(&*runner, &requests).await;
       let calls = requests.len();
       for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send((outcome, calls));
@@ -233,53 +235,122 @@ mod tests {
   use std::sync::Mutex;
 
   use super::*;
-  use crate::store::coalesced::Loads;
-  use crate::store::config::ConnectOptions;
-  use crate::store::sql::Queries;
-  use crate::store::{Store, CONCURRENT_LOAD_BATCHES};
+  use crate::store::coalesced::{Loads, SaveRequest, Saves};
+  use crate::store::rows::Cell;
+  use crate::store::{CONCURRENT_LOAD_BATCHES, CONCURRENT_SAVE_BATCHES};
 
-  /// Loads' sizing, with statements that record their size instead of running
-  /// (how many statements a burst of loads takes is not visible in the
-  /// database; the saves' counterpart is in tests/store.rs).
-  struct SizedLikeLoads;
+  /// A statement runner without a database: answers the statements that
+  /// `coalesced.rs` sends as the server would, and records each statement's
+  /// name and keys (profile ids) in the order they started.
+  #[derive(Default)]
+  struct FakeRunner {
+    statements: Mutex<Vec<(String, Vec<String>)>>,
+    /// Every batched save statement fails as a whole with this error.
+    batched_saves_fail: Option<StoreError>,
+    /// A save of this profile fails (alone or in a batch).
+    bad_profile: Option<&'static str>,
+  }
 
-  static STATEMENTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+  fn document(key: &str) -> String {
+    format!(r#"{{"key":"{key}"}}"#)
+  }
 
-  impl BatchKind for SizedLikeLoads {
-    type Request = u32;
-    type Output = u32;
-    const MAX_CALLS: usize = Loads::MAX_CALLS;
-    const MIN_SHARE: usize = Loads::MIN_SHARE;
-
-    fn exclusive_key(_: &u32) -> Option<&str> {
-      None
-    }
-
-    async fn run(_: &Shared, batch: &[u32]) -> Vec<Result<u32, StoreError>> {
-      STATEMENTS.lock().unwrap().push(batch.len());
+  impl Runner for FakeRunner {
+    async fn run(
+      &self,
+      name: &str,
+      params: &[Option<String>],
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+      let param = params[0].clone().unwrap_or_default();
+      let keys: Vec<String> = match name {
+        "loadProfile" => vec![param],
+        // A text[] literal of plain keys: {"k1","k2"}.
+        "loadProfiles" => param
+          .trim_matches(|c| c == '{' || c == '}')
+          .split(',')
+          .map(|key| key.trim_matches('"').to_owned())
+          .collect(),
+        "saveProfile" => vec![profile_id(&serde_json::from_str(&param).unwrap())],
+        "saveProfiles" => {
+          let calls: Vec<serde_json::Value> = serde_json::from_str(&param).unwrap();
+          calls.iter().map(|call| profile_id(&call["d"])).collect()
+        }
+        other => panic!("unexpected statement {other}"),
+      };
+      self
+        .statements
+        .lock()
+        .unwrap()
+        .push((name.to_owned(), keys.clone()));
       tokio::time::sleep(Duration::from_millis(5)).await;
-      batch.iter().map(|n| Ok(n * 10)).collect()
+      let bad = self
+        .bad_profile
+        .is_some_and(|bad| keys.iter().any(|key| key == bad));
+      match name {
+        "loadProfile" => Ok(vec![vec![Cell::Text(document(&keys[0]))]]),
+        "loadProfiles" => Ok(
+          keys
+            .iter()
+            .map(|key| vec![Cell::Text(key.clone()), Cell::Text(document(key))])
+            .collect(),
+        ),
+        "saveProfiles" if self.batched_saves_fail.is_some() => {
+          Err(self.batched_saves_fail.clone().unwrap())
+        }
+        _ if bad => Err(StoreError::Database(Box::new(
+          crate::error::DatabaseFailure {
+            message: "value too long".into(),
+            sql_state: "22001".into(),
+            detail: None,
+            constraint: None,
+            table: None,
+            schema: None,
+          },
+        ))),
+        _ => Ok(
+          keys
+            .iter()
+            .map(|key| vec![Cell::Text(key.clone()), Cell::Int(1)])
+            .collect(),
+        ),
+      }
+    }
+  }
+
+  fn profile_id(document: &serde_json::Value) -> String {
+    document["profile_id"].as_str().unwrap().to_owned()
+  }
+
+  fn save(profile_id: &str) -> SaveRequest {
+    SaveRequest {
+      profile_id: profile_id.to_owned(),
+      document: format!(r#"{{"profile_id":"{profile_id}"}}"#),
+      expected_revision: None,
+      context: None,
+    }
+  }
+
+  impl FakeRunner {
+    /// The statements run so far (name, keys), cleared.
+    fn take(&self) -> Vec<(String, Vec<String>)> {
+      std::mem::take(&mut *self.statements.lock().unwrap())
     }
   }
 
   #[tokio::test]
   async fn loads_run_as_statements_of_eight_side_by_side() {
-    // The pool connects on first use, which these statements never make.
-    let options = ConnectOptions {
-      connection_string: Some("postgres://nobody@127.0.0.1:1/none".into()),
-      ..Default::default()
-    };
-    let store = Store::new(&options, Arc::new(Queries::new("public", "pson_").unwrap())).unwrap();
-    let batcher = Batcher::<SizedLikeLoads>::start(store.shared.clone(), CONCURRENT_LOAD_BATCHES);
+    let runner = Arc::new(FakeRunner::default());
+    let batcher = Batcher::<Loads, _>::start(runner.clone(), CONCURRENT_LOAD_BATCHES);
+    let keys = |n: usize| (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>();
     for (burst, expected) in [(32, vec![8, 8, 8, 8]), (20, vec![8, 8, 4]), (1, vec![1])] {
-      let answers = join_all((0..burst).map(|n| batcher.call(n))).await;
-      check(answers, &expected, &format!("a burst of {burst}"));
+      let answers = join_all(keys(burst).into_iter().map(|key| batcher.call(key))).await;
+      check(&runner, answers, &expected, &format!("a burst of {burst}"));
     }
     // Calls asked for together: a statement's worth or more as their own
     // statements, fewer through the queue.
     for (together, expected) in [(8, vec![8]), (20, vec![8, 8, 4]), (3, vec![3])] {
-      let answers = batcher.call_together((0..together).collect()).await;
-      check(answers, &expected, &format!("{together} together"));
+      let answers = batcher.call_together(keys(together)).await;
+      check(&runner, answers, &expected, &format!("{together} together"));
     }
     // Well past PERMIT_WAIT_LIMIT, calls asked for together still wait for a
     // permit (only batches behind a row lock may go out without one).
@@ -289,39 +360,120 @@ mod tests {
       .acquire_many_owned(CONCURRENT_LOAD_BATCHES as u32)
       .await
       .unwrap();
-    let together = batcher.call_together((0..8).collect());
+    let together = batcher.call_together(keys(8));
     tokio::pin!(together);
     let early = tokio::time::timeout(PERMIT_WAIT_LIMIT * 2, &mut together).await;
     assert!(early.is_err(), "ran without a free permit");
     drop(held);
     check(
+      &runner,
       together.await,
       &[8],
       "8 together after waiting for a permit",
     );
   }
 
-  /// Each caller got its own answer, in order, from statements of `sizes`,
+  /// Each caller got its own document, in order, from statements of `sizes`,
   /// and was told the size of its statement.
-  fn check(answers: Vec<Answer<u32>>, sizes: &[usize], what: &str) {
-    let asked = answers.len() as u32;
+  fn check(runner: &FakeRunner, answers: Vec<Answer<Option<String>>>, sizes: &[usize], what: &str) {
+    let asked = answers.len();
     let told: Vec<usize> = answers.iter().map(|(_, calls)| *calls).collect();
-    let answers: Vec<u32> = answers
+    let answers: Vec<Option<String>> = answers
       .into_iter()
       .map(|(outcome, _)| outcome.unwrap())
       .collect();
     assert_eq!(
       answers,
-      (0..asked).map(|n| n * 10).collect::<Vec<_>>(),
+      (0..asked)
+        .map(|i| Some(document(&format!("k{i}"))))
+        .collect::<Vec<_>>(),
       "{what}: answers"
     );
-    let mut statements = STATEMENTS.lock().unwrap();
-    assert_eq!(*statements, sizes, "{what}: statement sizes");
+    let statements: Vec<usize> = runner.take().iter().map(|(_, keys)| keys.len()).collect();
+    assert_eq!(statements, sizes, "{what}: statement sizes");
     let mut expected_told: Vec<usize> = sizes.iter().flat_map(|&size| vec![size; size]).collect();
     let mut told = told;
     expected_told.sort_unstable();
     told.sort_unstable();
     assert_eq!(told, expected_told, "{what}: sizes told to the callers");
-    statements.clear();
+  }
+
+  #[tokio::test]
+  async fn saves_of_one_profile_never_share_a_statement() {
+    let runner = Arc::new(FakeRunner::default());
+    let batcher = Batcher::<Saves, _>::start(runner.clone(), CONCURRENT_SAVE_BATCHES);
+    // 40 saves of 20 profiles, each profile twice, in one burst.
+    let ids: Vec<String> = (0..40).map(|i| format!("p{}", i % 20)).collect();
+    let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
+    for (outcome, _) in answers {
+      assert_eq!(outcome.unwrap(), Some(1));
+    }
+    let statements = runner.take();
+    let mut seen = 0;
+    for (name, keys) in &statements {
+      let mut unique = keys.clone();
+      unique.sort();
+      unique.dedup();
+      assert_eq!(
+        unique.len(),
+        keys.len(),
+        "{name} carries a profile twice: {keys:?}"
+      );
+      seen += keys.len();
+    }
+    assert_eq!(seen, 40, "every save ran once: {statements:?}");
+    assert!(
+      statements.len() >= 2,
+      "the second save of each profile came later"
+    );
+  }
+
+  #[tokio::test]
+  async fn a_batched_save_that_fails_as_a_whole_is_retried_one_by_one() {
+    let runner = Arc::new(FakeRunner {
+      bad_profile: Some("bad"),
+      ..FakeRunner::default()
+    });
+    let batcher = Batcher::<Saves, _>::start(runner.clone(), 1);
+    let ids = ["a", "b", "bad", "c"];
+    let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
+    let codes: Vec<&str> = answers
+      .iter()
+      .map(|(outcome, _)| outcome.as_ref().map_or_else(StoreError::code, |_| "ok"))
+      .collect();
+    assert_eq!(codes, ["ok", "ok", "database_error", "ok"]);
+    let names: Vec<String> = runner.take().into_iter().map(|(name, _)| name).collect();
+    // The four meet in one statement, which fails as a whole (and so was
+    // rolled back) and is retried save by save.
+    assert_eq!(
+      names,
+      [
+        "saveProfiles",
+        "saveProfile",
+        "saveProfile",
+        "saveProfile",
+        "saveProfile"
+      ]
+    );
+  }
+
+  #[tokio::test]
+  async fn a_lost_connection_fails_every_save_of_its_statement_and_none_is_retried() {
+    let runner = Arc::new(FakeRunner {
+      batched_saves_fail: Some(StoreError::connection("connection closed")),
+      ..FakeRunner::default()
+    });
+    let batcher = Batcher::<Saves, _>::start(runner.clone(), 1);
+    let ids = ["a", "b", "c", "d"];
+    let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
+    let codes: Vec<&str> = answers
+      .iter()
+      .map(|(outcome, _)| outcome.as_ref().map_or_else(StoreError::code, |_| "ok"))
+      .collect();
+    // Their statement lost its connection: its commit's fate is unknown, so
+    // a retry could save twice.
+    assert_eq!(codes, ["connection_error"; 4]);
+    let names: Vec<String> = runner.take().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["saveProfiles"]);
   }
 }

@@ -5,7 +5,7 @@
 
 use super::batcher::BatchKind;
 use super::rows::Cell;
-use super::Shared;
+use super::Runner;
 use crate::error::StoreError;
 
 /// One caller's save. `document` is validated JSON text (see `lib/validate.js`).
@@ -37,18 +37,21 @@ impl BatchKind for Saves {
     request.document.len()
   }
 
-  async fn run(shared: &Shared, batch: &[SaveRequest]) -> Vec<Result<Option<i64>, StoreError>> {
+  async fn run(
+    runner: &impl Runner,
+    batch: &[SaveRequest],
+  ) -> Vec<Result<Option<i64>, StoreError>> {
     if let [request] = batch {
-      return vec![save_one(shared, request).await];
+      return vec![save_one(runner, request).await];
     }
-    match save_many(shared, batch).await {
+    match save_many(runner, batch).await {
       Ok(revisions) => revisions.into_iter().map(Ok).collect(),
       // The statement failed as a whole and was rolled back: one bad save must
       // not fail its neighbours, so each is retried alone for its own result.
       Err(StoreError::Database(_)) => {
         let mut outcomes = Vec::with_capacity(batch.len());
         for request in batch {
-          outcomes.push(save_one(shared, request).await);
+          outcomes.push(save_one(runner, request).await);
         }
         outcomes
       }
@@ -59,7 +62,7 @@ impl BatchKind for Saves {
   }
 }
 
-async fn save_one(shared: &Shared, request: &SaveRequest) -> Result<Option<i64>, StoreError> {
+async fn save_one(runner: &impl Runner, request: &SaveRequest) -> Result<Option<i64>, StoreError> {
   let params = [
     Some(request.document.clone()),
     request
@@ -67,12 +70,15 @@ async fn save_one(shared: &Shared, request: &SaveRequest) -> Result<Option<i64>,
       .map(|expected| expected.to_string()),
     request.context.clone(),
   ];
-  let rows = shared.run("saveProfile", &params).await?;
+  let rows = runner.run("saveProfile", &params).await?;
   Ok(rows.first().and_then(|row| int_at(row, 1)))
 }
 
 /// Revisions in the order of `batch`.
-async fn save_many(shared: &Shared, batch: &[SaveRequest]) -> Result<Vec<Option<i64>>, StoreError> {
+async fn save_many(
+  runner: &impl Runner,
+  batch: &[SaveRequest],
+) -> Result<Vec<Option<i64>>, StoreError> {
   let capacity = batch
     .iter()
     .map(|request| request.document.len() + 48)
@@ -96,7 +102,7 @@ async fn save_many(shared: &Shared, batch: &[SaveRequest]) -> Result<Vec<Option<
     json.push('}');
   }
   json.push(']');
-  let rows = shared.run("saveProfiles", &[Some(json)]).await?;
+  let rows = runner.run("saveProfiles", &[Some(json)]).await?;
   Ok(
     batch
       .iter()
@@ -122,8 +128,8 @@ impl BatchKind for Loads {
     None
   }
 
-  async fn run(shared: &Shared, batch: &[String]) -> Vec<Result<Option<String>, StoreError>> {
-    run_by_keys(shared, batch, ("loadProfile", "loadProfiles"), |rows| {
+  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Result<Option<String>, StoreError>> {
+    run_by_keys(runner, batch, ("loadProfile", "loadProfiles"), |rows| {
       rows.next().and_then(|row| text_at(row, 0))
     })
     .await
@@ -144,9 +150,9 @@ impl BatchKind for Finds {
     None
   }
 
-  async fn run(shared: &Shared, batch: &[String]) -> Vec<Result<Vec<String>, StoreError>> {
+  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Result<Vec<String>, StoreError>> {
     run_by_keys(
-      shared,
+      runner,
       batch,
       ("findProfilesByUserId", "findProfilesByUserIds"),
       |rows| rows.filter_map(|row| text_at(row, 0)).collect(),
@@ -160,18 +166,18 @@ impl BatchKind for Finds {
 /// from its rows (the columns after the key). A failed statement fails every
 /// key.
 async fn run_by_keys<T>(
-  shared: &Shared,
+  runner: &impl Runner,
   keys: &[String],
   (single, batched): (&str, &str),
   pick: impl Fn(&mut dyn Iterator<Item = &[Cell]>) -> T,
 ) -> Vec<Result<T, StoreError>> {
   let outputs = if let [key] = keys {
-    shared
+    runner
       .run(single, &[Some(key.clone())])
       .await
       .map(|rows| vec![pick(&mut rows.iter().map(Vec::as_slice))])
   } else {
-    shared
+    runner
       .run(batched, &[Some(text_array(keys))])
       .await
       .map(|rows| {

@@ -9,6 +9,7 @@ pub mod rows;
 pub mod sql;
 mod tls;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -40,6 +41,28 @@ const CONCURRENT_SAVE_BATCHES: usize = 2;
 /// and at most 130 ms with four, at the same throughput (1 KB loads and
 /// finds unchanged).
 const CONCURRENT_LOAD_BATCHES: usize = 4;
+
+/// Runs one named statement with text parameters and decodes its rows: the
+/// pool (`Shared`) in production. The scheduler (`batcher.rs`) and what a
+/// batch runs (`coalesced.rs`) only see this, so their unit tests inject a
+/// fake runner instead of a database.
+pub trait Runner: Send + Sync + 'static {
+  fn run(
+    &self,
+    name: &str,
+    params: &[Option<String>],
+  ) -> impl Future<Output = Result<Vec<Vec<Cell>>, StoreError>> + Send;
+}
+
+impl Runner for Shared {
+  fn run(
+    &self,
+    name: &str,
+    params: &[Option<String>],
+  ) -> impl Future<Output = Result<Vec<Vec<Cell>>, StoreError>> + Send {
+    Shared::run(self, name, params)
+  }
+}
 
 /// What the pool, the lanes and the batcher share.
 pub struct Shared {
