@@ -73,6 +73,11 @@ export interface Artifacts {
   tables: ArtifactTables
   /** The SQL text of every statement the repository runs, by name. */
   queries: Record<string, string>
+  /**
+   * The columns each statement returns, in order, by statement name: the
+   * JS side reads rows by these names, never by a position of its own.
+   */
+  columns: Record<string, Array<string>>
 }
 
 export interface ArtifactTables {

@@ -343,6 +343,8 @@ export interface PostgresProfileStoreArtifacts {
   tables: { profiles: string; profileAudit: string; domainIndex: string }
   /** The SQL of every statement the repository runs, by name. */
   queries: Readonly<Record<StatementName, string>>
+  /** The columns each statement returns, in order (the names its rows' fields have in executor mode). */
+  columns: Readonly<Record<StatementName, readonly string[]>>
 }
 
 export type StatementName =

@@ -36,6 +36,7 @@ function createPostgresProfileStoreArtifacts(options) {
       upgradeSql: raw.upgradeSql,
       tables: Object.freeze({ ...raw.tables }),
       queries: Object.freeze({ ...raw.queries }),
+      columns: Object.freeze(Object.fromEntries(Object.entries(raw.columns).map(([name, list]) => [name, Object.freeze(list)]))),
     })
     artifactCache.set(key, artifacts)
   }

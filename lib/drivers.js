@@ -11,6 +11,7 @@ const { createHash } = require('node:crypto')
 const { NativeFailure, fromNative, fromExecutor, internalError, validationError } = require('./errors.js')
 const { InFlight } = require('./in-flight.js')
 const { abortable, currentSignal } = require('./calls.js')
+const { C } = require('./columns.js')
 
 // `perCrossing`: the most loads, finds and saves one N-API crossing carries
 // (the addon's statement sizes, so a crossing is answered as soon as its
@@ -236,17 +237,18 @@ function executorDriver(exec, artifacts) {
     query,
     load: async (profileId) => {
       const rows = await query('loadProfile', [profileId])
-      return rows.length === 0 ? null : JSON.parse(rows[0][0])
+      return rows.length === 0 ? null : JSON.parse(rows[0][C.loadProfile.document])
     },
     loadJson: async (profileId) => {
       const rows = await query('loadProfile', [profileId])
-      return rows.length === 0 ? null : rows[0][0]
+      return rows.length === 0 ? null : rows[0][C.loadProfile.document]
     },
-    find: async (userId) => (await query('findProfilesByUserId', [userId])).map((row) => row[0]),
+    find: async (userId) =>
+      (await query('findProfilesByUserId', [userId])).map((row) => row[C.findProfilesByUserId.profile_id]),
     save: async (profileId, document, expected, context) => {
       const rows = await query('saveProfile', [document, expected === null ? null : String(expected), context])
       // A `bigint` revision (a widened column) comes from node-postgres as a string.
-      return rows.length === 0 ? null : Number(rows[0][1])
+      return rows.length === 0 ? null : Number(rows[0][C.saveProfile.revision])
     },
     ensureSchema: () => run(artifacts.schemaSql, []),
     upgrade: () => run(artifacts.upgradeSql, []),

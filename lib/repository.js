@@ -14,6 +14,7 @@ const { isObserved, publish } = require('./events.js')
 const { OperationTrace, isTraced, traceOperation } = require('./tracing.js')
 const { pruneAudit } = require('./retention.js')
 const { abortedError, callSignal, withSignal, NOT_SENT } = require('./calls.js')
+const { C, named } = require('./columns.js')
 const history = require('./history.js')
 const { primaryToken } = require('./replicas.js')
 const v = require('./validate.js')
@@ -46,8 +47,6 @@ const CANCEL_GRACE_MS = 400
 // driver; #op turns it into a `closed` error with the caller's stack.
 const ABANDONED = Symbol('abandoned by close()')
 
-// The prune statements' result columns, in order (src/store/sql.rs `render_prune`).
-const PRUNE_BATCH_COLUMNS = ['removed_rows', 'pruned_profiles', 'pruned_first_profile', 'next_profile_id']
 
 class PostgresProfileStoreRepository {
   kind = 'postgres'
@@ -103,14 +102,14 @@ class PostgresProfileStoreRepository {
   listProfileRevisionNumbers(profileId, options) {
     return this.#op('listProfileRevisionNumbers', options, async () => {
       const rows = await this.#query('listRevisionNumbers', [v.checkId(profileId, 'profileId')])
-      return [rows.map((row) => revisionOf(row[0])), rows.length]
+      return [rows.map((row) => revisionOf(row[C.listRevisionNumbers.revision])), rows.length]
     })
   }
 
   readUserProfileIndex(userId, options) {
     return this.#op('readUserProfileIndex', options, async () => {
       const rows = await this.#query('readUserProfileIndex', [v.checkId(userId, 'userId')])
-      return [rows.length ? JSON.parse(rows[0][0]) : null, rows.length]
+      return [rows.length ? JSON.parse(rows[0][C.readUserProfileIndex.record]) : null, rows.length]
     })
   }
 
@@ -123,7 +122,7 @@ class PostgresProfileStoreRepository {
         JSON.stringify(r.profile_ids),
         r.updated_at,
       ])
-      return [undefined, rows[0][0]]
+      return [undefined, rows[0][C.writeUserProfileIndex.written]]
     })
   }
 
@@ -165,7 +164,8 @@ class PostgresProfileStoreRepository {
   profileExists(profileId, options) {
     return this.#op('profileExists', options, async () => {
       const rows = await this.#query('profileExists', [v.checkId(profileId, 'profileId')])
-      return [rows[0][0] === true, rows[0][0] === true ? 1 : 0]
+      const exists = rows[0][C.profileExists.exists] === true
+      return [exists, exists ? 1 : 0]
     })
   }
 
@@ -174,7 +174,7 @@ class PostgresProfileStoreRepository {
       const id = v.checkId(userId, 'userId')
       const rows = await this.#query('loadProfileByUserId', [id])
       if (rows.length === 0) throw await this.#notFound('profile_not_found', `No profile was found for user '${id}'.`)
-      return [JSON.parse(rows[0][0]), 1]
+      return [JSON.parse(rows[0][C.loadProfileByUserId.document]), 1]
     })
   }
 
@@ -190,7 +190,7 @@ class PostgresProfileStoreRepository {
       const id = v.checkId(profileId, 'profileId')
       const rows = await this.#query('listRevisionNumbers', [id])
       if (rows.length === 0) throw await this.#notFound('profile_not_found', `Profile '${id}' has no stored revisions.`)
-      return [rows.map((row) => revisionOf(row[0])), rows.length]
+      return [rows.map((row) => revisionOf(row[C.listRevisionNumbers.revision])), rows.length]
     })
   }
 
@@ -224,7 +224,8 @@ class PostgresProfileStoreRepository {
   deleteProfile(profileId, options) {
     return this.#op('deleteProfile', options, async () => {
       const rows = await this.#query('deleteProfile', [v.checkId(profileId, 'profileId')])
-      return [rows[0][0] === true, rows[0][0] === true ? 1 : 0]
+      const deleted = rows[0][C.deleteProfile.deleted] === true
+      return [deleted, deleted ? 1 : 0]
     })
   }
 
@@ -243,8 +244,9 @@ class PostgresProfileStoreRepository {
         until,
       ])
       const page = rows.length > limit ? rows.slice(0, limit) : rows
-      const entries = page.map((row) => JSON.parse(row[0]))
-      const nextCursor = rows.length > limit ? v.encodeCursor(revisionOf(page[page.length - 1][1])) : null
+      const entries = page.map((row) => JSON.parse(row[C.listAuditEntries.entry]))
+      const nextCursor =
+        rows.length > limit ? v.encodeCursor(revisionOf(page[page.length - 1][C.listAuditEntries.revision])) : null
       return [{ entries, nextCursor }, entries.length]
     })
   }
@@ -257,7 +259,7 @@ class PostgresProfileStoreRepository {
       if (rows.length === 0) {
         throw await this.#notFound('revision_not_found', `Profile '${id}' has no revision ${number}.`)
       }
-      return [JSON.parse(rows[0][0]), 1]
+      return [JSON.parse(rows[0][C.loadProfileRevision.document]), 1]
     })
   }
 
@@ -316,7 +318,7 @@ class PostgresProfileStoreRepository {
         } catch (raw) {
           throw this.#storeError(raw)
         }
-        return Object.fromEntries(PRUNE_BATCH_COLUMNS.map((column, i) => [column, rows[0][i]]))
+        return named(statement, rows[0])
       }
       const pruned = await pruneAudit(runBatch, settings)
       return [pruned, pruned.removedRows]
@@ -344,9 +346,11 @@ class PostgresProfileStoreRepository {
       const [server] = await this.#query('serverInfo', [])
       const rows = await this.#query('checkSchema', [])
       const tables = {}
-      for (const [key, exists, missing] of rows) tables[key] = { exists, missingColumns: JSON.parse(missing) }
-      const ok = rows.every(([, exists, missing]) => exists && missing === '[]')
-      return [{ serverVersion: server[1], serverVersionNum: server[0], tables, ok }, rows.length]
+      const checks = rows.map((row) => named('checkSchema', row))
+      for (const { key, exists, missing_columns } of checks) tables[key] = { exists, missingColumns: JSON.parse(missing_columns) }
+      const ok = checks.every(({ exists, missing_columns }) => exists && missing_columns === '[]')
+      const { version, version_num } = named('serverInfo', server)
+      return [{ serverVersion: version, serverVersionNum: version_num, tables, ok }, rows.length]
     })
   }
 

@@ -201,6 +201,9 @@ pub struct Artifacts {
   pub tables: ArtifactTables,
   /// The SQL text of every statement the repository runs, by name.
   pub queries: HashMap<String, String>,
+  /// The columns each statement returns, in order, by statement name: the
+  /// JS side reads rows by these names, never by a position of its own.
+  pub columns: HashMap<String, Vec<String>>,
 }
 
 impl From<&Queries> for Artifacts {
@@ -216,6 +219,16 @@ impl From<&Queries> for Artifacts {
       queries: queries
         .statements()
         .map(|(name, sql)| (name.to_owned(), sql.to_owned()))
+        .collect(),
+      columns: queries
+        .statements()
+        .map(|(name, _)| {
+          let columns = queries.columns(name).unwrap_or_default();
+          (
+            name.to_owned(),
+            columns.iter().map(|c| (*c).to_owned()).collect(),
+          )
+        })
         .collect(),
     }
   }

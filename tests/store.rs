@@ -299,3 +299,33 @@ async fn unreachable_server_is_a_connection_error() {
   assert_eq!(error.code(), "connection_error");
   assert!(!error.to_string().contains("hunter2"));
 }
+
+/// Every statement's result columns, as the server describes them when it
+/// prepares the statement: they must be the ones `Queries::columns` declares
+/// (what JS and `coalesced.rs` read by name), so a renamed column fails here,
+/// not in a user's call.
+#[tokio::test]
+async fn every_statement_returns_the_columns_it_declares() {
+  let store = fresh_store("columns").await;
+  let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+    .await
+    .unwrap();
+  tokio::spawn(connection);
+  let mut wrong = Vec::new();
+  for (name, sql) in store.queries().statements() {
+    let statement = client
+      .prepare(sql)
+      .await
+      .unwrap_or_else(|error| panic!("{name}: {error}"));
+    let actual: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+    let declared = store
+      .queries()
+      .columns(name)
+      .unwrap_or_else(|| panic!("{name}: no declared columns"));
+    if actual != declared {
+      wrong.push(format!("{name}: returns {actual:?}, declares {declared:?}"));
+    }
+  }
+  store.close();
+  assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

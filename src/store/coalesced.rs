@@ -5,6 +5,7 @@
 
 use super::batcher::BatchKind;
 use super::rows::Cell;
+use super::sql::column_index;
 use super::Runner;
 use crate::error::StoreError;
 
@@ -71,7 +72,8 @@ async fn save_one(runner: &impl Runner, request: &SaveRequest) -> Result<Option<
     request.context.clone(),
   ];
   let rows = runner.run("saveProfile", &params).await?;
-  Ok(rows.first().and_then(|row| int_at(row, 1)))
+  let revision = column_index("saveProfile", "revision");
+  Ok(rows.first().and_then(|row| int_at(row, revision)))
 }
 
 /// Revisions in the order of `batch`.
@@ -103,10 +105,11 @@ async fn save_many(
   }
   json.push(']');
   let rows = runner.run("saveProfiles", &[Some(json)]).await?;
+  let revision = column_index("saveProfiles", "revision");
   Ok(
     batch
       .iter()
-      .map(|request| row_for(&rows, &request.profile_id).and_then(|row| int_at(row, 1)))
+      .map(|request| row_for(&rows, &request.profile_id).and_then(|row| int_at(row, revision)))
       .collect(),
   )
 }

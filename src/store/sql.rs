@@ -100,6 +100,76 @@ pub const STATEMENT_NAMES: [&str; 28] = [
   "walPosition",
 ];
 
+/// The columns each statement returns, in order: what `lib/` (through
+/// `artifacts.columns`) and `coalesced.rs` read by name, never by position.
+/// `tests/store.rs` prepares every statement and checks its columns against
+/// this table, so a renamed column fails one test, not a user's call.
+const STATEMENT_COLUMNS: &[(&str, &[&str])] = &[
+  ("loadProfile", &["document"]),
+  ("loadProfiles", &["profile_id", "document"]),
+  ("profileExists", &["exists"]),
+  ("loadProfileByUserId", &["document"]),
+  ("findProfilesByUserId", &["profile_id"]),
+  ("findProfilesByUserIds", &["user_id", "profile_id"]),
+  ("listRevisionNumbers", &["revision"]),
+  ("saveProfile", &["profile_id", "revision"]),
+  ("saveProfiles", &["profile_id", "revision"]),
+  ("deleteProfile", &["deleted"]),
+  ("listAuditEntries", &["entry", "revision"]),
+  ("loadProfileRevision", &["document"]),
+  ("writeCurrentProfile", &[]),
+  ("writeProfileRevision", &["written"]),
+  ("readUserProfileIndex", &["record"]),
+  ("writeUserProfileIndex", &["written"]),
+  ("serverInfo", &["version_num", "version"]),
+  ("checkSchema", &["key", "exists", "missing_columns"]),
+  (
+    "pruneAuditEntries",
+    &[
+      "removed_rows",
+      "pruned_profiles",
+      "pruned_first_profile",
+      "next_profile_id",
+    ],
+  ),
+  (
+    "pruneProfileAuditEntries",
+    &[
+      "removed_rows",
+      "pruned_profiles",
+      "pruned_first_profile",
+      "next_profile_id",
+    ],
+  ),
+  ("loadRevisionPair", &["revision", "document"]),
+  ("loadProfileAsOf", &["document", "revision"]),
+  ("revertProfile", &["profile_id", "revision", "document"]),
+  (
+    "loadMergeBase",
+    &["base", "document", "revision", "erased_paths"],
+  ),
+  (
+    "listAuditSnapshots",
+    &["revision", "recorded_at", "context", "document"],
+  ),
+  (
+    "eraseFromHistory",
+    &["erased_revision", "erased_snapshots", "erased_from_current"],
+  ),
+  ("deleteProfilesByUserId", &["profile_ids", "audit_rows"]),
+  ("walPosition", &["in_recovery", "lsn"]),
+];
+
+/// Where `column` is in `statement`'s rows (`STATEMENT_COLUMNS`). Every
+/// pair the crate reads is checked by the unit tests of this module.
+pub fn column_index(statement: &str, column: &str) -> usize {
+  STATEMENT_COLUMNS
+    .iter()
+    .find(|(name, _)| *name == statement)
+    .and_then(|(_, columns)| columns.iter().position(|c| *c == column))
+    .unwrap_or_else(|| panic!("{statement} returns no column {column} (STATEMENT_COLUMNS)"))
+}
+
 /// Columns each table must have; `checkSchema` reports the ones missing.
 const PROFILE_COLUMNS: [&str; 10] = [
   "profile_id",
@@ -236,6 +306,14 @@ impl Queries {
   }
 
   /// All statements by name, in name order.
+  /// The columns `name` returns, in order (`STATEMENT_COLUMNS`).
+  pub fn columns(&self, name: &str) -> Option<&'static [&'static str]> {
+    STATEMENT_COLUMNS
+      .iter()
+      .find(|(statement, _)| *statement == name)
+      .map(|(_, columns)| *columns)
+  }
+
   pub fn statements(&self) -> impl Iterator<Item = (&'static str, &str)> {
     self
       .statements
@@ -1377,6 +1455,17 @@ mod tests {
   fn every_statement_is_rendered_with_its_tables() {
     let q = Queries::new("public", "pson_").unwrap();
     assert_eq!(q.statements().count(), STATEMENT_NAMES.len());
+    for name in STATEMENT_NAMES {
+      assert!(
+        q.columns(name).is_some(),
+        "{name} declares its columns in STATEMENT_COLUMNS"
+      );
+    }
+    assert_eq!(
+      STATEMENT_COLUMNS.len(),
+      STATEMENT_NAMES.len(),
+      "no columns of a statement that does not exist"
+    );
     assert!(q
       .statement("loadProfile")
       .unwrap()
