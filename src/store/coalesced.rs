@@ -203,6 +203,11 @@ async fn run_by_keys<T>(
 }
 
 /// A PostgreSQL text[] literal: every element quoted, `"` and `\` escaped.
+/// Kept rather than binding the keys as a `text[]` parameter (`&[String]`):
+/// an earlier attempt measured that binding slower (finds by user, 32 in
+/// flight, release build: 33.4k/s against 47.1k/s with the literal). Every
+/// parameter of this package stays text (`TEXT_PARAMS`), so the statement
+/// is prepared once with one parameter type for any number of keys.
 fn text_array(items: &[String]) -> String {
   let mut out = String::with_capacity(items.iter().map(|item| item.len() + 3).sum::<usize>() + 2);
   out.push('{');
