@@ -216,7 +216,7 @@ impl Store {
     &self.shared.queries
   }
 
-  /// Runs a named statement with text parameters and decodes its rows.
+  /// `Shared::run` on this store's pool: one statement, not coalesced.
   pub async fn run(
     &self,
     name: &str,

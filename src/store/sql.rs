@@ -100,6 +100,14 @@ pub const STATEMENT_NAMES: [&str; 28] = [
   "walPosition",
 ];
 
+/// What one prune batch returns (see `render_prune`).
+const PRUNE_COLUMNS: &[&str] = &[
+  "removed_rows",
+  "pruned_profiles",
+  "pruned_first_profile",
+  "next_profile_id",
+];
+
 /// The columns each statement returns, in order: what `lib/` (through
 /// `artifacts.columns`) and `coalesced.rs` read by name, never by position.
 /// `tests/store.rs` prepares every statement and checks its columns against
@@ -123,24 +131,8 @@ const STATEMENT_COLUMNS: &[(&str, &[&str])] = &[
   ("writeUserProfileIndex", &["written"]),
   ("serverInfo", &["version_num", "version"]),
   ("checkSchema", &["key", "exists", "missing_columns"]),
-  (
-    "pruneAuditEntries",
-    &[
-      "removed_rows",
-      "pruned_profiles",
-      "pruned_first_profile",
-      "next_profile_id",
-    ],
-  ),
-  (
-    "pruneProfileAuditEntries",
-    &[
-      "removed_rows",
-      "pruned_profiles",
-      "pruned_first_profile",
-      "next_profile_id",
-    ],
-  ),
+  ("pruneAuditEntries", PRUNE_COLUMNS),
+  ("pruneProfileAuditEntries", PRUNE_COLUMNS),
   ("loadRevisionPair", &["revision", "document"]),
   ("loadProfileAsOf", &["document", "revision"]),
   ("revertProfile", &["profile_id", "revision", "document"]),
