@@ -180,7 +180,12 @@ function replicaSettings(options) {
 function addressOf(options) {
   let hosts = options.host
   let port = options.port
-  if (typeof options.connectionString === 'string') {
+  if (typeof options.connectionString === 'string' && !/^[a-z]+:\/\//i.test(options.connectionString)) {
+    // libpq's key=value form.
+    const value = (key) => new RegExp(`(?:^|\\s)${key}\\s*=\\s*'?([^'\\s]+)`).exec(options.connectionString)?.[1]
+    hosts ??= value('host') ?? value('hostaddr')
+    port ??= value('port')
+  } else if (typeof options.connectionString === 'string') {
     const match = /^[a-z]+:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(options.connectionString)
     if (match && match[1] && hosts === undefined) {
       return match[1]
@@ -250,6 +255,9 @@ class ReplicaRouter {
   // #coveredEpoch. Positions are read when a read needs them (not after each
   // write: saves cost no extra round trip) and by the periodic checks.
   #epoch = 0
+  // The event of the newest write here: reads over sets must cover it (not
+  // the sightings, which only concern loads of that profile).
+  #lastWriteEpoch = 0
   #coveredEpoch = 0
   #coveredLsn = -1
   // The pending position read; calls made before it is sent share it.
@@ -333,14 +341,14 @@ class ReplicaRouter {
   async ensureSchema() {
     this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.ensureSchema()
-    this.#epoch++
+    this.#wrote()
     return result
   }
 
   async upgrade() {
     this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.upgrade()
-    this.#untrackedEpoch = ++this.#epoch
+    this.#untrackedEpoch = this.#wrote()
     return result
   }
 
@@ -405,16 +413,22 @@ class ReplicaRouter {
       const document = JSON.parse(params[0])
       this.#remember(document.profile_id, document.metadata.revision, false)
     } else if (WRITES_KEEPING_CURRENT.has(name)) {
-      this.#epoch++
+      this.#wrote()
     } else if (!PRIMARY_READS.has(name)) {
-      this.#untrackedEpoch = ++this.#epoch
+      this.#untrackedEpoch = this.#wrote()
     }
     return rows
   }
 
-  // A write acknowledged (or a newer revision seen): a new event.
-  #remember(profileId, revision, deleted) {
-    const epoch = ++this.#epoch
+  // A write acknowledged here: a new event, which reads over sets must cover.
+  #wrote() {
+    this.#lastWriteEpoch = ++this.#epoch
+    return this.#lastWriteEpoch
+  }
+
+  // A profile written (or, `seen`, a newer revision loaded): a new event.
+  #remember(profileId, revision, deleted, seen = false) {
+    const epoch = seen ? ++this.#epoch : this.#wrote()
     this.#known.delete(profileId)
     this.#known.set(profileId, { revision, epoch, deleted })
     if (this.#known.size > KNOWN_PROFILES) this.#forget()
@@ -536,9 +550,9 @@ class ReplicaRouter {
     return null
   }
 
-  // Reads over sets: every event here (and the token's writes).
+  // Reads over sets: every write here (and the token's writes).
   #setRead(call, run) {
-    return this.#readCovering(call, this.#epoch, run)
+    return this.#readCovering(call, this.#lastWriteEpoch, run)
   }
 
   // A read that must show every event up to `epoch` and the token's writes.
@@ -627,7 +641,7 @@ class ReplicaRouter {
     const revision = profile?.metadata?.revision
     // After a delete, a document was only accepted from a server covering the delete: the profile was made again.
     if (Number.isInteger(revision) && (entry.deleted || revision > entry.revision)) {
-      this.#remember(profileId, revision, false)
+      this.#remember(profileId, revision, false, true)
     }
     return profile
   }
