@@ -108,7 +108,8 @@ export interface SaveProfileOptions extends OperationOptions {
    * revision (the resolved document is that merge). Paths go key by key through objects; an array is one value.
    * `metadata.revision`, `metadata.updated_at` (the later instant wins) and `metadata.source_count` (both increments
    * add up) never conflict. Overlapping paths reject with `conflict` and `error.paths` (JSON Pointers), nothing
-   * written; so does a base revision no longer in the audit log. Other values: `validation_error` (`field: 'merge'`).
+   * written; so does a base revision no longer in the audit log. A path erased (`eraseFromHistory`) since
+   * `expectedRevision` counts as changed, so a copy read before the erasure cannot bring the value back. Other values: `validation_error` (`field: 'merge'`).
    */
   merge?: 'disjoint-paths'
 }

@@ -330,6 +330,15 @@ for (const mode of MODES) {
         assert.equal(events.filter((event) => event.operation === 'revertProfile').length, 2)
       })
 
+      test('a snapshot written again over a revert row (the 0.2.2 path) is no longer marked as a revert', async () => {
+        const id = uniqueId(`${mode}-revert-rewrite`)
+        await saveRevisions(repository, id, 2)
+        const reverted = await repository.revertProfile(id, 1)
+        await repository.writeProfileRevision({ ...reverted, cognitive_model: { note: 'rewritten' } })
+        const [entry] = (await repository.listAuditEntries(id, { limit: 1 })).entries
+        assert.deepEqual([entry.revision, entry.reverted_from], [3, null])
+      })
+
       test('conflict, not_found and bad input write nothing', async () => {
         const id = uniqueId(`${mode}-revert-bad`)
         await saveRevisions(repository, id, 2)
@@ -489,6 +498,29 @@ for (const mode of MODES) {
         const stored = await repository.loadProfile(id)
         assert.equal(stored.metadata.revision, 2)
         assert.deepEqual(withoutRevision(stored), withoutRevision(fulfilled[0]))
+      })
+
+      test('a merge from a revision before an erasure cannot bring the erased value back', async () => {
+        const id = uniqueId(`${mode}-merge-erased`)
+        const base = buildProfile({ profileId: id, userId: 'hist-user' })
+        base.layers.observed['core.email'] = fact('erased@example.com')
+        await repository.saveProfile(base)
+        // An agent read revision 1 (with the value); the value is erased meanwhile.
+        const stale = await repository.loadProfile(id)
+        await repository.eraseFromHistory(id, '/layers/observed/core.email')
+        stale.layers.observed['career.role'] = fact('engineer')
+        const before = await db.snapshot()
+        const error = await expectStoreError(
+          repository.saveProfile(stale, { expectedRevision: 1, merge: 'disjoint-paths' }),
+          { code: 'conflict' },
+        )
+        assert.deepEqual(error.paths, ['/layers/observed/core.email'])
+        assert.deepEqual(await db.snapshot(), before)
+        assert.deepEqual(await tablesHolding('erased@example.com'), {})
+        // Without the erased value, the same change merges.
+        delete stale.layers.observed['core.email']
+        const merged = await repository.saveProfile(stale, { expectedRevision: 1, merge: 'disjoint-paths' })
+        assert.deepEqual([merged.metadata.revision, merged.layers.observed['career.role']], [3, fact('engineer')])
       })
 
       test('bad merge options are validation_error; a base no longer in the log is a conflict', async () => {

@@ -122,6 +122,13 @@ for (const mode of MODES) {
           tables.index,
         ],
         ['readUserProfileIndex', () => repository.readUserProfileIndex(userId), tables.index],
+        // History
+        ['diffRevisions', () => repository.diffRevisions(profileId, 1, 2), tables.audit],
+        ['loadProfile', () => repository.loadProfile(profileId, { asOf: new Date() }), tables.profiles],
+        ['blameProfile', () => repository.blameProfile(profileId), tables.audit],
+        ['revertProfile', () => repository.revertProfile(profileId, 1), tables.profiles],
+        ['eraseFromHistory', () => repository.eraseFromHistory(profileId, '/layers/observed/core.secret'), tables.profiles],
+        ['deleteProfilesByUserId', () => repository.deleteProfilesByUserId(uniqueId(`${mode}-nobody`)), tables.profiles],
         ['pruneAuditEntries', () => repository.pruneAuditEntries({ keepLast: 1, profileId }), tables.audit],
         ['deleteProfile', () => repository.deleteProfile(profileId), tables.profiles],
         ['checkSchema', () => repository.checkSchema(), undefined],
@@ -170,6 +177,15 @@ for (const mode of MODES) {
       const [[load]] = byCall(recorder.seen)
       assert.equal(load.revision, 2)
       assert.equal(load.queryText, queries.loadProfileRevision)
+      // loadProfile({ asOf }) and diffRevisions name the statements they run.
+      recorder.seen.length = 0
+      await repository.loadProfile(profileId, { asOf: new Date(Date.now() + 60_000) })
+      await repository.diffRevisions(profileId, 1, 2)
+      const [asOf, diff] = [...byCall(recorder.seen).keys()]
+      assert.deepEqual(
+        [asOf.revision, asOf.queryText, diff.queryText],
+        [2, queries.loadProfileAsOf, queries.loadRevisionPair],
+      )
     })
 
     test('a failed call: error event with the PostgresStoreError, errorType its code', async () => {

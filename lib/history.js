@@ -5,7 +5,10 @@
 // `store.query`, so native and executor modes share it; the repository wraps
 // each in its one operation path (validation of context, events, errors).
 //
-// `store` is `{ query(name, params), notFound(storeCode, message) }`.
+// `store` is `{ query(name, params), notFound(storeCode, message),
+// save(profileId, text, expected, contextText), profileText(document) }`
+// (lib/repository.js `#history`): the repository's statement runner, its
+// not_found errors, its save, and its document checks.
 
 const util = require('node:util')
 
@@ -158,6 +161,13 @@ function bookkeepingField(path, base, theirs, mine) {
   return field.applies(...values) ? field.merge(...values) : null
 }
 
+// A JSON Pointer (as eraseFromHistory recorded it) → its keys.
+const keysOf = (jsonPointer) =>
+  jsonPointer
+    .slice(1)
+    .split('/')
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+
 const isPrefix = (shorter, longer) => shorter.length <= longer.length && shorter.every((key, i) => longer[i] === key)
 const pointer = (path) => path.map((key) => `/${String(key).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('')
 
@@ -166,7 +176,7 @@ const pointer = (path) => path.map((key) => `/${String(key).replaceAll('~', '~0'
  * document). Returns `{ merged }`, or `{ overlapping }`: JSON Pointers of the
  * paths both changed.
  */
-function mergeDisjoint(base, theirs, mine) {
+function mergeDisjoint(base, theirs, mine, erased = []) {
   const bookkeeping = []
   const plain = (doc) =>
     changedPaths(base, doc).filter((path) => {
@@ -176,7 +186,10 @@ function mergeDisjoint(base, theirs, mine) {
       return false
     })
   const ours = plain(mine)
-  const others = plain(theirs)
+  // A path erased since the base counts as changed by them: the erasure
+  // scrubbed the base as well, so the caller's copy (read before it) would
+  // otherwise bring the erased value back.
+  const others = [...plain(theirs), ...erased]
   const overlapping = ours.filter((path) => others.some((other) => isPrefix(path, other) || isPrefix(other, path)))
   if (overlapping.length > 0) return { overlapping: overlapping.map(pointer).sort() }
   const merged = structuredClone(theirs)
@@ -219,14 +232,15 @@ async function mergeSave(store, document, expected, contextText) {
     if (rows.length === 0) {
       throw new PostgresStoreError('conflict', `Profile '${id}' no longer exists; nothing was written.`)
     }
-    const [baseText, currentText, current] = rows[0]
+    const [baseText, currentText, current, erasedText] = rows[0]
     if (baseText === null) {
       throw new PostgresStoreError(
         'conflict',
         `Profile '${id}' has no revision ${expected} in its audit log to merge from (pruned?); nothing was written.`,
       )
     }
-    const outcome = mergeDisjoint(JSON.parse(baseText), JSON.parse(currentText), document)
+    const erased = JSON.parse(erasedText).map(keysOf)
+    const outcome = mergeDisjoint(JSON.parse(baseText), JSON.parse(currentText), document, erased)
     if (outcome.overlapping) {
       const error = new PostgresStoreError(
         'conflict',

@@ -53,10 +53,11 @@ const READ_STATEMENTS = new Set([
 ])
 
 // Writes that leave every current document as it was (the audit log, the user
-// index): loads need not cover them. Any other write (revertProfile,
-// eraseFromHistory, deleteProfilesByUserId, the 0.2.2 upgrade, a statement
-// added later) may change profiles this repository does not track one by one,
-// so loads after it need a replica that covers it.
+// index): loads need not cover them. Writes whose profiles are known
+// (saves, deletes, reverts, erasures, deleteProfilesByUserId) are remembered
+// per profile; any other write (the 0.2.2 upgrade, a statement added later)
+// may change profiles this repository does not track one by one, so loads
+// after it need a replica that covers it.
 const WRITES_KEEPING_CURRENT = new Set([
   'writeProfileRevision',
   'writeUserProfileIndex',
@@ -409,6 +410,19 @@ class ReplicaRouter {
     const rows = await this.#primary.driver.query(name, params)
     if (name === 'deleteProfile') {
       this.#remember(params[0], this.#known.get(params[0])?.revision ?? 0, true)
+    } else if (name === 'revertProfile' || name === 'eraseFromHistory') {
+      // A new current revision of the profile, like a save (none when nothing was written).
+      const revision = name === 'revertProfile' ? rows[0]?.[1] : rows[0]?.[0]
+      if (revision === undefined || revision === null) this.#wrote()
+      else this.#remember(params[0], revision, false)
+    } else if (name === 'deleteProfilesByUserId') {
+      // The user's profiles, deleted by one write.
+      const epoch = this.#wrote()
+      for (const profileId of rows.length === 0 ? [] : JSON.parse(rows[0][0])) {
+        this.#known.delete(profileId)
+        this.#known.set(profileId, { revision: 0, epoch, deleted: true })
+        if (this.#known.size > KNOWN_PROFILES) this.#forget()
+      }
     } else if (name === 'writeCurrentProfile') {
       const document = JSON.parse(params[0])
       this.#remember(document.profile_id, document.metadata.revision, false)

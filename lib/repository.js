@@ -113,7 +113,10 @@ class PostgresProfileStoreRepository {
 
   loadProfile(profileId, options) {
     return this.#op('loadProfile', options, async (_, trace) => {
-      if (options?.asOf !== undefined && options.asOf !== null) return history.loadProfileAsOf(this.#history, profileId, options.asOf)
+      if (options?.asOf !== undefined && options.asOf !== null) {
+        if (trace) trace.statement = 'loadProfileAsOf'
+        return history.loadProfileAsOf(this.#history, profileId, options.asOf)
+      }
       const id = v.checkId(profileId, 'profileId')
       const profile = await this.#driver.load(id, trace)
       if (profile === null) throw await this.#notFound('profile_not_found', `Profile '${id}' was not found.`)

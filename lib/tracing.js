@@ -55,6 +55,12 @@ const COLLECTIONS = {
   listAuditEntries: 'profileAudit',
   loadProfileRevision: 'profileAudit',
   pruneAuditEntries: 'profileAudit',
+  // History (lib/history.js)
+  diffRevisions: 'profileAudit',
+  revertProfile: 'profiles',
+  blameProfile: 'profileAudit',
+  eraseFromHistory: 'profiles',
+  deleteProfilesByUserId: 'profiles',
 }
 
 // The statement (of `artifacts.queries`) an operation runs alone (its
@@ -80,6 +86,12 @@ const STATEMENTS = {
   deleteProfile: ['deleteProfile'],
   listAuditEntries: ['listAuditEntries'],
   loadProfileRevision: ['loadProfileRevision'],
+  // History (lib/history.js); loadProfile({ asOf }) names its statement on the trace.
+  diffRevisions: ['loadRevisionPair'],
+  revertProfile: ['revertProfile'],
+  blameProfile: ['listAuditSnapshots'],
+  eraseFromHistory: ['eraseFromHistory'],
+  deleteProfilesByUserId: ['deleteProfilesByUserId'],
 }
 
 /**
@@ -177,6 +189,9 @@ class OperationTrace {
     this.errorType = undefined
     this.error = undefined
     Object.defineProperty(this, 'telemetry', { value: telemetry })
+    // The statement the call runs when it is not the operation's usual one
+    // (loadProfile({ asOf })): a name of `artifacts.queries`.
+    Object.defineProperty(this, 'statement', { value: undefined, writable: true })
   }
 
   /**
@@ -186,8 +201,8 @@ class OperationTrace {
    * one query text.
    */
   get queryText() {
-    const names = STATEMENTS[this.operation]
-    return names === undefined ? undefined : this.telemetry.artifacts.queries[names[0]]
+    const name = this.statement ?? STATEMENTS[this.operation]?.[0]
+    return name === undefined ? undefined : this.telemetry.artifacts.queries[name]
   }
 
   /** Records a batch of `size` callers (the largest, when one call ran several statements). */

@@ -290,3 +290,60 @@ test('history writes (revert, erase, delete by user) are seen by the next loads 
     for (const standby of cluster.standbys) await cluster.query(standby, 'select pg_wal_replay_resume()')
   }
 })
+
+test('history with replay paused on one standby: reverts, erasures and user deletions are read back; history reads run on replicas', async () => {
+  const { repository, events } = replicated({ maxReplicaLagMillis: 2 ** 31 - 1 })
+  await inRotation(repository)
+  await cluster.query(standby1, 'select pg_wal_replay_pause()')
+  const kept = []
+  try {
+    for (let i = 0; i < 20; i++) {
+      const id = uniqueId('hist')
+      const user = uniqueId('user')
+      const first = await repository.saveProfile(profileDocument(id, user))
+      const secret = { value: `secret-${i}`, confidence: 1 }
+      await repository.saveProfile({ ...first, layers: { ...first.layers, observed: { note: first.layers.observed.note, secret } } })
+      assert.equal((await repository.revertProfile(id, 1)).metadata.revision, 3)
+      assert.equal((await repository.loadProfile(id)).metadata.revision, 3, `revert ${i}`)
+      assert.equal(JSON.parse(await repository.loadProfileJson(id)).metadata.revision, 3, `revert ${i} (JSON)`)
+      assert.equal((await repository.listAuditEntries(id, { limit: 1 })).entries[0].reverted_from, 1)
+      assert.equal((await repository.eraseFromHistory(id, '/layers/observed/secret')).revision, 4)
+      const loaded = await repository.loadProfile(id)
+      assert.equal(loaded.metadata.revision, 4, `erase ${i}`)
+      assert.equal((await repository.loadProfileRevision(id, 2)).layers.observed.secret, undefined, `erase ${i} (snapshot)`)
+      assert.deepEqual(await repository.diffRevisions(id, 3, 4), [{ op: 'replace', path: '/metadata/revision', value: 4 }])
+      assert.equal((await repository.blameProfile(id)).find((entry) => entry.path === '/metadata').revision, 4)
+      if (i % 2 === 0) {
+        assert.deepEqual(await repository.deleteProfilesByUserId(user), { profileIds: [id], auditRows: 4 })
+        assert.equal(await repository.profileExists(id), false, `delete ${i}`)
+        assert.equal(await repository.readCurrentProfile(id), null, `delete ${i} (load)`)
+      } else {
+        kept.push(id)
+      }
+    }
+    // A merge reads the revision it saves over from the primary.
+    const id = uniqueId('merge')
+    const base = await repository.saveProfile(profileDocument(id, uniqueId('user')))
+    await repository.saveProfile({ ...base, consent: { granted: false, scopes: [] } })
+    const merged = await repository.saveProfile(
+      { ...base, domains: { active: ['core', 'career'] } },
+      { expectedRevision: 1, merge: 'disjoint-paths' },
+    )
+    assert.deepEqual([merged.metadata.revision, merged.consent.granted, merged.domains.active], [3, false, ['core', 'career']])
+    assert.deepEqual(await repository.loadProfile(id), merged)
+  } finally {
+    await cluster.query(standby1, 'select pg_wal_replay_resume()')
+  }
+  // Caught up: the history reads run on the replicas.
+  await cluster.waitForReplay()
+  await until(() => repository.replicaStatus().every((s) => s.inRotation), 'the standbys checked again')
+  events.length = 0
+  for (const id of kept) {
+    await repository.diffRevisions(id, 1, 4)
+    await repository.loadProfile(id, { asOf: '2999-01-01T00:00:00Z' })
+    await repository.blameProfile(id)
+  }
+  const counts = servedBy(events)
+  assert.equal(counts[primaryKey], undefined, `no history read on the primary: ${JSON.stringify(counts)}`)
+  assert.equal((counts[replicaKeys[0]] ?? 0) + (counts[replicaKeys[1]] ?? 0), kept.length * 3, JSON.stringify(counts))
+})

@@ -35,7 +35,7 @@ pub const MAX_REVISION: i32 = i32::MAX;
 const PROFILES: &str = "profiles";
 const AUDIT: &str = "profile_audit";
 const DOMAIN_INDEX: &str = "domain_index";
-const SUFFIXES: [&str; 14] = [
+const SUFFIXES: [&str; 15] = [
   PROFILES,
   AUDIT,
   DOMAIN_INDEX,
@@ -50,6 +50,7 @@ const SUFFIXES: [&str; 14] = [
   AUDIT_RECORDED_INDEX,
   ERASE_FUNCTION,
   DELETE_USER_FUNCTION,
+  AUDIT_ERASED_INDEX,
 ];
 /// The index that lists a user's profiles in order; it replaced 0.3.0's
 /// `domain_index_user_idx` (see `render_list_index`).
@@ -60,6 +61,9 @@ const DOMAIN_INDEX_LIST: &str = "domain_index_list_idx";
 const AUDIT_RECORDED_INDEX: &str = "audit_recorded_idx";
 /// eraseFromHistory and deleteProfilesByUserId (see `render_history_schema`).
 const ERASE_FUNCTION: &str = "erase_path";
+/// The erasures of a profile, for a merge to see what was erased since its
+/// base: a partial index, empty but for erasure rows.
+const AUDIT_ERASED_INDEX: &str = "audit_erased_idx";
 const DELETE_USER_FUNCTION: &str = "delete_user_profiles";
 
 /// The statements the repository runs, by name. The names are the keys of
@@ -816,7 +820,8 @@ written as (
     previous_revision = excluded.previous_revision, user_id = excluded.user_id, tenant_id = excluded.tenant_id,
     source_count = excluded.source_count, source_count_delta = excluded.source_count_delta,
     changed_top_level_paths = excluded.changed_top_level_paths, pson_version = excluded.pson_version,
-    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document
+    updated_at = excluded.updated_at, recorded_at = now(), context = excluded.context, document = excluded.document,
+    reverted_from = null, erased_path = null
   returning 1
 ),
 relinked as (
@@ -969,6 +974,7 @@ fn render_history_schema(n: &Names) -> String {
   let audit = &n.audit;
   let audit_literal = format!("'{}'", audit.replace('\'', "''"));
   let recorded_index = n.object(AUDIT_RECORDED_INDEX);
+  let erased_index = n.object(AUDIT_ERASED_INDEX);
   let mut columns = String::new();
   for (column, kind) in [("reverted_from", "integer"), ("erased_path", "text")] {
     columns.push_str(&format!(
@@ -983,6 +989,7 @@ begin
 {columns}end
 $history_columns$;
 create index if not exists {recorded_index} on {audit} (profile_id, recorded_at);
+create index if not exists {erased_index} on {audit} (profile_id, revision) where erased_path is not null;
 {erase}{delete_user}"#,
     erase = render_erase_function(n),
     delete_user = render_delete_user_function(n),
@@ -1145,10 +1152,15 @@ fn render_history_statement(name: &str, n: &Names) -> String {
     // saveProfile({ merge: 'disjoint-paths' }) after a conflict: `$1`
     // profile, `$2` the caller's expected revision. The snapshot the caller
     // started from (NULL when it is not in the log), the stored document and
-    // its revision; no row when the profile does not exist.
+    // its revision, and the paths erased since (a JSON array of pointers: the
+    // erasure scrubbed the base too, so only this says they changed); no row
+    // when the profile does not exist.
     "loadMergeBase" => format!(
       "select (select a.document::text from {audit} a where a.profile_id = $1::text and a.revision = $2::integer) \
-       as base, p.document::text as document, p.revision from {profiles} p where p.profile_id = $1::text",
+       as base, p.document::text as document, p.revision, \
+       (select coalesce(json_agg(e.erased_path order by e.revision), '[]')::text from {audit} e \
+        where e.profile_id = $1::text and e.revision > $2::integer and e.erased_path is not null) as erased_paths \
+       from {profiles} p where p.profile_id = $1::text",
       profiles = n.profiles
     ),
     // blameProfile: `$1` profile, `$2` cursor (the revision of the last row
