@@ -53,15 +53,10 @@ export declare class NativeRepository {
    * connections (used by `close()` when calls outlive its timeout).
    */
   cancelRunning(): Promise<void>
-  /**
-   * Test hook, not part of the API: panics inside the runtime, directly in
-   * the call's future or in a task it waits on (as coalesced calls do), to
-   * show that a panic rejects the promise instead of aborting the process.
-   */
-  debugPanic(inSpawnedTask: boolean): Promise<void>
   /** Closes the pool; later calls fail with `closed`. */
   close(): void
   status(): PoolStatusJs
+
 }
 
 /**
@@ -122,48 +117,76 @@ export declare const LOADS_PER_CROSSING: number
  */
 export declare const MAX_REVISION: number
 
-/** Options of the native pool (names follow node-postgres). */
+/**
+ * Options of the native pool (names follow node-postgres).
+ *
+ * The one source of truth for the native options: `binding.d.ts` is
+ * generated from it, and `__test__/options.test.mjs` checks that
+ * `index.d.ts` (`NativeConnectionOptions` and `ArtifactOptions`, the same
+ * docs word for word), `index.js` (`NATIVE_OPTIONS`) and the README's
+ * Configuration table name the same options.
+ */
 export interface NativeOptions {
-  /** libpq URL or `key=value` string; `sslmode` and `sslrootcert` are honoured. */
+  /**
+   * URL or `key=value` string; `sslmode=disable|prefer|require|verify-ca|verify-full`, `sslrootcert`,
+   * `application_name`, `connect_timeout`, `options` and `target_session_attrs` work. Each explicit
+   * option below replaces only its own parameter.
+   */
   connectionString?: string
-  /** Host name, socket directory, or a comma-separated list. Default `PGHOST` or `localhost`. */
+  /** Default: the connection string's, else `PGHOST`, else `localhost`. */
   host?: string
-  /** Default `PGPORT` or 5432. */
+  /** Default: the connection string's, else `PGPORT`, else 5432. */
   port?: number
-  /** Default `PGUSER` or the OS user. */
+  /**
+   * Default: the connection string's, else `PGUSER`, else the OS account of the process (as libpq; not
+   * `$USER`).
+   */
   user?: string
-  /** Default `PGPASSWORD`. */
+  /** Default: the connection string's, else `PGPASSWORD`. */
   password?: string
-  /** Default `PGDATABASE` or the user name. */
+  /** Default: the connection string's, else `PGDATABASE`, else the user name. */
   database?: string
-  /** `true` = verify-full, `{ rejectUnauthorized: false }` = require. Default: `sslmode`, else prefer. */
+  /**
+   * `true` = verify-full; `{ rejectUnauthorized: false }` = require. Default: the connection string's
+   * `sslmode`, else `PGSSLMODE`, else `prefer`.
+   */
   ssl?: boolean | SslOptions
   /** Pool size. Default 10. */
   max?: number
-  /** Longest wait for a connection (acquire and connect). Default 30000. */
+  /** Longest wait for a connection (acquire or connect). Default 30000. */
   connectionTimeoutMillis?: number
-  /** Idle connections are closed after this long; 0 keeps them. Default 10000. */
+  /** Close connections idle this long; 0 = never. Default 10000. */
   idleTimeoutMillis?: number
-  /** Server-side `statement_timeout` for every statement. Default: the server's. */
+  /**
+   * Server-side `statement_timeout`, in ms, sent as a startup option after the connection string's
+   * `options` (or `PGOPTIONS`), which stay in force. A statement it cancels rejects with `timeout`,
+   * `sqlState: '57014'`. Default: the server's.
+   */
   statementTimeoutMillis?: number
-  /** Default `pson5-postgres-store`. */
+  /**
+   * Shown in `pg_stat_activity`. Default: the connection string's `application_name`, else
+   * `PGAPPNAME`, else `pson5-postgres-store`.
+   */
   applicationName?: string
   /**
-   * Named prepared statements, cached per connection. `false` for poolers
-   * without prepared-statement support (pgbouncer < 1.21 in transaction
-   * mode). Default `true`; a "prepared statement does not exist" error also
-   * turns it off.
+   * Named prepared statements, cached per connection. Default true; set false behind a
+   * transaction-mode pooler without prepared-statement support (pgbouncer < 1.21).
    */
   prepare?: boolean
   /** Default `public`. */
   schema?: string
-  /** Default `pson_`. */
+  /** Default `pson_`. Must match `[A-Za-z_][A-Za-z0-9_]*`. */
   tablePrefix?: string
-  /** 0.2.2's table of current profiles, read by `upgrade`. Default `pson_profiles_current`. */
+  /**
+   * The 0.2.2 tables `upgradeSql` and `upgradeFrom022()` copy from, in `schema` (0.2.2's options of
+   * the same names). Any name up to 63 bytes, quoted. Defaults `pson_profiles_current`,
+   * `pson_profile_revisions`, `pson_user_profile_index`. A non-string, empty or longer name throws
+   * `validation_error` naming the option.
+   */
   currentProfilesTable?: string
-  /** 0.2.2's table of revisions, read by `upgrade`. Default `pson_profile_revisions`. */
+  /** 0.2.2's revisions table, read by the upgrade. Default `pson_profile_revisions`. */
   profileRevisionsTable?: string
-  /** 0.2.2's user index table, read by `upgrade`. Default `pson_user_profile_index`. */
+  /** 0.2.2's user index table, read by the upgrade. Default `pson_user_profile_index`. */
   userIndexTable?: string
 }
 

@@ -428,10 +428,14 @@ export interface NativeConnectionOptions extends RepositoryOptions {
   port?: number
   /** Default: the connection string's, else `PGUSER`, else the OS account of the process (as libpq; not `$USER`). */
   user?: string
+  /** Default: the connection string's, else `PGPASSWORD`. */
   password?: string
   /** Default: the connection string's, else `PGDATABASE`, else the user name. */
   database?: string
-  /** `true` = verify-full; `{ rejectUnauthorized: false }` = require. */
+  /**
+   * `true` = verify-full; `{ rejectUnauthorized: false }` = require. Default: the connection string's `sslmode`, else
+   * `PGSSLMODE`, else `prefer`.
+   */
   ssl?: boolean | SslOptions
   /** Pool size. Default 10. */
   max?: number
@@ -718,7 +722,7 @@ export declare const TRACING_CHANNEL: 'pson5:postgres-store:operation'
 export interface OperationTraceContext {
   /** `db.operation.name`: the method called, e.g. `'saveProfile'`. */
   readonly operation: string
-  /** `db.collection.name`: the schema-qualified table, e.g. `'public.pson_profiles'`; absent for `ensureSchema`, `upgradeFrom022`, `checkSchema`. */
+  /** `db.collection.name`: the schema-qualified table, e.g. `'public.pson_profiles'`; absent for `ensureSchema`, `upgradeFrom022`, `checkSchema`, `consistencyToken`. */
   readonly collection: string | undefined
   /** `db.namespace`: `'{database}|{schema}'`, or the schema when the database is unknown (a bare executor function). */
   readonly namespace: string

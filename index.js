@@ -9,7 +9,7 @@ const { nativeDriver, executorDriver, createPostgresQueryExecutor } = require('.
 const { PostgresProfileStoreRepository } = require('./lib/repository.js')
 const { CHANNEL_NAME } = require('./lib/events.js')
 const { TRACING_CHANNEL, Telemetry, describeQueryable, registerPool } = require('./lib/tracing.js')
-const { LEGACY_TABLE_OPTIONS, artifactOptions, isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
+const { LEGACY_TABLE_OPTIONS, NATIVE_OPTIONS, artifactOptions, isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
 const native = require('./lib/native.js')
 const { ReplicaRouter, addressOf, executorAddress, replicaSettings, wantsReplicas } = require('./lib/replicas.js')
 
@@ -41,25 +41,6 @@ function createPostgresProfileStoreArtifacts(options) {
   }
   return artifacts
 }
-
-const NATIVE_OPTIONS = [
-  'connectionString',
-  'host',
-  'port',
-  'user',
-  'password',
-  'database',
-  'ssl',
-  'max',
-  'connectionTimeoutMillis',
-  'idleTimeoutMillis',
-  'statementTimeoutMillis',
-  'applicationName',
-  'prepare',
-  'schema',
-  'tablePrefix',
-  ...LEGACY_TABLE_OPTIONS,
-]
 
 function isPostgresJs(value) {
   return typeof value === 'function' && typeof value.unsafe === 'function'

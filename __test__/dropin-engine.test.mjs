@@ -14,6 +14,7 @@ import { appDir, ensureUpstream, importUpstream } from '../scripts/upstream-022.
 import { PostgresStoreError } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
 import { auditFacts } from './helpers-profiles.mjs'
+import { rejection } from './helpers/assertions.mjs'
 
 ensureUpstream()
 const engine = await importUpstream('serialization-engine')
@@ -37,14 +38,6 @@ async function freshMillisecond() {
   await sleep(3)
 }
 
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  assert.fail('expected a rejection')
-}
 
 for (const mode of ['native', 'pg']) {
   describe(`serialization-engine 0.2.2 on ${mode}`, () => {

@@ -4,7 +4,6 @@
 
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { after } from 'node:test'
 
 /**
  * Makes a test file fail when its process ends before its tests did. A
@@ -13,18 +12,7 @@ import { after } from 'node:test'
  * the file silently with exit code 0, which `node --test` reports as a pass.
  * Call once, at the top level of a test file.
  */
-export function failIfUnfinished(file) {
-  let finished = false
-  after(() => {
-    finished = true
-  })
-  process.on('exit', () => {
-    if (!finished) {
-      console.error(`${file}: the process exited before its tests finished (an operation never settled or crashed)`)
-      process.exitCode = 1
-    }
-  })
-}
+export { failIfUnfinished } from './helpers/assertions.mjs'
 
 /** A short unique id with a readable prefix, e.g. `native-prof-3fa2c1d0`. */
 export function uniqueId(prefix) {

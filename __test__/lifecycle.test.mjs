@@ -10,6 +10,7 @@ import pg from 'pg'
 
 import * as esm from '../index.mjs'
 import { useDatabase } from './helpers/database.mjs'
+import { rejection } from './helpers/assertions.mjs'
 
 const { createPostgresProfileStoreRepository, createPostgresQueryExecutor, PostgresStoreError } = esm
 const require = createRequire(import.meta.url)
@@ -20,14 +21,6 @@ await db.repository('native').ensureSchema()
 const SECRET = 'SuperSecret123'
 const SECRET_URL = `postgres://postgres:${SECRET}@127.0.0.1:1/x`
 
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  assert.fail('expected a rejection')
-}
 
 function doc(id, user = 'life-user') {
   return { profile_id: id, user_id: user, metadata: { revision: 1, updated_at: '2026-01-01T00:00:00.000Z' } }

@@ -10,7 +10,8 @@
 
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import path from 'node:path'
 import { after, before, beforeEach, describe, test } from 'node:test'
@@ -393,4 +394,39 @@ test('instrument() rejects bad options with validation_error and subscribes noth
     await expectStoreError(() => instrument(options), { code: 'validation_error', field })
   }
   assert.equal(channel.hasSubscribers, subscribedBefore)
+})
+
+test('without @opentelemetry/api, importing the subpath fails at once with what to install (code otel_api_missing)', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pson5-otel-noapi-'))
+  try {
+    // The subpath's own files, in a folder whose node_modules has no OpenTelemetry.
+    for (const file of ['package.json', 'otel/index.js', 'lib/errors.js', 'lib/tracing.js']) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true })
+      copyFileSync(path.join(ROOT, file), path.join(dir, file))
+    }
+    const probe = `try { require(${JSON.stringify(path.join(dir, 'otel', 'index.js'))}) } catch (e) { console.log(JSON.stringify([e.code, e.message])) }`
+    const [code, message] = JSON.parse(execFileSync(process.execPath, ['-e', probe], { cwd: dir, encoding: 'utf8' }))
+    assert.equal(code, 'otel_api_missing')
+    assert.match(message, /npm install @opentelemetry\/api/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('disable() with a call in flight: that call still gets its span, then nothing stays subscribed', async () => {
+  const channel = diagnosticsChannel.tracingChannel(TRACING_CHANNEL)
+  const repository = db.repository('native')
+  await repository.profileExists('warm')
+  assert.equal(channel.hasSubscribers, false, 'the other instrumentations of this file are disabled')
+  const local = instrument({ tracerProvider, meterProvider })
+  exporter.reset()
+  const inFlight = repository.profileExists('in-flight')
+  local.disable()
+  assert.equal(channel.hasSubscribers, true, 'the end handlers wait for the call in flight')
+  await inFlight
+  assert.deepEqual(
+    dbSpans().map((span) => span.name),
+    [`profileExists ${db.schema}.pson_profiles`],
+  )
+  assert.equal(channel.hasSubscribers, false)
 })

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { before, describe, test } from 'node:test'
 
 import { createPostgresProfileStoreArtifacts } from '../index.mjs'
+import { tableDigest } from './helpers/assertions.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
 import { buildProfile, expectStoreError, failIfUnfinished } from './helpers-profiles.mjs'
 
@@ -60,10 +61,7 @@ async function digests(schema) {
   const out = {}
   for (const table of ['pson_profiles', 'pson_profile_audit', 'pson_domain_index']) {
     const row = `(to_jsonb(t) - '{${HISTORY_COLUMNS.join(',')}}'::text[])::text`
-    const { rows } = await db.sql(
-      `select count(*)::int as n, md5(coalesce(string_agg(${row}, '|' order by ${row}), '')) as digest from "${schema}".${table} t`,
-    )
-    out[table] = rows[0]
+    out[table] = await tableDigest((text) => db.sql(text), `"${schema}".${table}`, row)
   }
   return out
 }

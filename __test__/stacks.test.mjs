@@ -11,20 +11,13 @@ import postgres from 'postgres'
 import { createPostgresProfileStoreRepository, PostgresStoreError } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
 import { lockRows } from './helpers/locks.mjs'
+import { rejection } from './helpers/assertions.mjs'
 
 const db = await useDatabase({ schemaPrefix: 'stacks' })
 await db.repository('native').ensureSchema()
 
 const THIS_FILE = 'stacks.test.mjs'
 
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  assert.fail('expected a rejection')
-}
 
 /** A repository in `mode` on `url`, with pg's or postgres.js' own settings in `driver`. */
 function repositoryOn(mode, url, options = {}, driver = {}) {

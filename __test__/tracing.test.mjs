@@ -108,6 +108,12 @@ for (const mode of MODES) {
         ['listProfileRevisionNumbers', () => repository.listProfileRevisionNumbers(profileId), tables.audit],
         ['listAuditEntries', () => repository.listAuditEntries(profileId), tables.audit],
         ['loadProfileRevision', () => repository.loadProfileRevision(profileId, 1), tables.audit],
+        ['loadProfile', () => repository.loadProfile(profileId, { asOf: new Date() }), tables.audit],
+        ['diffRevisions', () => repository.diffRevisions(profileId, 1, 2), tables.audit],
+        ['blameProfile', () => repository.blameProfile(profileId), tables.audit],
+        ['revertProfile', () => repository.revertProfile(profileId, 1), tables.profiles],
+        ['eraseFromHistory', () => repository.eraseFromHistory(profileId, '/layers/observed/core.secret'), tables.audit],
+        ['consistencyToken', () => repository.consistencyToken(), undefined],
         ['writeCurrentProfile', () => repository.writeCurrentProfile(markedProfile(other, userId, 1)), tables.profiles],
         ['writeProfileRevision', () => repository.writeProfileRevision(markedProfile(other, userId, 1)), tables.audit],
         [
@@ -122,18 +128,12 @@ for (const mode of MODES) {
           tables.index,
         ],
         ['readUserProfileIndex', () => repository.readUserProfileIndex(userId), tables.index],
-        // History
-        ['diffRevisions', () => repository.diffRevisions(profileId, 1, 2), tables.audit],
-        ['loadProfile', () => repository.loadProfile(profileId, { asOf: new Date() }), tables.profiles],
-        ['blameProfile', () => repository.blameProfile(profileId), tables.audit],
-        ['revertProfile', () => repository.revertProfile(profileId, 1), tables.profiles],
-        ['eraseFromHistory', () => repository.eraseFromHistory(profileId, '/layers/observed/core.secret'), tables.profiles],
-        ['deleteProfilesByUserId', () => repository.deleteProfilesByUserId(uniqueId(`${mode}-nobody`)), tables.profiles],
         ['pruneAuditEntries', () => repository.pruneAuditEntries({ keepLast: 1, profileId }), tables.audit],
         ['deleteProfile', () => repository.deleteProfile(profileId), tables.profiles],
         ['checkSchema', () => repository.checkSchema(), undefined],
         ['ensureSchema', () => repository.ensureSchema(), undefined],
         ['upgradeFrom022', () => repository.upgradeFrom022(), undefined],
+        ['deleteProfilesByUserId', () => repository.deleteProfilesByUserId(userId), tables.profiles],
       ]
       for (const [operation, call, collection] of calls) {
         recorder.seen.length = 0
@@ -177,15 +177,16 @@ for (const mode of MODES) {
       const [[load]] = byCall(recorder.seen)
       assert.equal(load.revision, 2)
       assert.equal(load.queryText, queries.loadProfileRevision)
-      // loadProfile({ asOf }) and diffRevisions name the statements they run.
+      // Options that change the statement change the query text (and the table).
       recorder.seen.length = 0
-      await repository.loadProfile(profileId, { asOf: new Date(Date.now() + 60_000) })
-      await repository.diffRevisions(profileId, 1, 2)
-      const [asOf, diff] = [...byCall(recorder.seen).keys()]
-      assert.deepEqual(
-        [asOf.revision, asOf.queryText, diff.queryText],
-        [2, queries.loadProfileAsOf, queries.loadRevisionPair],
-      )
+      await repository.loadProfile(profileId, { asOf: new Date() })
+      await repository.saveProfile(await repository.loadProfile(profileId), { merge: 'disjoint-paths', expectedRevision: 2 })
+      const [asOf, , merged] = [...byCall(recorder.seen).keys()]
+      assert.equal(asOf.queryText, queries.loadProfileAsOf)
+      assert.equal(asOf.collection, `${db.schema}.pson_profile_audit`)
+      assert.equal(merged.operation, 'saveProfile')
+      assert.equal(merged.queryText, undefined, 'a merge runs several statements')
+      assert.equal(merged.revision, 3)
     })
 
     test('a failed call: error event with the PostgresStoreError, errorType its code', async () => {
@@ -273,6 +274,15 @@ for (const mode of MODES) {
             ),
           ),
         )
+        // A callback the caller passes (pruneAuditEntries' onProgress) runs in the caller's context too.
+        const progress = []
+        await als.run({ n: 'prune' }, () =>
+          repository.pruneAuditEntries({ keepLast: 1, batchSize: 5, onProgress: () => progress.push(als.getStore()) }),
+        )
+        assert.ok(progress.length > 0)
+        assert.ok(progress.every((store) => store?.n === 'prune'), 'onProgress in the caller context')
+        recorder.seen.splice(recorder.seen.findIndex(([, ctx]) => ctx.operation === 'pruneAuditEntries'))
+        events.splice(events.findIndex(([event]) => event.operation === 'pruneAuditEntries'))
       } finally {
         recorder.stop()
       }

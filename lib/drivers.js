@@ -214,7 +214,8 @@ function executorDriver(exec, artifacts) {
     find: async (userId) => (await query('findProfilesByUserId', [userId])).map((row) => row[0]),
     save: async (profileId, document, expected, context) => {
       const rows = await query('saveProfile', [document, expected === null ? null : String(expected), context])
-      return rows.length === 0 ? null : rows[0][1]
+      // A `bigint` revision (a widened column) comes from node-postgres as a string.
+      return rows.length === 0 ? null : Number(rows[0][1])
     },
     ensureSchema: () => run(artifacts.schemaSql, []),
     upgrade: () => run(artifacts.upgradeSql, []),
@@ -261,20 +262,36 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   }
   if (typeof queryable?.query === 'function') {
     const names = new Map()
+    // Bumped when the server refuses a cached plan (0A000): every connection
+    // then prepares the statement afresh under a new name.
+    let generation = 0
     const nameOf = (sql) => {
       let name = names.get(sql)
       if (name === undefined) {
-        name = `pson5_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`
+        name = `pson5_${createHash('sha1').update(`${generation}:${sql}`).digest('hex').slice(0, 16)}`
         names.set(sql, name)
       }
       return name
     }
+    const runNamed = (name, sql, params) => queryable.query({ name, text: sql, values: params })
     return async (sql, params = []) => {
       if (params.length === 0) return queryable.query(sql)
       if (!prepared) return queryable.query(sql, params)
+      const name = nameOf(sql)
       try {
-        return await queryable.query({ name: nameOf(sql), text: sql, values: params })
+        return await runNamed(name, sql, params)
       } catch (error) {
+        // A cached plan made stale by a schema change (0A000, "cached plan
+        // must not change result type"): the statement did not run; prepare
+        // it again under a new name (once for all the calls that met it)
+        // and retry once.
+        if (error?.code === '0A000') {
+          if (names.get(sql) === name) {
+            generation++
+            names.clear()
+          }
+          return runNamed(nameOf(sql), sql, params)
+        }
         if (!lostPreparedStatement(error)) throw error
         return queryable.query(sql, params)
       }

@@ -85,7 +85,7 @@ class PostgresProfileStoreRepository {
   listProfileRevisionNumbers(profileId, options) {
     return this.#op('listProfileRevisionNumbers', options, async () => {
       const rows = await this.#query('listRevisionNumbers', [v.checkId(profileId, 'profileId')])
-      return [rows.map((row) => row[0]), rows.length]
+      return [rows.map((row) => revisionOf(row[0])), rows.length]
     })
   }
 
@@ -114,7 +114,6 @@ class PostgresProfileStoreRepository {
   loadProfile(profileId, options) {
     return this.#op('loadProfile', options, async (_, trace) => {
       if (options?.asOf !== undefined && options.asOf !== null) {
-        if (trace) trace.statement = 'loadProfileAsOf'
         return history.loadProfileAsOf(this.#history, profileId, options.asOf)
       }
       const id = v.checkId(profileId, 'profileId')
@@ -173,7 +172,7 @@ class PostgresProfileStoreRepository {
       const id = v.checkId(profileId, 'profileId')
       const rows = await this.#query('listRevisionNumbers', [id])
       if (rows.length === 0) throw await this.#notFound('profile_not_found', `Profile '${id}' has no stored revisions.`)
-      return [rows.map((row) => row[0]), rows.length]
+      return [rows.map((row) => revisionOf(row[0])), rows.length]
     })
   }
 
@@ -227,7 +226,7 @@ class PostgresProfileStoreRepository {
       ])
       const page = rows.length > limit ? rows.slice(0, limit) : rows
       const entries = page.map((row) => JSON.parse(row[0]))
-      const nextCursor = rows.length > limit ? v.encodeCursor(page[page.length - 1][1]) : null
+      const nextCursor = rows.length > limit ? v.encodeCursor(revisionOf(page[page.length - 1][1])) : null
       return [{ entries, nextCursor }, entries.length]
     })
   }
@@ -436,7 +435,7 @@ class PostgresProfileStoreRepository {
   // context (or null) for the driver to record what only it knows.
   #op(operation, options, body) {
     if (this.#telemetry === undefined || !isTraced()) return this.#run(operation, options, body, null)
-    return traceOperation(new OperationTrace(operation, this.#telemetry), (trace) =>
+    return traceOperation(new OperationTrace(operation, this.#telemetry, options), (trace) =>
       this.#run(operation, options, body, trace),
     )
   }
@@ -494,6 +493,13 @@ class PostgresProfileStoreRepository {
     }
     return error
   }
+}
+
+// A revision column as a number. Revisions are `integer`s, but a column
+// widened to `bigint` comes back from node-postgres as a string; every
+// revision fits in a double (MAX_REVISION).
+function revisionOf(cell) {
+  return typeof cell === 'number' ? cell : Number(cell)
 }
 
 function withResolvers() {

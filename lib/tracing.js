@@ -55,12 +55,14 @@ const COLLECTIONS = {
   listAuditEntries: 'profileAudit',
   loadProfileRevision: 'profileAudit',
   pruneAuditEntries: 'profileAudit',
-  // History (lib/history.js)
   diffRevisions: 'profileAudit',
   revertProfile: 'profiles',
   blameProfile: 'profileAudit',
-  eraseFromHistory: 'profiles',
+  eraseFromHistory: 'profileAudit',
   deleteProfilesByUserId: 'profiles',
+  // Forms of an operation that its options change (see formOf).
+  loadProfileAsOf: 'profileAudit',
+  mergeSave: 'profiles',
 }
 
 // The statement (of `artifacts.queries`) an operation runs alone (its
@@ -86,12 +88,22 @@ const STATEMENTS = {
   deleteProfile: ['deleteProfile'],
   listAuditEntries: ['listAuditEntries'],
   loadProfileRevision: ['loadProfileRevision'],
-  // History (lib/history.js); loadProfile({ asOf }) names its statement on the trace.
   diffRevisions: ['loadRevisionPair'],
   revertProfile: ['revertProfile'],
   blameProfile: ['listAuditSnapshots'],
   eraseFromHistory: ['eraseFromHistory'],
   deleteProfilesByUserId: ['deleteProfilesByUserId'],
+  loadProfileAsOf: ['loadProfileAsOf'],
+}
+
+// What an operation runs when its options change it: loadProfile({ asOf })
+// reads the audit log, saveProfile({ merge }) reads a base and saves
+// (several statements, so no single query text).
+function formOf(operation, options) {
+  if (options === null || typeof options !== 'object') return operation
+  if (operation === 'loadProfile' && options.asOf !== undefined && options.asOf !== null) return 'loadProfileAsOf'
+  if (operation === 'saveProfile' && options.merge !== undefined && options.merge !== null) return 'mergeSave'
+  return operation
 }
 
 /**
@@ -120,6 +132,8 @@ class Telemetry {
       } catch {
         // Telemetry never fails a call: a target it cannot tell is left out.
       }
+      // The function may hold connection options (and so a password): keep only the result.
+      this.#server = null
       const { address, port, database } = server
       this.#resolved = {
         address: typeof address === 'string' && address !== '' ? address : undefined,
@@ -131,7 +145,7 @@ class Telemetry {
     return this.#resolved
   }
 
-  /** The schema-qualified table an operation is about, unquoted (`public.pson_profiles`), or undefined. */
+  /** The schema-qualified table an operation (or form, see formOf) is about, unquoted (`public.pson_profiles`), or undefined. */
   collection(operation) {
     this.#collections ??= Object.fromEntries(
       Object.entries(this.artifacts.tables).map(([key, quoted]) => [key, unquote(quoted)]),
@@ -171,9 +185,10 @@ function unquote(qualified) {
  * Never a document, a parameter value, a password or a connection string.
  */
 class OperationTrace {
-  constructor(operation, telemetry) {
+  constructor(operation, telemetry, options) {
     const target = telemetry.target
-    const collection = telemetry.collection(operation)
+    const form = formOf(operation, options)
+    const collection = telemetry.collection(form)
     this.operation = operation
     this.collection = collection
     this.namespace = target.namespace
@@ -189,9 +204,7 @@ class OperationTrace {
     this.errorType = undefined
     this.error = undefined
     Object.defineProperty(this, 'telemetry', { value: telemetry })
-    // The statement the call runs when it is not the operation's usual one
-    // (loadProfile({ asOf })): a name of `artifacts.queries`.
-    Object.defineProperty(this, 'statement', { value: undefined, writable: true })
+    Object.defineProperty(this, 'form', { value: form })
   }
 
   /**
@@ -201,8 +214,8 @@ class OperationTrace {
    * one query text.
    */
   get queryText() {
-    const name = this.statement ?? STATEMENTS[this.operation]?.[0]
-    return name === undefined ? undefined : this.telemetry.artifacts.queries[name]
+    const names = STATEMENTS[this.form]
+    return names === undefined ? undefined : this.telemetry.artifacts.queries[names[0]]
   }
 
   /** Records a batch of `size` callers (the largest, when one call ran several statements). */

@@ -361,6 +361,27 @@ function instantInput(value) {
 // `upgradeSql` copies from. Their values are checked and quoted in Rust.
 const LEGACY_TABLE_OPTIONS = ['currentProfilesTable', 'profileRevisionsTable', 'userIndexTable']
 
+// The options passed to the native pool: the fields of `NativeOptions` in
+// src/js_types.rs, the one source of truth (checked by __test__/options.test.mjs).
+const NATIVE_OPTIONS = [
+  'connectionString',
+  'host',
+  'port',
+  'user',
+  'password',
+  'database',
+  'ssl',
+  'max',
+  'connectionTimeoutMillis',
+  'idleTimeoutMillis',
+  'statementTimeoutMillis',
+  'applicationName',
+  'prepare',
+  'schema',
+  'tablePrefix',
+  ...LEGACY_TABLE_OPTIONS,
+]
+
 // createPostgresProfileStoreArtifacts' options → `{ schema, tablePrefix,
 // legacyTables }`; strings only, because String() of anything else could
 // name a table that exists.
@@ -438,6 +459,7 @@ function maxDocumentBytesOption(value) {
 }
 
 module.exports = {
+  NATIVE_OPTIONS,
   LEGACY_TABLE_OPTIONS,
   artifactOptions,
   isPlainObject,

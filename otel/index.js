@@ -8,12 +8,30 @@
 // spans and metrics, PostgreSQL (docs/database/postgresql.md,
 // database-spans.md, database-metrics.md at tag v1.37.0).
 
-const api = require('@opentelemetry/api')
+const diagnosticsChannel = require('node:diagnostics_channel')
 
 const { validationError } = require('../lib/errors.js')
 const { TRACING_CHANNEL, livePools } = require('../lib/tracing.js')
-const diagnosticsChannel = require('node:diagnostics_channel')
 const { name: PACKAGE_NAME, version: PACKAGE_VERSION } = require('../package.json')
+
+const api = loadApi()
+
+// @opentelemetry/api is an optional peer dependency: without it, importing
+// this subpath fails at once with what to install.
+function loadApi() {
+  try {
+    return require('@opentelemetry/api')
+  } catch (cause) {
+    if (cause?.code !== 'MODULE_NOT_FOUND') throw cause
+    const error = new Error(
+      '@pson5/postgres-store/otel needs the OpenTelemetry API, an optional peer dependency that is not installed: ' +
+        '`npm install @opentelemetry/api` (your OpenTelemetry SDK setup normally brings it).',
+      { cause },
+    )
+    error.code = 'otel_api_missing'
+    throw error
+  }
+}
 
 const SEMCONV_VERSION = '1.37.0'
 const SCHEMA_URL = `https://opentelemetry.io/schemas/${SEMCONV_VERSION}`

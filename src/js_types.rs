@@ -23,46 +23,60 @@ pub struct SslOptions {
 }
 
 /// Options of the native pool (names follow node-postgres).
+///
+/// The one source of truth for the native options: `binding.d.ts` is
+/// generated from it, and `__test__/options.test.mjs` checks that
+/// `index.d.ts` (`NativeConnectionOptions` and `ArtifactOptions`, the same
+/// docs word for word), `index.js` (`NATIVE_OPTIONS`) and the README's
+/// Configuration table name the same options.
 #[napi(object, object_to_js = false)]
 pub struct NativeOptions {
-  /// libpq URL or `key=value` string; `sslmode` and `sslrootcert` are honoured.
+  /// URL or `key=value` string; `sslmode=disable|prefer|require|verify-ca|verify-full`, `sslrootcert`,
+  /// `application_name`, `connect_timeout`, `options` and `target_session_attrs` work. Each explicit
+  /// option below replaces only its own parameter.
   pub connection_string: Option<String>,
-  /// Host name, socket directory, or a comma-separated list. Default `PGHOST` or `localhost`.
+  /// Default: the connection string's, else `PGHOST`, else `localhost`.
   pub host: Option<String>,
-  /// Default `PGPORT` or 5432.
+  /// Default: the connection string's, else `PGPORT`, else 5432.
   pub port: Option<u32>,
-  /// Default `PGUSER` or the OS user.
+  /// Default: the connection string's, else `PGUSER`, else the OS account of the process (as libpq; not
+  /// `$USER`).
   pub user: Option<String>,
-  /// Default `PGPASSWORD`.
+  /// Default: the connection string's, else `PGPASSWORD`.
   pub password: Option<String>,
-  /// Default `PGDATABASE` or the user name.
+  /// Default: the connection string's, else `PGDATABASE`, else the user name.
   pub database: Option<String>,
-  /// `true` = verify-full, `{ rejectUnauthorized: false }` = require. Default: `sslmode`, else prefer.
+  /// `true` = verify-full; `{ rejectUnauthorized: false }` = require. Default: the connection string's
+  /// `sslmode`, else `PGSSLMODE`, else `prefer`.
   pub ssl: Option<Either<bool, SslOptions>>,
   /// Pool size. Default 10.
   pub max: Option<u32>,
-  /// Longest wait for a connection (acquire and connect). Default 30000.
+  /// Longest wait for a connection (acquire or connect). Default 30000.
   pub connection_timeout_millis: Option<u32>,
-  /// Idle connections are closed after this long; 0 keeps them. Default 10000.
+  /// Close connections idle this long; 0 = never. Default 10000.
   pub idle_timeout_millis: Option<u32>,
-  /// Server-side `statement_timeout` for every statement. Default: the server's.
+  /// Server-side `statement_timeout`, in ms, sent as a startup option after the connection string's
+  /// `options` (or `PGOPTIONS`), which stay in force. A statement it cancels rejects with `timeout`,
+  /// `sqlState: '57014'`. Default: the server's.
   pub statement_timeout_millis: Option<u32>,
-  /// Default `pson5-postgres-store`.
+  /// Shown in `pg_stat_activity`. Default: the connection string's `application_name`, else
+  /// `PGAPPNAME`, else `pson5-postgres-store`.
   pub application_name: Option<String>,
-  /// Named prepared statements, cached per connection. `false` for poolers
-  /// without prepared-statement support (pgbouncer < 1.21 in transaction
-  /// mode). Default `true`; a "prepared statement does not exist" error also
-  /// turns it off.
+  /// Named prepared statements, cached per connection. Default true; set false behind a
+  /// transaction-mode pooler without prepared-statement support (pgbouncer < 1.21).
   pub prepare: Option<bool>,
   /// Default `public`.
   pub schema: Option<String>,
-  /// Default `pson_`.
+  /// Default `pson_`. Must match `[A-Za-z_][A-Za-z0-9_]*`.
   pub table_prefix: Option<String>,
-  /// 0.2.2's table of current profiles, read by `upgrade`. Default `pson_profiles_current`.
+  /// The 0.2.2 tables `upgradeSql` and `upgradeFrom022()` copy from, in `schema` (0.2.2's options of
+  /// the same names). Any name up to 63 bytes, quoted. Defaults `pson_profiles_current`,
+  /// `pson_profile_revisions`, `pson_user_profile_index`. A non-string, empty or longer name throws
+  /// `validation_error` naming the option.
   pub current_profiles_table: Option<String>,
-  /// 0.2.2's table of revisions, read by `upgrade`. Default `pson_profile_revisions`.
+  /// 0.2.2's revisions table, read by the upgrade. Default `pson_profile_revisions`.
   pub profile_revisions_table: Option<String>,
-  /// 0.2.2's user index table, read by `upgrade`. Default `pson_user_profile_index`.
+  /// 0.2.2's user index table, read by the upgrade. Default `pson_user_profile_index`.
   pub user_index_table: Option<String>,
 }
 
@@ -118,15 +132,39 @@ impl NativeOptions {
     )
   }
 
+  /// The connection and pool options. Destructured field by field: an
+  /// option added to `NativeOptions` fails to compile here until it is
+  /// either passed on or listed as an artifact option.
   pub fn connect_options(&self) -> ConnectOptions {
+    let Self {
+      connection_string,
+      host,
+      port,
+      user,
+      password,
+      database,
+      ssl,
+      max,
+      connection_timeout_millis,
+      idle_timeout_millis,
+      statement_timeout_millis,
+      application_name,
+      prepare,
+      // Artifact options: see `queries`.
+      schema: _,
+      table_prefix: _,
+      current_profiles_table: _,
+      profile_revisions_table: _,
+      user_index_table: _,
+    } = self;
     ConnectOptions {
-      connection_string: self.connection_string.clone(),
-      host: self.host.clone(),
-      port: self.port.map(|p| p.min(u16::MAX.into()) as u16),
-      user: self.user.clone(),
-      password: self.password.clone(),
-      database: self.database.clone(),
-      ssl: match &self.ssl {
+      connection_string: connection_string.clone(),
+      host: host.clone(),
+      port: port.map(|p| p.min(u16::MAX.into()) as u16),
+      user: user.clone(),
+      password: password.clone(),
+      database: database.clone(),
+      ssl: match ssl {
         None => SslOption::Unset,
         Some(Either::A(enabled)) => SslOption::Enabled(*enabled),
         Some(Either::B(custom)) => SslOption::Custom {
@@ -134,12 +172,12 @@ impl NativeOptions {
           ca: custom.ca.clone(),
         },
       },
-      max: self.max,
-      connection_timeout_millis: self.connection_timeout_millis,
-      idle_timeout_millis: self.idle_timeout_millis,
-      statement_timeout_millis: self.statement_timeout_millis,
-      application_name: self.application_name.clone(),
-      prepare: self.prepare,
+      max: *max,
+      connection_timeout_millis: *connection_timeout_millis,
+      idle_timeout_millis: *idle_timeout_millis,
+      statement_timeout_millis: *statement_timeout_millis,
+      application_name: application_name.clone(),
+      prepare: *prepare,
     }
   }
 }

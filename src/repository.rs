@@ -13,7 +13,6 @@ use napi::bindgen_prelude::{spawn, Either, PromiseRaw, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::StoreError;
 use crate::js_types::{
   CountedOutcome, JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall,
 };
@@ -212,28 +211,6 @@ impl NativeRepository {
     })
   }
 
-  /// Test hook, not part of the API: panics inside the runtime, directly in
-  /// the call's future or in a task it waits on (as coalesced calls do), to
-  /// show that a panic rejects the promise instead of aborting the process.
-  #[napi(ts_return_type = "Promise<void>")]
-  pub fn debug_panic<'env>(
-    &self,
-    env: &'env Env,
-    in_spawned_task: bool,
-  ) -> napi::Result<PromiseRaw<'env, ()>> {
-    env.spawn_future(async move {
-      if in_spawned_task {
-        let task = tokio::spawn(async { panic!("debug_panic in a spawned task") });
-        task.await.map_err(|error| {
-          napi::Error::from(StoreError::Internal(format!("task failed: {error}")))
-        })?;
-        Ok(())
-      } else {
-        panic!("debug_panic in the call's future")
-      }
-    })
-  }
-
   /// Closes the pool; later calls fail with `closed`.
   #[napi]
   pub fn close(&self) {
@@ -301,4 +278,35 @@ fn start_idle_reaper(store: Weak<Store>) {
       }
     }
   });
+}
+
+/// Test hooks: built only with the cargo feature `test-hooks` (the debug
+/// build the tests use, `npm run build:debug`), never into the published
+/// binaries, and absent from `binding.d.ts`.
+#[cfg(feature = "test-hooks")]
+#[napi]
+impl NativeRepository {
+  /// Test hook, not part of the API: panics inside the runtime, directly in
+  /// the call's future or in a task it waits on (as coalesced calls do), to
+  /// show that a panic rejects the promise instead of aborting the process.
+  #[napi(skip_typescript)]
+  pub fn debug_panic<'env>(
+    &self,
+    env: &'env Env,
+    in_spawned_task: bool,
+  ) -> napi::Result<PromiseRaw<'env, ()>> {
+    env.spawn_future(async move {
+      if in_spawned_task {
+        let task = tokio::spawn(async { panic!("debug_panic in a spawned task") });
+        task.await.map_err(|error| {
+          napi::Error::from(crate::error::StoreError::Internal(format!(
+            "task failed: {error}"
+          )))
+        })?;
+        Ok(())
+      } else {
+        panic!("debug_panic in the call's future")
+      }
+    })
+  }
 }

@@ -198,7 +198,10 @@ async fn concurrent_loads_each_get_their_own_document() {
   let tasks: Vec<_> = (0..40)
     .map(|i| {
       let store = store.clone();
-      tokio::spawn(async move { (i, store.load(format!("l{i}")).await.unwrap()) })
+      tokio::spawn(async move {
+        let mut outcomes = store.load_together(vec![format!("l{i}")]).await;
+        (i, outcomes.pop().unwrap().unwrap())
+      })
     })
     .collect();
   for task in tasks {

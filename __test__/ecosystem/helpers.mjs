@@ -81,15 +81,7 @@ export function runNode(code, { env = process.env, cwd = ROOT, args = [], timeou
   return run(process.execPath, ['--input-type=module', '-e', code, ...args], { env, cwd, timeoutMillis })
 }
 
-/** The rejection of `promise` (fails the test when it resolves). */
-export async function rejection(promise) {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected a rejection')
-}
+export { rejection } from '../helpers/assertions.mjs'
 
 /** A small PSON5-shaped profile document. */
 export function profile(profileId, userId, extra = {}) {

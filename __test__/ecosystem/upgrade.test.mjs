@@ -19,6 +19,7 @@ import {
   createPostgresQueryExecutor,
 } from '../../index.mjs'
 import { auditFacts } from '../helpers-profiles.mjs'
+import { tableDigest } from '../helpers/assertions.mjs'
 import { useSchema, useServer } from './helpers.mjs'
 
 const engine = await importUpstream('serialization-engine')
@@ -58,10 +59,7 @@ async function legacyRevision(profileId, revision) {
 async function tableDigests() {
   const digests = {}
   for (const [key, table] of Object.entries(ours.tables)) {
-    const { rows } = await pool.query(
-      `select count(*)::int as n, md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as digest from ${table} t`,
-    )
-    digests[key] = rows[0]
+    digests[key] = await tableDigest((text) => pool.query(text), table)
   }
   return digests
 }

@@ -285,3 +285,44 @@ describe('kill: a fresh repository against a server that is down', () => {
     }
   })
 })
+
+describe('kill: the backend of one call in flight', () => {
+  test('that call gets connection_error and the very next call succeeds (a dead connection is never handed out)', async () => {
+    const applicationName = uid('killone')
+    const repository = repositoryFor({ applicationName })
+    const id = 'kill-one'
+    try {
+      await repository.saveProfile(doc(id, 0))
+      for (let round = 1; round <= 5; round++) {
+        const locker = await server.admin.connect()
+        try {
+          await locker.query('begin')
+          await locker.query(`select 1 from "${schema}".pson_profiles where profile_id = $1 for update`, [id])
+          const blocked = outcome(repository.saveProfile(doc(id, round)), CALL_LIMIT_MS)
+          await pollUntil(
+            async () => {
+              const { rows } = await server.sql(
+                `select count(*)::int as n from pg_stat_activity where application_name = $1 and wait_event_type = 'Lock'`,
+                [applicationName],
+              )
+              return rows[0].n > 0
+            },
+            { limitMs: 5000, everyMs: 10, label: 'the save waits on the row lock' },
+          )
+          await server.sql('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [
+            applicationName,
+          ])
+          const killed = await blocked
+          assert.equal(killed.code, 'connection_error', `round ${round}: ${killed.code} ${killed.error?.message}`)
+          const next = await outcome(repository.loadProfile(id), CALL_LIMIT_MS)
+          assert.equal(next.ok, true, `round ${round}: the first call after the kill: ${next.code} ${next.error?.message}`)
+        } finally {
+          await locker.query('rollback').catch(() => {})
+          locker.release()
+        }
+      }
+    } finally {
+      await repository.close()
+    }
+  })
+})

@@ -1,6 +1,9 @@
 // A Rust panic inside a call rejects that call's promise: it never aborts the
 // process and never leaves the promise pending, and the addon keeps working.
-// Uses the addon's `debugPanic` test hook, which panics inside the runtime.
+// Uses the addon's `debugPanic` test hook, which panics inside the runtime;
+// it exists only in builds with the cargo feature `test-hooks` (`npm run
+// build:debug`). CI's jobs that test the release binaries set
+// PSON5_EXPECT_RELEASE_BINARY=1: there the hook must be absent.
 
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
@@ -25,7 +28,21 @@ function withinSeconds(promise, seconds) {
   ])
 }
 
+const hooks = typeof NativeRepository.prototype.debugPanic === 'function'
+
+if (process.env.PSON5_EXPECT_RELEASE_BINARY === '1') {
+  test('a release binary has no test hooks', () => {
+    assert.equal(hooks, false, 'debugPanic is built only with the cargo feature test-hooks')
+  })
+}
+
+test('the test hooks are in the binary the tests run on (npm run build:debug builds them)', () => {
+  if (process.env.PSON5_EXPECT_RELEASE_BINARY === '1') return
+  assert.equal(hooks, true, 'debugPanic missing: build with `npm run build:debug` (cargo feature test-hooks)')
+})
+
 test('a panic in the call future or in a task it awaits rejects the promise; the addon keeps working', async () => {
+  if (!hooks) return // a release binary: see above
   const native = new NativeRepository({ connectionString: db.url, schema: db.schema })
   try {
     for (const inSpawnedTask of [false, true]) {

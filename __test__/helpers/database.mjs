@@ -13,6 +13,7 @@ import pg from 'pg'
 import postgres from 'postgres'
 
 import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
+import { failIfUnfinished, tableDigest } from './assertions.mjs'
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
 
 export const MODES = ['native', 'pg', 'postgres']
@@ -59,28 +60,16 @@ export async function useDatabase({ schemaPrefix = 't' } = {}) {
     async snapshot(prefix = 'pson_') {
       const counts = {}
       for (const table of ['profiles', 'profile_audit', 'domain_index']) {
-        const { rows } = await admin.query(
-          `select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) as digest, count(*)::int as n
-           from "${schema}"."${prefix}${table}" t`,
-        )
-        counts[table] = rows[0]
+        const { digest, n } = await tableDigest((text) => admin.query(text), `"${schema}"."${prefix}${table}"`)
+        counts[table] = { digest, n }
       }
       return counts
     },
   }
 
-  // Node 20's runner counts a file whose process ends early (a promise that
-  // never settles, a crash in a callback) as passing; make that a failure.
-  let finished = false
-  process.on('exit', () => {
-    if (!finished) {
-      console.error('the process exited before its tests finished (an operation never settled, or crashed)')
-      process.exitCode = 1
-    }
-  })
+  failIfUnfinished('this test file')
 
   after(async () => {
-    finished = true
     for (const close of closers.reverse()) await close().catch(() => {})
     await admin.query(`drop schema "${schema}" cascade`).catch(() => {})
     await admin.end()

@@ -255,42 +255,6 @@ test('executor mode: replicas as pg pools (and readExec) route and read their wr
   }
 })
 
-test('history writes (revert, erase, delete by user) are seen by the next loads though both standbys are paused', async () => {
-  const { repository, events } = replicated({ maxReplicaLagMillis: 2 ** 31 - 1, replicaWaitMillis: 10 })
-  await inRotation(repository)
-  const userId = uniqueId('user')
-  const [a, b, c] = [uniqueId('hist'), uniqueId('hist'), uniqueId('hist')]
-  let docA = await repository.saveProfile(profileDocument(a, userId))
-  docA = await repository.saveProfile({ ...docA, layers: { ...docA.layers, inferred: { mood: { value: 'calm' } } } })
-  const docB = await repository.saveProfile(profileDocument(b, userId))
-  await repository.saveProfile(profileDocument(c, uniqueId('user')))
-  await cluster.waitForReplay()
-  await until(() => repository.replicaStatus().every((s) => s.lagMillis === 0), 'the standbys checked again')
-  for (const standby of cluster.standbys) await cluster.query(standby, 'select pg_wal_replay_pause()')
-  try {
-    // The standbys have every profile at its last saved revision; the primary moves on without them.
-    const reverted = await repository.revertProfile(a, 1)
-    assert.equal(reverted.metadata.revision, 3)
-    assert.equal((await repository.loadProfile(a)).metadata.revision, 3)
-    assert.equal(JSON.parse(await repository.loadProfileJson(a)).metadata.revision, 3)
-    const erased = await repository.eraseFromHistory(c, '/layers/observed/note')
-    const loadedC = await repository.loadProfile(c)
-    assert.equal(loadedC.metadata.revision, erased.revision)
-    assert.equal(loadedC.layers.observed.note, undefined)
-    const removed = await repository.deleteProfilesByUserId(userId)
-    assert.deepEqual(new Set(removed.profileIds), new Set([a, docB.profile_id]))
-    await assert.rejects(repository.loadProfile(b), { code: 'not_found' })
-    assert.equal(await repository.profileExists(a), false)
-    assert.deepEqual(await repository.findProfilesByUserId(userId), [])
-    // The paused standbys still have them: the answers came from the primary.
-    const [row] = await cluster.query(cluster.standbys[0], 'select count(*)::int as n from pson_profiles where user_id = $1', [userId])
-    assert.equal(row.n, 2)
-    assert.ok(events.some((e) => e.operation === 'loadProfile' && e.server.role === 'primary'))
-  } finally {
-    for (const standby of cluster.standbys) await cluster.query(standby, 'select pg_wal_replay_resume()')
-  }
-})
-
 test('history with replay paused on one standby: reverts, erasures and user deletions are read back; history reads run on replicas', async () => {
   const { repository, events } = replicated({ maxReplicaLagMillis: 2 ** 31 - 1 })
   await inRotation(repository)
@@ -346,4 +310,40 @@ test('history with replay paused on one standby: reverts, erasures and user dele
   const counts = servedBy(events)
   assert.equal(counts[primaryKey], undefined, `no history read on the primary: ${JSON.stringify(counts)}`)
   assert.equal((counts[replicaKeys[0]] ?? 0) + (counts[replicaKeys[1]] ?? 0), kept.length * 3, JSON.stringify(counts))
+})
+
+test('history writes (revert, erase, delete by user) are seen by the next loads though both standbys are paused', async () => {
+  const { repository, events } = replicated({ maxReplicaLagMillis: 2 ** 31 - 1, replicaWaitMillis: 10 })
+  await inRotation(repository)
+  const userId = uniqueId('user')
+  const [a, b, c] = [uniqueId('hist'), uniqueId('hist'), uniqueId('hist')]
+  let docA = await repository.saveProfile(profileDocument(a, userId))
+  docA = await repository.saveProfile({ ...docA, layers: { ...docA.layers, inferred: { mood: { value: 'calm' } } } })
+  const docB = await repository.saveProfile(profileDocument(b, userId))
+  await repository.saveProfile(profileDocument(c, uniqueId('user')))
+  await cluster.waitForReplay()
+  await until(() => repository.replicaStatus().every((s) => s.lagMillis === 0), 'the standbys checked again')
+  for (const standby of cluster.standbys) await cluster.query(standby, 'select pg_wal_replay_pause()')
+  try {
+    // The standbys have every profile at its last saved revision; the primary moves on without them.
+    const reverted = await repository.revertProfile(a, 1)
+    assert.equal(reverted.metadata.revision, 3)
+    assert.equal((await repository.loadProfile(a)).metadata.revision, 3)
+    assert.equal(JSON.parse(await repository.loadProfileJson(a)).metadata.revision, 3)
+    const erased = await repository.eraseFromHistory(c, '/layers/observed/note')
+    const loadedC = await repository.loadProfile(c)
+    assert.equal(loadedC.metadata.revision, erased.revision)
+    assert.equal(loadedC.layers.observed.note, undefined)
+    const removed = await repository.deleteProfilesByUserId(userId)
+    assert.deepEqual(new Set(removed.profileIds), new Set([a, docB.profile_id]))
+    await assert.rejects(repository.loadProfile(b), { code: 'not_found' })
+    assert.equal(await repository.profileExists(a), false)
+    assert.deepEqual(await repository.findProfilesByUserId(userId), [])
+    // The paused standbys still have them: the answers came from the primary.
+    const [row] = await cluster.query(cluster.standbys[0], 'select count(*)::int as n from pson_profiles where user_id = $1', [userId])
+    assert.equal(row.n, 2)
+    assert.ok(events.some((e) => e.operation === 'loadProfile' && e.server.role === 'primary'))
+  } finally {
+    for (const standby of cluster.standbys) await cluster.query(standby, 'select pg_wal_replay_resume()')
+  }
 })

@@ -4,6 +4,7 @@
 // document, saves send the document JSON. pgbench is not a Node store; its
 // rows run in pgbench.mjs. To add a contender, add one entry here.
 
+import diagnosticsChannel from 'node:diagnostics_channel'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 
@@ -16,6 +17,10 @@ export const CONTENDERS = {
   // instrument() on a real SDK (spans batched to an exporter that drops them,
   // metrics aggregated), so every call makes a span and a histogram point.
   otel: { label: 'this package, native + OTel instrument()', open: otelStore },
+  // The package's own share of that cost: a subscriber that does nothing, so
+  // each call makes its context object, publishes its five events and asks
+  // Rust for statement sizes.
+  traced: { label: 'this package, native + no-op TracingChannel subscriber', open: tracedStore },
   // `--ab <rev>`: the same, from another commit's release build (ab.mjs).
   ab: { label: 'this package, native @ B', open: nativeStore },
   executor: { label: 'this package, executor over pg', open: executorStore },
@@ -41,6 +46,20 @@ function noopStore() {
 function nativeStore({ pkg, url, poolSize, schema }) {
   const repository = pkg.createPostgresProfileStoreRepository({ connectionString: url, max: poolSize, schema })
   return { store: repository, close: () => repository.close() }
+}
+
+async function tracedStore({ pkg, url, poolSize, schema }) {
+  const channel = diagnosticsChannel.tracingChannel(pkg.TRACING_CHANNEL)
+  const handlers = { start() {}, end() {}, asyncStart() {}, asyncEnd() {}, error() {} }
+  channel.subscribe(handlers)
+  const { store, close } = nativeStore({ pkg, url, poolSize, schema })
+  return {
+    store,
+    close: async () => {
+      await close()
+      channel.unsubscribe(handlers)
+    },
+  }
 }
 
 async function otelStore({ pkg, url, poolSize, schema, packageEntry }) {

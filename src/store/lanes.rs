@@ -55,7 +55,18 @@ pub struct Lease<'a> {
   slot: &'a Slot,
   progress: &'a Notify,
   closing: &'a AtomicBool,
+  /// Set by `discard`: the connection is known to be dead.
+  dead: bool,
   pub client: Arc<Object>,
+}
+
+impl Lease<'_> {
+  /// The call learnt that the connection is gone: the lane lets go of it
+  /// now, so no later call is handed it (its task may not have seen the
+  /// end of the socket yet, so `is_closed` can still say false).
+  pub fn discard(&mut self) {
+    self.dead = true;
+  }
 }
 
 impl Drop for Lease<'_> {
@@ -65,7 +76,8 @@ impl Drop for Lease<'_> {
     self.progress.notify_waiters();
     // A connection that died is let go, so the pool replaces it; after close,
     // the last call on a connection lets it go.
-    if self.client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire)) {
+    if self.dead || self.client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire))
+    {
       let mut connection = lock(&self.slot.connection);
       if connection
         .as_ref()
@@ -131,6 +143,7 @@ impl Lanes {
       slot,
       progress: &self.progress,
       closing: &self.closing,
+      dead: false,
       client,
     })
   }

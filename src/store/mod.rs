@@ -64,13 +64,43 @@ impl Shared {
     if params.len() > TEXT_PARAMS.len() {
       return Err(StoreError::validation("params", "too many parameters"));
     }
-    let lease = self.lanes.lease(&self.pool).await?;
+    let mut lease = self.lanes.lease(&self.pool).await?;
+    let outcome = self.run_on(&lease.client, sql, params).await;
+    // The connection is gone (terminated backend, reset socket): it must not
+    // be handed to the next call, even before its task has noticed the end.
+    if matches!(outcome, Err(StoreError::Connection { .. })) {
+      lease.discard();
+    }
+    outcome
+  }
+
+  async fn run_on(
+    &self,
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    params: &[Option<String>],
+  ) -> Result<Vec<Vec<Cell>>, StoreError> {
     if self.prepare.load(Ordering::Relaxed) {
-      match self.run_prepared(&lease.client, sql, params).await {
-        // The statement never ran (its name was unknown or taken on the
-        // server connection), so running it unnamed cannot run it twice.
+      let types = &TEXT_PARAMS[..params.len()];
+      let mut outcome = self.run_prepared(client, sql, params).await;
+      // The server refused the cached statement without running it: its
+      // plan is stale after a schema change (0A000, e.g. a column widened to
+      // bigint) or the connection no longer knows it (26000). Drop it from
+      // the cache, prepare it again and retry once.
+      if outcome
+        .as_ref()
+        .is_err_and(StoreError::is_stale_prepared_statement)
+      {
+        client.statement_cache.remove(sql, types);
+        outcome = self.run_prepared(client, sql, params).await;
+      }
+      match outcome {
+        // Still unknown, or its name taken on the server connection: a
+        // transaction-mode pooler without prepared statements. The statement
+        // never ran, so running it unnamed cannot run it twice.
         Err(error) if error.is_lost_prepared_statement() => {
           self.prepare.store(false, Ordering::Relaxed);
+          client.statement_cache.remove(sql, types);
         }
         outcome => return outcome,
       }
@@ -81,7 +111,7 @@ impl Shared {
       .iter()
       .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
       .collect();
-    let rows = lease.client.query_typed(sql, &typed).await?;
+    let rows = client.query_typed(sql, &typed).await?;
     rows::decode(&rows)
   }
 
@@ -188,14 +218,6 @@ impl Store {
     saves.call(request).await
   }
 
-  /// Loads one profile document (JSON text), coalesced with concurrent loads.
-  pub async fn load(&self, profile_id: String) -> Result<Option<String>, StoreError> {
-    if self.shared.pool.is_closed() {
-      return Err(StoreError::Closed);
-    }
-    self.loads().call(profile_id).await.0
-  }
-
   /// Loads profiles asked for together: a statement's worth at once, fewer
   /// coalesced with concurrent loads. Outcomes in the order of `profile_ids`.
   pub async fn load_together(
@@ -248,9 +270,16 @@ impl Store {
 
   /// Runs `sql` (several statements allowed, no parameters), e.g. the DDL.
   pub async fn batch(&self, sql: &str) -> Result<(), StoreError> {
-    let lease = self.shared.lanes.lease(&self.shared.pool).await?;
-    lease.client.batch_execute(sql).await?;
-    Ok(())
+    let mut lease = self.shared.lanes.lease(&self.shared.pool).await?;
+    let outcome = lease
+      .client
+      .batch_execute(sql)
+      .await
+      .map_err(StoreError::from);
+    if matches!(outcome, Err(StoreError::Connection { .. })) {
+      lease.discard();
+    }
+    outcome
   }
 
   /// Stops handing out connections and lets go of idle ones; calls in flight
