@@ -53,10 +53,11 @@ const READ_STATEMENTS = new Set([
 ])
 
 // Writes that leave every current document as it was (the audit log, the user
-// index): loads need not cover them. Any other write (revertProfile,
-// eraseFromHistory, deleteProfilesByUserId, the 0.2.2 upgrade, a statement
-// added later) may change profiles this repository does not track one by one,
-// so loads after it need a replica that covers it.
+// index): loads need not cover them. Writes whose profiles are known
+// (saves, deletes, reverts, erasures, deleteProfilesByUserId) are remembered
+// per profile; any other write (the 0.2.2 upgrade, a statement added later)
+// may change profiles this repository does not track one by one, so loads
+// after it need a replica that covers it.
 const WRITES_KEEPING_CURRENT = new Set([
   'writeProfileRevision',
   'writeUserProfileIndex',
@@ -180,7 +181,12 @@ function replicaSettings(options) {
 function addressOf(options) {
   let hosts = options.host
   let port = options.port
-  if (typeof options.connectionString === 'string') {
+  if (typeof options.connectionString === 'string' && !/^[a-z]+:\/\//i.test(options.connectionString)) {
+    // libpq's key=value form.
+    const value = (key) => new RegExp(`(?:^|\\s)${key}\\s*=\\s*'?([^'\\s]+)`).exec(options.connectionString)?.[1]
+    hosts ??= value('host') ?? value('hostaddr')
+    port ??= value('port')
+  } else if (typeof options.connectionString === 'string') {
     const match = /^[a-z]+:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(options.connectionString)
     if (match && match[1] && hosts === undefined) {
       return match[1]
@@ -250,6 +256,9 @@ class ReplicaRouter {
   // #coveredEpoch. Positions are read when a read needs them (not after each
   // write: saves cost no extra round trip) and by the periodic checks.
   #epoch = 0
+  // The event of the newest write here: reads over sets must cover it (not
+  // the sightings, which only concern loads of that profile).
+  #lastWriteEpoch = 0
   #coveredEpoch = 0
   #coveredLsn = -1
   // The pending position read; calls made before it is sent share it.
@@ -333,14 +342,14 @@ class ReplicaRouter {
   async ensureSchema() {
     this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.ensureSchema()
-    this.#epoch++
+    this.#wrote()
     return result
   }
 
   async upgrade() {
     this.#served(this.#current, this.#primary, REASONS.write)
     const result = await this.#primary.driver.upgrade()
-    this.#untrackedEpoch = ++this.#epoch
+    this.#untrackedEpoch = this.#wrote()
     return result
   }
 
@@ -401,20 +410,39 @@ class ReplicaRouter {
     const rows = await this.#primary.driver.query(name, params)
     if (name === 'deleteProfile') {
       this.#remember(params[0], this.#known.get(params[0])?.revision ?? 0, true)
+    } else if (name === 'revertProfile' || name === 'eraseFromHistory') {
+      // A new current revision of the profile, like a save (none when nothing was written).
+      const revision = name === 'revertProfile' ? rows[0]?.[1] : rows[0]?.[0]
+      if (revision === undefined || revision === null) this.#wrote()
+      else this.#remember(params[0], revision, false)
+    } else if (name === 'deleteProfilesByUserId') {
+      // The user's profiles, deleted by one write.
+      const epoch = this.#wrote()
+      for (const profileId of rows.length === 0 ? [] : JSON.parse(rows[0][0])) {
+        this.#known.delete(profileId)
+        this.#known.set(profileId, { revision: 0, epoch, deleted: true })
+        if (this.#known.size > KNOWN_PROFILES) this.#forget()
+      }
     } else if (name === 'writeCurrentProfile') {
       const document = JSON.parse(params[0])
       this.#remember(document.profile_id, document.metadata.revision, false)
     } else if (WRITES_KEEPING_CURRENT.has(name)) {
-      this.#epoch++
+      this.#wrote()
     } else if (!PRIMARY_READS.has(name)) {
-      this.#untrackedEpoch = ++this.#epoch
+      this.#untrackedEpoch = this.#wrote()
     }
     return rows
   }
 
-  // A write acknowledged (or a newer revision seen): a new event.
-  #remember(profileId, revision, deleted) {
-    const epoch = ++this.#epoch
+  // A write acknowledged here: a new event, which reads over sets must cover.
+  #wrote() {
+    this.#lastWriteEpoch = ++this.#epoch
+    return this.#lastWriteEpoch
+  }
+
+  // A profile written (or, `seen`, a newer revision loaded): a new event.
+  #remember(profileId, revision, deleted, seen = false) {
+    const epoch = seen ? ++this.#epoch : this.#wrote()
     this.#known.delete(profileId)
     this.#known.set(profileId, { revision, epoch, deleted })
     if (this.#known.size > KNOWN_PROFILES) this.#forget()
@@ -536,9 +564,9 @@ class ReplicaRouter {
     return null
   }
 
-  // Reads over sets: every event here (and the token's writes).
+  // Reads over sets: every write here (and the token's writes).
   #setRead(call, run) {
-    return this.#readCovering(call, this.#epoch, run)
+    return this.#readCovering(call, this.#lastWriteEpoch, run)
   }
 
   // A read that must show every event up to `epoch` and the token's writes.
@@ -627,7 +655,7 @@ class ReplicaRouter {
     const revision = profile?.metadata?.revision
     // After a delete, a document was only accepted from a server covering the delete: the profile was made again.
     if (Number.isInteger(revision) && (entry.deleted || revision > entry.revision)) {
-      this.#remember(profileId, revision, false)
+      this.#remember(profileId, revision, false, true)
     }
     return profile
   }
