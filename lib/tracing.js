@@ -185,6 +185,11 @@ function unquote(qualified) {
  * Never a document, a parameter value, a password or a connection string.
  */
 class OperationTrace {
+  // Private fields (not defineProperty): invisible to subscribers that walk
+  // the context, and cheap to set on every traced call.
+  #telemetry
+  #form
+
   constructor(operation, telemetry, options) {
     const target = telemetry.target
     const form = formOf(operation, options)
@@ -203,8 +208,8 @@ class OperationTrace {
     this.statusCode = undefined
     this.errorType = undefined
     this.error = undefined
-    Object.defineProperty(this, 'telemetry', { value: telemetry })
-    Object.defineProperty(this, 'form', { value: form })
+    this.#telemetry = telemetry
+    this.#form = form
   }
 
   /**
@@ -214,8 +219,8 @@ class OperationTrace {
    * one query text.
    */
   get queryText() {
-    const names = STATEMENTS[this.form]
-    return names === undefined ? undefined : this.telemetry.artifacts.queries[names[0]]
+    const names = STATEMENTS[this.#form]
+    return names === undefined ? undefined : this.#telemetry.artifacts.queries[names[0]]
   }
 
   /** Records a batch of `size` callers (the largest, when one call ran several statements). */
