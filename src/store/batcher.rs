@@ -58,11 +58,13 @@ pub trait BatchKind: Send + Sync + 'static {
     0
   }
 
-  /// Runs a batch; one outcome per request, in order.
+  /// Runs a batch; one answer per request, in order: its outcome and how
+  /// many calls the statement that produced it carried (the batch's size,
+  /// or 1 for a call the kind ran alone).
   fn run(
     runner: &impl Runner,
     batch: &[Self::Request],
-  ) -> impl Future<Output = Vec<Result<Self::Output, StoreError>>> + Send;
+  ) -> impl Future<Output = Vec<Answer<Self::Output>>> + Send;
 }
 
 /// One caller's outcome, and how many calls the statement it ran in carried
@@ -116,12 +118,7 @@ impl<K: BatchKind, R: Runner> Batcher<K, R> {
       let Ok(_permit) = self.permits.clone().acquire_owned().await else {
         return batch.iter().map(|_| (Err(StoreError::Closed), 1)).collect();
       };
-      let calls = batch.len();
-      let outcomes = K::run(&*self.runner, batch).await;
-      outcomes
-        .into_iter()
-        .map(|outcome| (outcome, calls))
-        .collect::<Vec<_>>()
+      K::run(&*self.runner, batch).await
     });
     join_all(statements).await.into_iter().flatten().collect()
   }
@@ -209,10 +206,9 @@ async fn dispatch<K: BatchKind, R: Runner>(
       let _permit = permit;
       let (requests, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-      let outcomes = K::run(&*runner, &requests).await;
-      let calls = requests.len();
-      for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        let _ = reply.send((outcome, calls));
+      let answers = K::run(&*runner, &requests).await;
+      for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
       }
     });
   }
@@ -442,6 +438,9 @@ mod tests {
       .map(|(outcome, _)| outcome.as_ref().map_or_else(StoreError::code, |_| "ok"))
       .collect();
     assert_eq!(codes, ["ok", "ok", "database_error", "ok"]);
+    // Each answer tells the statement that produced it: each save ran alone.
+    let sizes: Vec<usize> = answers.iter().map(|(_, calls)| *calls).collect();
+    assert_eq!(sizes, [1; 4]);
     let names: Vec<String> = runner.take().into_iter().map(|(name, _)| name).collect();
     // The four meet in one statement, which fails as a whole (and so was
     // rolled back) and is retried save by save.
@@ -473,6 +472,11 @@ mod tests {
     // Their statement lost its connection: its commit's fate is unknown, so
     // a retry could save twice.
     assert_eq!(codes, ["connection_error"; 4]);
+    let sizes: Vec<usize> = answers.iter().map(|(_, calls)| *calls).collect();
+    assert_eq!(
+      sizes, [4; 4],
+      "all four heard the error of their shared statement"
+    );
     let names: Vec<String> = runner.take().into_iter().map(|(name, _)| name).collect();
     assert_eq!(names, ["saveProfiles"]);
   }

@@ -3,7 +3,7 @@
 //! single-call statement that executor mode also runs when a batch holds one
 //! call.
 
-use super::batcher::BatchKind;
+use super::batcher::{Answer, BatchKind};
 use super::rows::Cell;
 use super::sql::column_index;
 use super::Runner;
@@ -38,27 +38,29 @@ impl BatchKind for Saves {
     request.document.len()
   }
 
-  async fn run(
-    runner: &impl Runner,
-    batch: &[SaveRequest],
-  ) -> Vec<Result<Option<i64>, StoreError>> {
+  async fn run(runner: &impl Runner, batch: &[SaveRequest]) -> Vec<Answer<Option<i64>>> {
     if let [request] = batch {
-      return vec![save_one(runner, request).await];
+      return vec![(save_one(runner, request).await, 1)];
     }
+    let calls = batch.len();
     match save_many(runner, batch).await {
-      Ok(revisions) => revisions.into_iter().map(Ok).collect(),
+      Ok(revisions) => revisions
+        .into_iter()
+        .map(|revision| (Ok(revision), calls))
+        .collect(),
       // The statement failed as a whole and was rolled back: one bad save must
-      // not fail its neighbours, so each is retried alone for its own result.
+      // not fail its neighbours, so each is retried alone for its own result
+      // (and its answer says it ran alone).
       Err(StoreError::Database(_)) => {
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(calls);
         for request in batch {
-          outcomes.push(save_one(runner, request).await);
+          answers.push((save_one(runner, request).await, 1));
         }
-        outcomes
+        answers
       }
       // A lost connection or a timeout leaves the commit's fate unknown;
       // retrying could save twice, so every caller hears the error.
-      Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
+      Err(error) => batch.iter().map(|_| (Err(error.clone()), calls)).collect(),
     }
   }
 }
@@ -131,7 +133,7 @@ impl BatchKind for Loads {
     None
   }
 
-  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Result<Option<String>, StoreError>> {
+  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Answer<Option<String>>> {
     run_by_keys(runner, batch, ("loadProfile", "loadProfiles"), |rows| {
       rows.next().and_then(|row| text_at(row, 0))
     })
@@ -153,7 +155,7 @@ impl BatchKind for Finds {
     None
   }
 
-  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Result<Vec<String>, StoreError>> {
+  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Answer<Vec<String>>> {
     run_by_keys(
       runner,
       batch,
@@ -173,7 +175,8 @@ async fn run_by_keys<T>(
   keys: &[String],
   (single, batched): (&str, &str),
   pick: impl Fn(&mut dyn Iterator<Item = &[Cell]>) -> T,
-) -> Vec<Result<T, StoreError>> {
+) -> Vec<Answer<T>> {
+  let calls = keys.len();
   let outputs = if let [key] = keys {
     runner
       .run(single, &[Some(key.clone())])
@@ -197,8 +200,11 @@ async fn run_by_keys<T>(
       })
   };
   match outputs {
-    Ok(outputs) => outputs.into_iter().map(Ok).collect(),
-    Err(error) => keys.iter().map(|_| Err(error.clone())).collect(),
+    Ok(outputs) => outputs
+      .into_iter()
+      .map(|output| (Ok(output), calls))
+      .collect(),
+    Err(error) => keys.iter().map(|_| (Err(error.clone()), calls)).collect(),
   }
 }
 
