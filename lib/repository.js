@@ -486,6 +486,7 @@ class PostgresProfileStoreRepository {
       else if (signal.aborted) work = Promise.reject(NOT_SENT)
       else work = withSignal(signal, call)
       const [value, rowCount] = await work
+      if (trace !== null && route?.server !== undefined) trace.servedBy(route.server.address)
       if (trace !== null) trace.succeeded(value, rowCount, context)
       if (observed) {
         const event = { operation, durationMs: performance.now() - started, rowCount, context }
@@ -496,6 +497,7 @@ class PostgresProfileStoreRepository {
     } catch (raw) {
       const error = abortedError(raw, signal, WRITES.has(operation)) ?? this.#storeError(raw)
       if (error.operation === undefined) error.operation = operation
+      if (trace !== null && route?.server !== undefined) trace.servedBy(route.server.address)
       if (trace !== null) trace.failed(error, context)
       if (observed) {
         const failure = { code: error.code, message: error.message }

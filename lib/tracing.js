@@ -228,6 +228,17 @@ class OperationTrace {
     if (size > 1 && !(this.batchSize >= size)) this.batchSize = size
   }
 
+  /**
+   * The server the read-replica router sent the call to (`host:port`, the
+   * address in its events): it replaces the repository's own target.
+   */
+  servedBy(address) {
+    const hostPort = /^(.+):(\d+)$/.exec(address)
+    if (hostPort === null) return
+    this.serverAddress = hostPort[1]
+    this.serverPort = Number(hostPort[2])
+  }
+
   succeeded(value, rowCount, context) {
     this.context = context
     this.rowCount = rowCount

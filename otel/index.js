@@ -157,6 +157,14 @@ function instrument(options = {}) {
   }
 }
 
+/** server.address and server.port, where known. */
+function serverAttributes(ctx) {
+  const attributes = {}
+  if (ctx.serverAddress !== undefined) attributes['server.address'] = ctx.serverAddress
+  if (ctx.serverPort !== undefined) attributes['server.port'] = ctx.serverPort
+  return attributes
+}
+
 /** Attributes known when the call starts (the ones samplers may read). */
 function startAttributes(ctx, withQueryText) {
   const attributes = {
@@ -166,8 +174,7 @@ function startAttributes(ctx, withQueryText) {
     'db.query.summary': ctx.querySummary,
   }
   if (ctx.collection !== undefined) attributes['db.collection.name'] = ctx.collection
-  if (ctx.serverAddress !== undefined) attributes['server.address'] = ctx.serverAddress
-  if (ctx.serverPort !== undefined) attributes['server.port'] = ctx.serverPort
+  Object.assign(attributes, serverAttributes(ctx))
   if (withQueryText) {
     const text = ctx.queryText
     if (text !== undefined) attributes['db.query.text'] = text
@@ -177,7 +184,9 @@ function startAttributes(ctx, withQueryText) {
 
 /** Attributes known once the call has settled. */
 function endAttributes(ctx) {
-  const attributes = {}
+  // The server again: with read replicas, the one that served the call is
+  // known only now.
+  const attributes = serverAttributes(ctx)
   if (ctx.batchSize !== undefined) attributes['db.operation.batch.size'] = ctx.batchSize
   if (ctx.revision !== undefined) attributes['pson5.profile.revision'] = ctx.revision
   if (ctx.statusCode !== undefined) attributes['db.response.status_code'] = ctx.statusCode
@@ -201,8 +210,7 @@ function metricAttributes(ctx) {
     'db.query.summary': ctx.querySummary,
   }
   if (ctx.collection !== undefined) attributes['db.collection.name'] = ctx.collection
-  if (ctx.serverAddress !== undefined) attributes['server.address'] = ctx.serverAddress
-  if (ctx.serverPort !== undefined) attributes['server.port'] = ctx.serverPort
+  Object.assign(attributes, serverAttributes(ctx))
   if (ctx.statusCode !== undefined) attributes['db.response.status_code'] = ctx.statusCode
   if (ctx.errorType !== undefined) attributes['error.type'] = ctx.errorType
   return attributes

@@ -4,11 +4,12 @@
 // repository); a lagging standby leaves rotation.
 
 import assert from 'node:assert/strict'
+import diagnostics from 'node:diagnostics_channel'
 import { test } from 'node:test'
 
 import pg from 'pg'
 
-import { createPostgresProfileStoreRepository } from '../../index.mjs'
+import { TRACING_CHANNEL, createPostgresProfileStoreRepository } from '../../index.mjs'
 import { failIfUnfinished, uniqueId } from '../helpers-profiles.mjs'
 import { profileDocument, servedBy, until, useReplicaCluster } from './helpers.mjs'
 
@@ -77,6 +78,34 @@ test('reads are served by the replicas (both, round robin) and writes never', as
   for (const key of replicaKeys) assert.ok(counts[key] > 0, `${key} served reads: ${JSON.stringify(counts)}`)
   assert.equal(counts[replicaKeys[0]] + counts[replicaKeys[1]], 19 * READS.length)
   assert.deepEqual(new Set(events.map((e) => e.reason)), new Set(['replica']))
+})
+
+test('the tracing context (and so the OpenTelemetry span) names the server that served the call', async () => {
+  const { repository, events } = replicated()
+  await inRotation(repository)
+  const [profileId, userId] = [uniqueId('traced'), uniqueId('user')]
+  await repository.saveProfile(profileDocument(profileId, userId))
+  await cluster.waitForReplay()
+  await until(() => repository.replicaStatus().every((s) => s.inRotation), 'the standbys checked again')
+  const traced = []
+  const recorder = { asyncEnd: (ctx) => traced.push(ctx) }
+  const channel = diagnostics.tracingChannel(TRACING_CHANNEL)
+  channel.subscribe(recorder)
+  try {
+    events.length = 0
+    await repository.loadProfile(profileId)
+    await repository.findProfilesByUserId(userId)
+    await repository.saveProfile(await repository.loadProfile(profileId))
+  } finally {
+    channel.unsubscribe(recorder)
+  }
+  assert.equal(traced.length, 4)
+  assert.deepEqual(
+    traced.map((ctx) => `${ctx.operation} ${ctx.serverAddress}:${ctx.serverPort}`),
+    events.map((event) => `${event.operation} ${event.server.address}`),
+  )
+  assert.equal(events.at(-1).server.role, 'primary')
+  assert.ok(events.slice(0, 2).every((event) => event.server.role === 'replica'), JSON.stringify(events.map((e) => e.server)))
 })
 
 test('replay paused on one standby: 1,000 save-then-load and 200 save-then-find pairs see their own write', async () => {
