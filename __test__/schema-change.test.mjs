@@ -76,6 +76,10 @@ for (const mode of MODES.filter((m) => m !== 'postgres')) {
           )
         }
       }
+      // History reads find revisions by number too.
+      const diffs = await settleAll(ids.map((id) => repository.diffRevisions(id, 3, 4)))
+      assert.deepEqual(failures(diffs), [], 'diffRevisions after the change')
+      for (const { value } of diffs) assert.ok(Array.isArray(value))
       // A save expecting a revision compares against the widened column.
       const expected = await settleAll(ids.map((id) => repository.saveProfile(doc(id, 5), { expectedRevision: 4 })))
       assert.deepEqual(failures(expected), [], 'saves with expectedRevision after the change')

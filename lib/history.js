@@ -15,6 +15,7 @@ const util = require('node:util')
 const { binding } = require('./native.js')
 const { PostgresStoreError, validationError } = require('./errors.js')
 const v = require('./validate.js')
+const { C, named } = require('./columns.js')
 
 // ---- options ----
 
@@ -48,7 +49,9 @@ async function diffRevisions(store, profileId, fromRevision, toRevision) {
   const from = v.revisionNumber(fromRevision, 'fromRevision')
   const to = v.revisionNumber(toRevision, 'toRevision')
   const rows = await store.query('loadRevisionPair', [id, String(from), String(to)])
-  const text = (revision) => rows.find((row) => row[0] === revision)?.[1]
+  // Revisions as numbers: a column widened to bigint comes from node-postgres as a string.
+  const pair = rows.map((row) => named('loadRevisionPair', row))
+  const text = (revision) => pair.find((row) => Number(row.revision) === revision)?.document
   for (const revision of [from, to]) {
     if (text(revision) === undefined) {
       throw await store.notFound('revision_not_found', `Profile '${id}' has no revision ${revision}.`)
@@ -67,7 +70,7 @@ async function loadProfileAsOf(store, profileId, asOf) {
   if (rows.length === 0) {
     throw await store.notFound('profile_not_found', `Profile '${id}' has no revision recorded at or before ${instant}.`)
   }
-  return [JSON.parse(rows[0][0]), 1]
+  return [JSON.parse(rows[0][C.loadProfileAsOf.document]), 1]
 }
 
 // ---- revertProfile ----
@@ -88,10 +91,10 @@ async function revertProfile(store, profileId, revision, options, context) {
     expected === null ? null : String(expected),
     context === undefined ? null : JSON.stringify(context),
   ])
-  if (rows.length === 1) return [JSON.parse(rows[0][2]), 1]
+  if (rows.length === 1) return [JSON.parse(rows[0][C.revertProfile.document]), 1]
   // Nothing written: say why (read after the fact, for the message only).
   const [exists] = await store.query('profileExists', [id])
-  if (exists[0] !== true) throw await store.notFound('profile_not_found', `Profile '${id}' was not found.`)
+  if (exists[C.profileExists.exists] !== true) throw await store.notFound('profile_not_found', `Profile '${id}' was not found.`)
   const snapshot = await store.query('loadProfileRevision', [id, String(number)])
   if (snapshot.length === 0) {
     throw await store.notFound('revision_not_found', `Profile '${id}' has no revision ${number}.`)
@@ -232,7 +235,12 @@ async function mergeSave(store, document, expected, contextText) {
     if (rows.length === 0) {
       throw new PostgresStoreError('conflict', `Profile '${id}' no longer exists; nothing was written.`)
     }
-    const [baseText, currentText, current, erasedText] = rows[0]
+    const {
+      base: baseText,
+      document: currentText,
+      revision: current,
+      erased_paths: erasedText,
+    } = named('loadMergeBase', rows[0])
     if (baseText === null) {
       throw new PostgresStoreError(
         'conflict',
@@ -310,7 +318,7 @@ async function blameProfile(store, profileId, options) {
   while (open === null || open.length > 0) {
     const rows = await store.query('listAuditSnapshots', [id, cursor === null ? null : String(cursor), String(BLAME_PAGE)])
     read += rows.length
-    for (const [revision, recordedAt, context, document] of rows) {
+    for (const { revision, recorded_at: recordedAt, context, document } of rows.map((r) => named('listAuditSnapshots', r))) {
       const row = { revision, recordedAt, context: JSON.parse(context), document: JSON.parse(document) }
       if (newer === null) {
         paths = pathsTo(row.document, depth)
@@ -326,7 +334,7 @@ async function blameProfile(store, profileId, options) {
       if (open.length === 0) break
     }
     if (rows.length < BLAME_PAGE) break
-    cursor = rows[rows.length - 1][0]
+    cursor = rows[rows.length - 1][C.listAuditSnapshots.revision]
   }
   if (newer === null) throw await store.notFound('profile_not_found', `Profile '${id}' has no stored revisions.`)
   // Unchanged since the oldest row the log has.
@@ -381,7 +389,11 @@ async function eraseFromHistory(store, profileId, jsonPointer, context) {
     context === undefined ? null : JSON.stringify(context),
   ])
   if (rows.length === 0) throw await store.notFound('profile_not_found', `Profile '${id}' was not found.`)
-  const [revision, erasedSnapshots, erasedFromCurrent] = rows[0]
+  const {
+    erased_revision: revision,
+    erased_snapshots: erasedSnapshots,
+    erased_from_current: erasedFromCurrent,
+  } = named('eraseFromHistory', rows[0])
   if (revision === null) throw v.saveRefusal(id, null)
   return [{ revision, erasedSnapshots, erasedFromCurrent }, erasedSnapshots + 1]
 }
@@ -390,8 +402,9 @@ async function eraseFromHistory(store, profileId, jsonPointer, context) {
 async function deleteProfilesByUserId(store, userId) {
   const id = v.checkId(userId, 'userId')
   const rows = await store.query('deleteProfilesByUserId', [id])
-  const profileIds = JSON.parse(rows[0][0])
-  return [{ profileIds, auditRows: rows[0][1] }, profileIds.length]
+  const { profile_ids, audit_rows } = named('deleteProfilesByUserId', rows[0])
+  const profileIds = JSON.parse(profile_ids)
+  return [{ profileIds, auditRows: audit_rows }, profileIds.length]
 }
 
 module.exports = {

@@ -10,7 +10,7 @@ import { afterEach, beforeEach } from 'node:test'
 
 import pg from 'pg'
 
-import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
+import { freePort, startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
 
 export const DEFAULT_APPLICATION_NAME = 'pson5-postgres-store'
 
@@ -92,16 +92,7 @@ export async function ownServer() {
 }
 
 /** A free loopback TCP port (nothing listens on it once this resolves). */
-export function closedPort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer()
-    probe.on('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-}
+export const closedPort = freePort
 
 /**
  * Settles `promise` into `{ ok, value, error, code, ms }`, or
