@@ -32,6 +32,7 @@
 
 const { PostgresStoreError, validationError } = require('./errors.js')
 const { isPlainObject } = require('./validate.js')
+const { named } = require('./columns.js')
 
 // Statements that only read: a replica may run them (src/store/sql.rs names).
 const READ_STATEMENTS = new Set([
@@ -462,8 +463,9 @@ class ReplicaRouter {
     if (this.#positionRequest !== null) return this.#positionRequest
     const epoch = this.#epoch
     const request = this.#primary.driver.query('walPosition', []).then((rows) => {
-      if (rows[0][0] === true) throw new PostgresStoreError('connection_error', 'The primary is in recovery.')
-      const lsn = parseLsn(rows[0][1])
+      const { in_recovery, lsn: text } = named('walPosition', rows[0])
+      if (in_recovery === true) throw new PostgresStoreError('connection_error', 'The primary is in recovery.')
+      const lsn = parseLsn(text)
       this.#covered(epoch, lsn)
       return lsn
     })
@@ -737,11 +739,11 @@ function delay(millis) {
  * position now, which is past every write this repository acknowledged.
  */
 async function primaryToken(driver) {
-  const rows = await driver.query('walPosition', [])
-  if (rows[0][0] === true) {
+  const { in_recovery, lsn } = named('walPosition', (await driver.query('walPosition', []))[0])
+  if (in_recovery === true) {
     throw new PostgresStoreError('database_error', 'consistencyToken needs the primary; this server is a standby.')
   }
-  return encodeToken(parseLsn(rows[0][1]))
+  return encodeToken(parseLsn(lsn))
 }
 
 module.exports = {
