@@ -62,8 +62,6 @@ class PostgresProfileStoreRepository {
   #closing = null
   #inFlight = 0
   #idle = null
-  // close() cancelled running statements: their errors mean `closed`.
-  #cancelling = false
 
   constructor(driver, { label, onEvent, telemetry, maxDocumentBytes, profileStoreErrorClass }) {
     this.#driver = driver
@@ -402,7 +400,6 @@ class PostgresProfileStoreRepository {
   async #drain(timeoutMillis) {
     try {
       if (this.#inFlight > 0 && !(await this.#settledWithin(timeoutMillis))) {
-        this.#cancelling = true
         const graceEnds = performance.now() + CANCEL_GRACE_MS
         await Promise.race([this.#driver.cancelRunning().catch(() => {}), delay(CANCEL_GRACE_MS)])
         if (!(await this.#settledWithin(Math.max(0, graceEnds - performance.now())))) {
@@ -517,11 +514,9 @@ class PostgresProfileStoreRepository {
   // fault of this package: `internal_error`, never `database_error`.
   #storeError(raw) {
     if (raw === ABANDONED) return new PostgresStoreError('closed', 'The repository was closed before this call finished.')
-    const error = raw instanceof PostgresStoreError ? raw : this.#driver.convertError(raw)
-    if (this.#cancelling && error.code === 'timeout') {
-      return new PostgresStoreError('closed', 'The repository was closed; this call was cancelled.', { cause: error })
-    }
-    return error
+    // (A statement that close() had cancelled comes back from Rust as
+    // `closed` already: src/store/mod.rs `cancelled_by_close`.)
+    return raw instanceof PostgresStoreError ? raw : this.#driver.convertError(raw)
   }
 }
 

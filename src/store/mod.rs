@@ -74,6 +74,10 @@ pub struct Shared {
   settings: PoolSettings,
   /// Named, cached statements; off for poolers that cannot keep them.
   prepare: AtomicBool,
+  /// Set by `Store::cancel_running` (close() giving up on stragglers): the
+  /// statements the server cancels from then on were cancelled by close(),
+  /// so their calls get `closed`, not `timeout`.
+  cancelled_by_close: AtomicBool,
 }
 
 impl Shared {
@@ -94,7 +98,21 @@ impl Shared {
     if matches!(outcome, Err(StoreError::Connection { .. })) {
       lease.discard();
     }
-    outcome
+    self.closed_if_cancelled_by_close(outcome)
+  }
+
+  /// A statement the server cancelled (57014) after close() asked it to
+  /// is `closed` to its callers, not a `timeout`.
+  fn closed_if_cancelled_by_close<T>(
+    &self,
+    outcome: Result<T, StoreError>,
+  ) -> Result<T, StoreError> {
+    match outcome {
+      Err(StoreError::StatementCanceled(_)) if self.cancelled_by_close.load(Ordering::Acquire) => {
+        Err(StoreError::Closed)
+      }
+      outcome => outcome,
+    }
   }
 
   async fn run_on(
@@ -203,6 +221,7 @@ impl Store {
       queries,
       settings: resolved.pool,
       prepare,
+      cancelled_by_close: AtomicBool::new(false),
     };
     Ok(Self {
       shared: Arc::new(shared),
@@ -304,7 +323,7 @@ impl Store {
     if matches!(outcome, Err(StoreError::Connection { .. })) {
       lease.discard();
     }
-    outcome
+    self.shared.closed_if_cancelled_by_close(outcome)
   }
 
   /// Stops handing out connections and lets go of idle ones; calls in flight
@@ -315,8 +334,13 @@ impl Store {
   }
 
   /// Asks the server to cancel what runs on busy connections; best effort
-  /// (a statement that already finished is not affected).
+  /// (a statement that already finished is not affected). For close() only:
+  /// from now on a cancelled statement's calls get `closed`.
   pub async fn cancel_running(&self) {
+    self
+      .shared
+      .cancelled_by_close
+      .store(true, Ordering::Release);
     let cancels = self
       .shared
       .lanes
