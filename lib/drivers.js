@@ -336,4 +336,4 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   )
 }
 
-module.exports = { nativeDriver, executorDriver, createPostgresQueryExecutor }
+module.exports = { nativeDriver, executorDriver, createPostgresQueryExecutor, gatherPerTick }
