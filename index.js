@@ -9,7 +9,14 @@ const { nativeDriver, executorDriver, createPostgresQueryExecutor } = require('.
 const { PostgresProfileStoreRepository } = require('./lib/repository.js')
 const { CHANNEL_NAME } = require('./lib/events.js')
 const { TRACING_CHANNEL, Telemetry, describeQueryable, registerPool } = require('./lib/tracing.js')
-const { LEGACY_TABLE_OPTIONS, NATIVE_OPTIONS, artifactOptions, isPlainObject, maxDocumentBytesOption } = require('./lib/validate.js')
+const {
+  LEGACY_TABLE_OPTIONS,
+  NATIVE_OPTIONS,
+  REPLICA_INHERITED_OPTIONS,
+  artifactOptions,
+  isPlainObject,
+  maxDocumentBytesOption,
+} = require('./lib/validate.js')
 const native = require('./lib/native.js')
 const { ReplicaRouter, addressOf, executorAddress, replicaSettings, wantsReplicas } = require('./lib/replicas.js')
 
@@ -148,21 +155,6 @@ function nativeStoreDriver(nativeOptions) {
   return nativeDriver(repository, perCrossing)
 }
 
-// Options a native replica takes from the repository's unless it sets them:
-// pool size, timeouts, statement preparation and the tables, not where to
-// connect or as whom.
-const REPLICA_INHERITED = [
-  'max',
-  'connectionTimeoutMillis',
-  'idleTimeoutMillis',
-  'statementTimeoutMillis',
-  'applicationName',
-  'prepare',
-  'schema',
-  'tablePrefix',
-  ...LEGACY_TABLE_OPTIONS,
-]
-
 // The primary's driver behind a ReplicaRouter, with one driver per replica.
 function routedDriver(primary, primaryAddress, { replicas, ...settings }, options, artifacts) {
   const made = []
@@ -179,7 +171,7 @@ function routedDriver(primary, primaryAddress, { replicas, ...settings }, option
         for (const name of ['schema', 'tablePrefix', ...LEGACY_TABLE_OPTIONS]) {
           if (own[name] !== undefined) throw validationError(`replicas[${i}].${name}`, 'replicas use the repository\'s tables')
         }
-        const replicaOptions = { ...pick(options, REPLICA_INHERITED), ...own }
+        const replicaOptions = { ...pick(options, REPLICA_INHERITED_OPTIONS), ...own }
         made.push({ driver: nativeStoreDriver(replicaOptions), address: addressOf(replicaOptions) })
       }
     })

@@ -361,16 +361,13 @@ function instantInput(value) {
 // `upgradeSql` copies from. Their values are checked and quoted in Rust.
 const LEGACY_TABLE_OPTIONS = ['currentProfilesTable', 'profileRevisionsTable', 'userIndexTable']
 
-// The options passed to the native pool: the fields of `NativeOptions` in
-// src/js_types.rs, the one source of truth (checked by __test__/options.test.mjs).
-const NATIVE_OPTIONS = [
-  'connectionString',
-  'host',
-  'port',
-  'user',
-  'password',
-  'database',
-  'ssl',
+// Where a native pool connects and as whom: a replica never takes these
+// from the repository's options.
+const CONNECTION_OPTIONS = ['connectionString', 'host', 'port', 'user', 'password', 'database', 'ssl']
+
+// Pool size, timeouts, statement preparation and the tables: a native
+// replica takes these from the repository's options unless it sets them.
+const REPLICA_INHERITED_OPTIONS = [
   'max',
   'connectionTimeoutMillis',
   'idleTimeoutMillis',
@@ -381,6 +378,10 @@ const NATIVE_OPTIONS = [
   'tablePrefix',
   ...LEGACY_TABLE_OPTIONS,
 ]
+
+// The options passed to the native pool: the fields of `NativeOptions` in
+// src/js_types.rs, the one source of truth (checked by __test__/options.test.mjs).
+const NATIVE_OPTIONS = [...CONNECTION_OPTIONS, ...REPLICA_INHERITED_OPTIONS]
 
 // createPostgresProfileStoreArtifacts' options → `{ schema, tablePrefix,
 // legacyTables }`; strings only, because String() of anything else could
@@ -460,6 +461,7 @@ function maxDocumentBytesOption(value) {
 
 module.exports = {
   NATIVE_OPTIONS,
+  REPLICA_INHERITED_OPTIONS,
   LEGACY_TABLE_OPTIONS,
   artifactOptions,
   isPlainObject,
