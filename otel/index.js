@@ -165,8 +165,8 @@ function serverAttributes(ctx) {
   return attributes
 }
 
-/** Attributes known when the call starts (the ones samplers may read). */
-function startAttributes(ctx, withQueryText) {
+/** The call's attributes common to spans and metrics: system, namespace, operation, collection, server. */
+function callAttributes(ctx) {
   const attributes = {
     'db.system.name': 'postgresql',
     'db.namespace': ctx.namespace,
@@ -174,7 +174,12 @@ function startAttributes(ctx, withQueryText) {
     'db.query.summary': ctx.querySummary,
   }
   if (ctx.collection !== undefined) attributes['db.collection.name'] = ctx.collection
-  Object.assign(attributes, serverAttributes(ctx))
+  return Object.assign(attributes, serverAttributes(ctx))
+}
+
+/** Attributes known when the call starts (the ones samplers may read). */
+function startAttributes(ctx, withQueryText) {
+  const attributes = callAttributes(ctx)
   if (withQueryText) {
     const text = ctx.queryText
     if (text !== undefined) attributes['db.query.text'] = text
@@ -203,14 +208,7 @@ function endAttributes(ctx) {
 
 /** db.client.operation.duration's attributes (low cardinality: no caller context, no revision). */
 function metricAttributes(ctx) {
-  const attributes = {
-    'db.system.name': 'postgresql',
-    'db.namespace': ctx.namespace,
-    'db.operation.name': ctx.operation,
-    'db.query.summary': ctx.querySummary,
-  }
-  if (ctx.collection !== undefined) attributes['db.collection.name'] = ctx.collection
-  Object.assign(attributes, serverAttributes(ctx))
+  const attributes = callAttributes(ctx)
   if (ctx.statusCode !== undefined) attributes['db.response.status_code'] = ctx.statusCode
   if (ctx.errorType !== undefined) attributes['error.type'] = ctx.errorType
   return attributes
