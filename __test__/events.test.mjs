@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { before, beforeEach, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
 import { DIAGNOSTICS_CHANNEL } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
@@ -49,17 +49,7 @@ test('DIAGNOSTICS_CHANNEL names the channel', () => {
 
 for (const mode of MODES) {
   describe(`events (${mode})`, () => {
-    let repository
-    const events = []
-
-    before(async () => {
-      repository = db.repository(mode, { onEvent: (event) => events.push(event) })
-      await repository.ensureSchema()
-    })
-
-    beforeEach(() => {
-      events.length = 0
-    })
+    const { repository, events } = db.observedRepository(mode)
 
     test('each successful call emits exactly one event with its operation, rowCount and context', async () => {
       const profileId = uniqueId(`${mode}-ok`)

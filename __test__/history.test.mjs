@@ -6,7 +6,7 @@
 // rejects with validation_error and changes nothing; one event per call.
 
 import assert from 'node:assert/strict'
-import { before, beforeEach, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
 import fc from 'fast-check'
 import jsonPatch from 'fast-json-patch'
@@ -98,17 +98,7 @@ const content = fc.dictionary(key, jsonValue, { maxKeys: 6 })
 
 for (const mode of MODES) {
   describe(`history (${mode})`, () => {
-    let repository
-    const events = []
-
-    before(async () => {
-      repository = db.repository(mode, { onEvent: (event) => events.push(event) })
-      await repository.ensureSchema()
-    })
-
-    beforeEach(() => {
-      events.length = 0
-    })
+    const { repository, events } = db.observedRepository(mode)
 
     describe('diffRevisions', () => {
       test('the patch turns one snapshot into the other, both ways; the same revision gives []', async () => {

@@ -4,7 +4,7 @@
 // saves running while a prune walks the same profiles.
 
 import assert from 'node:assert/strict'
-import { before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
 import { createPostgresProfileStoreArtifacts } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
@@ -46,13 +46,7 @@ const daysAgo = (days) => new Date(Date.now() - days * 24 * 3600 * 1000)
 
 for (const mode of MODES) {
   describe(`pruneAuditEntries (${mode})`, () => {
-    let repository
-    const events = []
-
-    before(async () => {
-      repository = db.repository(mode, { onEvent: (event) => events.push(event) })
-      await repository.ensureSchema()
-    })
+    const { repository, events } = db.observedRepository(mode)
 
     test('keepLast keeps the newest rows of one profile; the chain ends at a pruned revision', async () => {
       const id = uniqueId(`${mode}-keep`)

@@ -4,10 +4,11 @@
 //   const db = await useDatabase()        // call at top level of a test file
 //   db.url, db.schema, db.sql(text, params)   (plain pg, for checks)
 //   db.repository('native' | 'pg' | 'postgres', extraOptions)
+//   db.observedRepository(mode, extraOptions) → { repository, events } (inside a describe)
 //   MODES: the three modes, for parity suites
 
 import { randomBytes } from 'node:crypto'
-import { after } from 'node:test'
+import { after, before, beforeEach } from 'node:test'
 
 import pg from 'pg'
 import postgres from 'postgres'
@@ -55,6 +56,20 @@ export async function useDatabase({ schemaPrefix = 't' } = {}) {
       }
       closers.push(() => repository.close())
       return repository
+    },
+    /**
+     * A repository in `mode` whose events are collected in `events`, emptied
+     * before each test; its schema is ensured before the suite's first test.
+     * Call inside a describe.
+     */
+    observedRepository(mode, options = {}) {
+      const events = []
+      const repository = db.repository(mode, { ...options, onEvent: (event) => events.push(event) })
+      before(() => repository.ensureSchema())
+      beforeEach(() => {
+        events.length = 0
+      })
+      return { repository, events }
     },
     /** Row counts of the three tables, to prove a rejected call changed nothing. */
     async snapshot(prefix = 'pson_') {
