@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { expectStoreError } from './helpers-profiles.mjs'
+import { expectStoreError } from './helpers/profiles.mjs'
 
 const db = await useDatabase({ schemaPrefix: 'doc' })
 

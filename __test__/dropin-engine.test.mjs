@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { appDir, ensureUpstream, importUpstream } from '../scripts/upstream-022.mjs'
 import { PostgresStoreError } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { auditFacts } from './helpers-profiles.mjs'
+import { auditFacts } from './helpers/profiles.mjs'
 import { rejection } from './helpers/assertions.mjs'
 
 ensureUpstream()

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test'
 
 import { DIAGNOSTICS_CHANNEL } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'evt' })

@@ -13,7 +13,7 @@ import jsonPatch from 'fast-json-patch'
 
 import { createPostgresProfileStoreArtifacts } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished, settle, uniqueId } from './helpers-profiles.mjs'
+import { buildProfile, expectStoreError, failIfUnfinished, settle, uniqueId } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'hist' })

@@ -27,7 +27,7 @@ import postgres from 'postgres'
 import { instrument, SEMCONV_VERSION } from '@pson5/postgres-store/otel'
 import { TRACING_CHANNEL, createPostgresProfileStoreRepository } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+import { expectStoreError, failIfUnfinished, markedProfile as markedProfileWith, uniqueId } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'otel' })
@@ -58,11 +58,7 @@ after(() => instrumentation.disable())
 
 const MARKER = `marker-${uniqueId('doc')}-never-in-telemetry`
 
-function markedProfile(profileId, userId) {
-  const profile = buildProfile({ profileId, userId, note: `note ${MARKER}` })
-  profile.layers.observed['core.secret'] = { value: MARKER, confidence: 1, source: 'user' }
-  return profile
-}
+const markedProfile = (profileId, userId, revision) => markedProfileWith(profileId, userId, MARKER, revision)
 
 /** Runs `fn` inside a new active app span; resolves to [result, that span's context]. */
 function inRequest(name, fn) {

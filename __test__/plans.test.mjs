@@ -17,7 +17,7 @@ import { before, describe, test } from 'node:test'
 
 import { createPostgresProfileStoreArtifacts } from '../index.mjs'
 import { useDatabase } from './helpers/database.mjs'
-import { buildProfile, failIfUnfinished } from './helpers-profiles.mjs'
+import { buildProfile, failIfUnfinished } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'plans' })

@@ -15,7 +15,7 @@ import {
   readAllPages,
   settle,
   uniqueId,
-} from './helpers-profiles.mjs'
+} from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'prune' })

@@ -14,7 +14,7 @@ import { before, describe, test } from 'node:test'
 import fc from 'fast-check'
 
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+import { failIfUnfinished, uniqueId } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'trip' })

@@ -11,7 +11,7 @@ import { before, describe, test } from 'node:test'
 import { createPostgresProfileStoreArtifacts } from '../index.mjs'
 import { tableDigest } from './helpers/assertions.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished } from './helpers-profiles.mjs'
+import { buildProfile, expectStoreError, failIfUnfinished } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'up030' })

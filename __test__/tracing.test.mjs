@@ -18,7 +18,7 @@ import {
   createPostgresProfileStoreRepository,
 } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+import { expectStoreError, failIfUnfinished, markedProfile as markedProfileWith, uniqueId } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'trc' })
@@ -29,11 +29,7 @@ const PORT = Number(new URL(db.url).port || 5432)
 
 const MARKER = `marker-${uniqueId('doc')}-never-traced`
 
-function markedProfile(profileId, userId, revision = 1) {
-  const profile = buildProfile({ profileId, userId, revision, note: `note ${MARKER}` })
-  profile.layers.observed['core.secret'] = { value: MARKER, confidence: 1, source: 'user' }
-  return profile
-}
+const markedProfile = (profileId, userId, revision) => markedProfileWith(profileId, userId, MARKER, revision)
 
 const EVENTS = ['start', 'end', 'asyncStart', 'asyncEnd', 'error']
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 
 import { MODES, useDatabase } from './helpers/database.mjs'
-import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers-profiles.mjs'
+import { buildProfile, expectStoreError, failIfUnfinished, uniqueId } from './helpers/profiles.mjs'
 
 failIfUnfinished(import.meta.url)
 const db = await useDatabase({ schemaPrefix: 'valid' })

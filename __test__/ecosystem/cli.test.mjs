@@ -176,7 +176,7 @@ test('connection errors exit 3 and never print the password', async () => {
 test('prune removes old audit rows in batches, reports progress on stderr and the result on stdout', async () => {
   const pruneSchema = await useSchema(server, 'cliprune')
   const { createPostgresProfileStoreRepository } = await import('../../index.mjs')
-  const { buildProfile } = await import('../helpers-profiles.mjs')
+  const { buildProfile } = await import('../helpers/profiles.mjs')
   const repository = createPostgresProfileStoreRepository({ connectionString: server.url, schema: pruneSchema })
   try {
     await repository.ensureSchema()
@@ -222,7 +222,7 @@ test('prune: bad options exit 2 and remove nothing', async () => {
 test('erase removes a path from a profile and its history, or every profile of a user; the audit entry names the path', async () => {
   const eraseSchema = await useSchema(server, 'clierase')
   const { createPostgresProfileStoreRepository } = await import('../../index.mjs')
-  const { buildProfile } = await import('../helpers-profiles.mjs')
+  const { buildProfile } = await import('../helpers/profiles.mjs')
   const repository = createPostgresProfileStoreRepository({ connectionString: server.url, schema: eraseSchema })
   try {
     await repository.ensureSchema()

@@ -10,11 +10,9 @@ import path from 'node:path'
 import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-import pg from 'pg'
-
-import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
 import { appDir, ensureUpstream } from '../../scripts/upstream-022.mjs'
 import { currentPlatformPackage, pack } from '../helpers/packages.mjs'
+import { buildProfile } from '../helpers/profiles.mjs'
 import { run } from '../helpers/run.mjs'
 
 export { run }
@@ -25,28 +23,7 @@ export function unique(prefix) {
   return `${prefix}_${randomBytes(4).toString('hex')}`
 }
 
-/**
- * DATABASE_URL, or an embedded server stopped after the file. Also returns a
- * small pg pool (closed after the file) for checks behind the package's back.
- */
-export async function useServer() {
-  let url = process.env.DATABASE_URL
-  let embedded = null
-  if (!url) {
-    embedded = await startEmbeddedPostgres()
-    url = embedded.url
-  }
-  const admin = new pg.Pool({ connectionString: url, max: 2 })
-  // Run (last registered first) before the pool ends: node:test runs `after`
-  // hooks in registration order, so a hook of their own would find it ended.
-  const cleanups = []
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {})
-    await admin.end()
-    if (embedded) await embedded.stop()
-  })
-  return { url, admin, cleanups, sql: (text, params) => admin.query(text, params) }
-}
+export { useServer } from '../helpers/servers.mjs'
 
 /** A fresh folder under the temp directory, removed after the file. */
 export function useTempDir(prefix) {
@@ -83,18 +60,9 @@ export function runNode(code, { env = process.env, cwd = ROOT, args = [], timeou
 
 export { rejection } from '../helpers/assertions.mjs'
 
-/** A small PSON5-shaped profile document. */
+/** A PSON5 profile document (buildProfile's), with `extra` fields on top. */
 export function profile(profileId, userId, extra = {}) {
-  return {
-    pson_version: '5.0',
-    profile_id: profileId,
-    user_id: userId,
-    tenant_id: 'tenant-eco',
-    domains: { active: ['core'], depth: 'light' },
-    layers: { observed: { note: `hello ${profileId}` }, inferred: {}, simulated: {} },
-    metadata: { source_count: 1, updated_at: new Date().toISOString() },
-    ...extra,
-  }
+  return { ...buildProfile({ profileId, userId, tenantId: 'tenant-eco' }), ...extra }
 }
 
 /** A loopback port nothing listens on (at the time of the call). */

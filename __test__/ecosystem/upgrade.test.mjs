@@ -18,7 +18,7 @@ import {
   createPostgresProfileStoreRepository,
   createPostgresQueryExecutor,
 } from '../../index.mjs'
-import { auditFacts } from '../helpers-profiles.mjs'
+import { auditFacts } from '../helpers/profiles.mjs'
 import { tableDigest } from '../helpers/assertions.mjs'
 import { useSchema, useServer } from './helpers.mjs'
 

@@ -8,9 +8,7 @@ import net from 'node:net'
 
 import { afterEach, beforeEach } from 'node:test'
 
-import pg from 'pg'
-
-import { freePort, startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
+import { freePort } from '../../scripts/embedded-postgres.mjs'
 
 export const DEFAULT_APPLICATION_NAME = 'pson5-postgres-store'
 
@@ -52,44 +50,7 @@ export function uid(prefix = 'f') {
   return `${prefix}_${randomBytes(5).toString('hex')}`
 }
 
-/**
- * An embedded PostgreSQL that this test file owns: it may be killed,
- * restarted and reconfigured. `restart()` stops it (keeping the data
- * directory, which `startEmbeddedPostgres` would otherwise delete on stop:
- * it creates the server with `persistent: false`) and starts it again on the
- * same port.
- */
-export async function ownServer() {
-  const embedded = await startEmbeddedPostgres()
-  const admin = new pg.Pool({ connectionString: embedded.url, max: 3 })
-  // A terminated/restarted server makes idle pool clients emit 'error'.
-  admin.on('error', () => {})
-  const server = {
-    url: embedded.url,
-    port: embedded.port,
-    databaseDir: embedded.databaseDir,
-    embedded,
-    admin,
-    sql: (text, params) => admin.query(text, params),
-    /** Stops the server but keeps its data directory. */
-    async stopKeepingData() {
-      embedded.server.options.persistent = true
-      try {
-        await embedded.server.stop()
-      } finally {
-        embedded.server.options.persistent = false
-      }
-    },
-    async startAgain() {
-      await embedded.server.start()
-    },
-    async close() {
-      await admin.end().catch(() => {})
-      await embedded.stop().catch(() => {})
-    },
-  }
-  return server
-}
+export { ownServer } from '../helpers/servers.mjs'
 
 /** A free loopback TCP port (nothing listens on it once this resolves). */
 export const closedPort = freePort

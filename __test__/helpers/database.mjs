@@ -8,26 +8,21 @@
 //   MODES: the three modes, for parity suites
 
 import { randomBytes } from 'node:crypto'
-import { after, before, beforeEach } from 'node:test'
+import { before, beforeEach } from 'node:test'
 
 import pg from 'pg'
 import postgres from 'postgres'
 
-import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.mjs'
 import { failIfUnfinished, tableDigest } from './assertions.mjs'
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
+import { useServer } from './servers.mjs'
 
 export const MODES = ['native', 'pg', 'postgres']
 
 export async function useDatabase({ schemaPrefix = 't' } = {}) {
-  let embedded = null
-  let url = process.env.DATABASE_URL
-  if (!url) {
-    embedded = await startEmbeddedPostgres()
-    url = embedded.url
-  }
+  const server = await useServer({ max: 4 })
+  const { url, embedded, admin } = server
   const schema = `${schemaPrefix}_${randomBytes(5).toString('hex')}`
-  const admin = new pg.Pool({ connectionString: url, max: 4 })
   await admin.query(`create schema "${schema}"`)
 
   const closers = []
@@ -84,11 +79,9 @@ export async function useDatabase({ schemaPrefix = 't' } = {}) {
 
   failIfUnfinished('this test file')
 
-  after(async () => {
+  server.cleanups.push(async () => {
     for (const close of closers.reverse()) await close().catch(() => {})
-    await admin.query(`drop schema "${schema}" cascade`).catch(() => {})
-    await admin.end()
-    if (embedded) await embedded.stop()
+    await admin.query(`drop schema "${schema}" cascade`)
   })
   return db
 }

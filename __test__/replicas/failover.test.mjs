@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
-import { failIfUnfinished, uniqueId } from '../helpers-profiles.mjs'
+import { failIfUnfinished, uniqueId } from '../helpers/profiles.mjs'
 import { profileDocument, useReplicaCluster } from './helpers.mjs'
 
 failIfUnfinished(import.meta.url)

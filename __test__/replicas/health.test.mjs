@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { failIfUnfinished, uniqueId } from '../helpers-profiles.mjs'
+import { failIfUnfinished, uniqueId } from '../helpers/profiles.mjs'
 import { profileDocument, servedBy, until, useReplicaCluster } from './helpers.mjs'
 
 failIfUnfinished(import.meta.url)

@@ -6,6 +6,7 @@ import { after } from 'node:test'
 
 import { startReplicaCluster } from '../../scripts/replica-cluster.mjs'
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
+import { buildProfile } from '../helpers/profiles.mjs'
 
 /** Starts the cluster for this file (stopped after it) with the schema in place and replayed. */
 export async function useReplicaCluster(options) {
@@ -61,13 +62,5 @@ export async function until(condition, what, timeoutMillis = 30_000) {
   }
 }
 
-export const profileDocument = (profileId, userId, revision = 0) => ({
-  pson_version: '5.0',
-  profile_id: profileId,
-  user_id: userId,
-  tenant_id: 'tenant-replicas',
-  consent: { granted: true, scopes: ['core:read'] },
-  domains: { active: ['core'] },
-  layers: { observed: { note: { value: 'x', confidence: 0.9 } }, inferred: {}, simulated: {} },
-  metadata: { revision, created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', source_count: 1 },
-})
+export const profileDocument = (profileId, userId, revision = 0) =>
+  buildProfile({ profileId, userId, revision, tenantId: 'tenant-replicas', observed: { note: { value: 'x', confidence: 0.9 } } })

@@ -10,7 +10,7 @@ import { test } from 'node:test'
 import pg from 'pg'
 
 import { TRACING_CHANNEL, createPostgresProfileStoreRepository } from '../../index.mjs'
-import { failIfUnfinished, uniqueId } from '../helpers-profiles.mjs'
+import { failIfUnfinished, uniqueId } from '../helpers/profiles.mjs'
 import { profileDocument, servedBy, until, useReplicaCluster } from './helpers.mjs'
 
 failIfUnfinished(import.meta.url)

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
  * the file silently with exit code 0, which `node --test` reports as a pass.
  * Call once, at the top level of a test file.
  */
-export { failIfUnfinished } from './helpers/assertions.mjs'
+export { failIfUnfinished } from './assertions.mjs'
 
 /** A short unique id with a readable prefix, e.g. `native-prof-3fa2c1d0`. */
 export function uniqueId(prefix) {
@@ -81,6 +81,13 @@ export function buildProfile({
       revision,
     },
   }
+}
+
+/** buildProfile's document with `marker` in its note and in an observed fact (core.secret): for tests that prove a document's content reaches no event, span or log. */
+export function markedProfile(profileId, userId, marker, revision = 1) {
+  const profile = buildProfile({ profileId, userId, revision, note: `note ${marker}` })
+  profile.layers.observed['core.secret'] = { value: marker, confidence: 1, source: 'user' }
+  return profile
 }
 
 /**
