@@ -208,6 +208,12 @@ export interface QueryCall {
   params: Array<string | undefined | null>
 }
 
+/**
+ * The names of the statements that only read (`Statement::is_read_only`):
+ * the ones a read replica may run (lib/replicas.js).
+ */
+export declare function readOnlyStatements(): Array<string>
+
 /** One save of a gathered batch; `document` is validated JSON text. */
 export interface SaveCall {
   profileId: string

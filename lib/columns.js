@@ -1,10 +1,13 @@
 'use strict'
 
-// Where each column of each statement's rows is, by name: `C.saveProfile.revision`
-// is the position of `revision` in saveProfile's rows. Built once from the
-// addon's one table of statement columns (src/store/sql.rs
-// STATEMENT_COLUMNS, which tests/store.rs checks against what the server
-// returns), so JS never keeps positions of its own.
+// What JS knows of each statement, from the addon's one declaration of them
+// (src/store/sql.rs `Statement`), so JS keeps no list of its own:
+// - where each column of each statement's rows is, by name:
+//   `C.saveProfile.revision` is the position of `revision` in saveProfile's
+//   rows (`Statement::columns`, which tests/store.rs checks against what the
+//   server returns);
+// - READ_ONLY_STATEMENTS: the statements that only read, which a read
+//   replica may run (`Statement::is_read_only`).
 
 const native = require('./native.js')
 
@@ -14,6 +17,8 @@ for (const [statement, columns] of Object.entries(native.binding().artifacts().c
 }
 Object.freeze(C)
 
+const READ_ONLY_STATEMENTS = new Set(native.binding().readOnlyStatements())
+
 /** A row of `statement` as `{ column: value }`. */
 function named(statement, row) {
   const named = {}
@@ -21,4 +26,4 @@ function named(statement, row) {
   return named
 }
 
-module.exports = { C, named }
+module.exports = { C, READ_ONLY_STATEMENTS, named }

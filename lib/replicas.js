@@ -32,26 +32,7 @@
 
 const { PostgresStoreError, validationError } = require('./errors.js')
 const { isPlainObject } = require('./validate.js')
-const { named } = require('./columns.js')
-
-// Statements that only read: a replica may run them (src/store/sql.rs names).
-const READ_STATEMENTS = new Set([
-  'loadProfile',
-  'loadProfiles',
-  'profileExists',
-  'loadProfileByUserId',
-  'findProfilesByUserId',
-  'findProfilesByUserIds',
-  'listRevisionNumbers',
-  'listAuditEntries',
-  'loadProfileRevision',
-  'readUserProfileIndex',
-  // History (lib/history.js) reads that are calls of their own: diffRevisions, loadProfile({ asOf }), blameProfile.
-  // (loadMergeBase is part of a merging save: it runs on the primary with it.)
-  'loadRevisionPair',
-  'loadProfileAsOf',
-  'listAuditSnapshots',
-])
+const { READ_ONLY_STATEMENTS, named } = require('./columns.js')
 
 // Writes that leave every current document as it was (the audit log, the user
 // index): loads need not cover them. Writes whose profiles are known
@@ -310,7 +291,7 @@ class ReplicaRouter {
 
   query(name, params) {
     const call = this.#current
-    if (READ_STATEMENTS.has(name)) return this.#setRead(call, (driver) => driver.query(name, params))
+    if (READ_ONLY_STATEMENTS.has(name)) return this.#setRead(call, (driver) => driver.query(name, params))
     return this.#write(call, name, params)
   }
 

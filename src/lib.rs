@@ -43,7 +43,7 @@ pub mod telemetry;
 use napi_derive::napi;
 
 use js_types::{Artifacts, LegacyTableNames};
-use store::sql::Queries;
+use store::sql::{Queries, Statement};
 
 /// The largest revision a profile can have (PostgreSQL `integer`); a save
 /// of a profile at this revision rejects with `validation_error`.
@@ -64,4 +64,15 @@ pub fn artifacts(
     &legacy.map(|names| names.tables()).unwrap_or_default(),
   )?;
   Ok(Artifacts::from(&queries))
+}
+
+/// The names of the statements that only read (`Statement::is_read_only`):
+/// the ones a read replica may run (lib/replicas.js).
+#[napi]
+pub fn read_only_statements() -> Vec<String> {
+  Statement::ALL
+    .iter()
+    .filter(|statement| statement.is_read_only())
+    .map(|statement| statement.name().to_owned())
+    .collect()
 }

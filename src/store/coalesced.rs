@@ -5,7 +5,7 @@
 
 use super::batcher::{Answer, BatchKind};
 use super::rows::Cell;
-use super::sql::column_index;
+use super::sql::{column_index, Statement};
 use super::Runner;
 use crate::error::StoreError;
 
@@ -73,8 +73,8 @@ async fn save_one(runner: &impl Runner, request: &SaveRequest) -> Result<Option<
       .map(|expected| expected.to_string()),
     request.context.clone(),
   ];
-  let rows = runner.run("saveProfile", &params).await?;
-  let revision = column_index("saveProfile", "revision");
+  let rows = runner.run(Statement::SaveProfile.name(), &params).await?;
+  let revision = column_index(Statement::SaveProfile, "revision");
   Ok(rows.first().and_then(|row| int_at(row, revision)))
 }
 
@@ -106,8 +106,10 @@ async fn save_many(
     json.push('}');
   }
   json.push(']');
-  let rows = runner.run("saveProfiles", &[Some(json)]).await?;
-  let revision = column_index("saveProfiles", "revision");
+  let rows = runner
+    .run(Statement::SaveProfiles.name(), &[Some(json)])
+    .await?;
+  let revision = column_index(Statement::SaveProfiles, "revision");
   Ok(
     batch
       .iter()
@@ -134,9 +136,12 @@ impl BatchKind for Loads {
   }
 
   async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Answer<Option<String>>> {
-    run_by_keys(runner, batch, ("loadProfile", "loadProfiles"), |rows| {
-      rows.next().and_then(|row| text_at(row, 0))
-    })
+    run_by_keys(
+      runner,
+      batch,
+      (Statement::LoadProfile, Statement::LoadProfiles),
+      |rows| rows.next().and_then(|row| text_at(row, 0)),
+    )
     .await
   }
 }
@@ -159,7 +164,10 @@ impl BatchKind for Finds {
     run_by_keys(
       runner,
       batch,
-      ("findProfilesByUserId", "findProfilesByUserIds"),
+      (
+        Statement::FindProfilesByUserId,
+        Statement::FindProfilesByUserIds,
+      ),
       |rows| rows.filter_map(|row| text_at(row, 0)).collect(),
     )
     .await
@@ -173,18 +181,18 @@ impl BatchKind for Finds {
 async fn run_by_keys<T>(
   runner: &impl Runner,
   keys: &[String],
-  (single, batched): (&str, &str),
+  (single, batched): (Statement, Statement),
   pick: impl Fn(&mut dyn Iterator<Item = &[Cell]>) -> T,
 ) -> Vec<Answer<T>> {
   let calls = keys.len();
   let outputs = if let [key] = keys {
     runner
-      .run(single, &[Some(key.clone())])
+      .run(single.name(), &[Some(key.clone())])
       .await
       .map(|rows| vec![pick(&mut rows.iter().map(Vec::as_slice))])
   } else {
     runner
-      .run(batched, &[Some(text_array(keys))])
+      .run(batched.name(), &[Some(text_array(keys))])
       .await
       .map(|rows| {
         keys

@@ -66,39 +66,133 @@ const ERASE_FUNCTION: &str = "erase_path";
 const AUDIT_ERASED_INDEX: &str = "audit_erased_idx";
 const DELETE_USER_FUNCTION: &str = "delete_user_profiles";
 
-/// The statements the repository runs, by name. The names are the keys of
-/// `artifacts.queries` on the JS side.
-pub const STATEMENT_NAMES: [&str; 28] = [
-  "loadProfile",
-  "loadProfiles",
-  "profileExists",
-  "loadProfileByUserId",
-  "findProfilesByUserId",
-  "findProfilesByUserIds",
-  "listRevisionNumbers",
-  "saveProfile",
-  "saveProfiles",
-  "deleteProfile",
-  "listAuditEntries",
-  "loadProfileRevision",
-  "writeCurrentProfile",
-  "writeProfileRevision",
-  "readUserProfileIndex",
-  "writeUserProfileIndex",
-  "serverInfo",
-  "checkSchema",
-  "pruneAuditEntries",
-  "pruneProfileAuditEntries",
+/// Declares `Statement`, its variants with their JS names, `ALL` and `name()`
+/// from one list.
+macro_rules! statements {
+  ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+    /// The statements the repository runs. `name()` is the key of
+    /// `artifacts.queries` and `artifacts.columns` on the JS side, and the
+    /// name the JS layer runs a statement by.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Statement {
+      $($(#[$doc])* $variant,)*
+    }
+
+    impl Statement {
+      /// Every statement, in declaration order.
+      pub const ALL: &'static [Statement] = &[$(Self::$variant,)*];
+
+      /// The statement's name: the key JS knows it by.
+      pub fn name(self) -> &'static str {
+        match self {
+          $(Self::$variant => $name,)*
+        }
+      }
+    }
+  };
+}
+
+statements! {
+  LoadProfile = "loadProfile",
+  LoadProfiles = "loadProfiles",
+  ProfileExists = "profileExists",
+  LoadProfileByUserId = "loadProfileByUserId",
+  FindProfilesByUserId = "findProfilesByUserId",
+  FindProfilesByUserIds = "findProfilesByUserIds",
+  ListRevisionNumbers = "listRevisionNumbers",
+  SaveProfile = "saveProfile",
+  SaveProfiles = "saveProfiles",
+  DeleteProfile = "deleteProfile",
+  ListAuditEntries = "listAuditEntries",
+  LoadProfileRevision = "loadProfileRevision",
+  WriteCurrentProfile = "writeCurrentProfile",
+  WriteProfileRevision = "writeProfileRevision",
+  ReadUserProfileIndex = "readUserProfileIndex",
+  WriteUserProfileIndex = "writeUserProfileIndex",
+  ServerInfo = "serverInfo",
+  CheckSchema = "checkSchema",
+  PruneAuditEntries = "pruneAuditEntries",
+  PruneProfileAuditEntries = "pruneProfileAuditEntries",
   // History (lib/history.js)
-  "loadRevisionPair",
-  "loadProfileAsOf",
-  "revertProfile",
-  "loadMergeBase",
-  "listAuditSnapshots",
-  "eraseFromHistory",
-  "deleteProfilesByUserId",
-  "walPosition",
-];
+  LoadRevisionPair = "loadRevisionPair",
+  LoadProfileAsOf = "loadProfileAsOf",
+  RevertProfile = "revertProfile",
+  LoadMergeBase = "loadMergeBase",
+  ListAuditSnapshots = "listAuditSnapshots",
+  EraseFromHistory = "eraseFromHistory",
+  DeleteProfilesByUserId = "deleteProfilesByUserId",
+  WalPosition = "walPosition",
+}
+
+impl Statement {
+  /// The statement named `name`, if there is one.
+  pub fn from_name(name: &str) -> Option<Self> {
+    Self::ALL
+      .iter()
+      .copied()
+      .find(|statement| statement.name() == name)
+  }
+
+  /// The columns the statement returns, in order: what `lib/` (through
+  /// `artifacts.columns`) and `coalesced.rs` read by name, never by
+  /// position. `tests/store.rs` prepares every statement and checks its
+  /// columns against these, so a renamed column fails one test, not a
+  /// user's call.
+  pub fn columns(self) -> &'static [&'static str] {
+    match self {
+      Self::LoadProfile => &["document"],
+      Self::LoadProfiles => &["profile_id", "document"],
+      Self::ProfileExists => &["exists"],
+      Self::LoadProfileByUserId => &["document"],
+      Self::FindProfilesByUserId => &["profile_id"],
+      Self::FindProfilesByUserIds => &["user_id", "profile_id"],
+      Self::ListRevisionNumbers => &["revision"],
+      Self::SaveProfile => &["profile_id", "revision"],
+      Self::SaveProfiles => &["profile_id", "revision"],
+      Self::DeleteProfile => &["deleted"],
+      Self::ListAuditEntries => &["entry", "revision"],
+      Self::LoadProfileRevision => &["document"],
+      Self::WriteCurrentProfile => &[],
+      Self::WriteProfileRevision => &["written"],
+      Self::ReadUserProfileIndex => &["record"],
+      Self::WriteUserProfileIndex => &["written"],
+      Self::ServerInfo => &["version_num", "version"],
+      Self::CheckSchema => &["key", "exists", "missing_columns"],
+      Self::PruneAuditEntries => PRUNE_COLUMNS,
+      Self::PruneProfileAuditEntries => PRUNE_COLUMNS,
+      Self::LoadRevisionPair => &["revision", "document"],
+      Self::LoadProfileAsOf => &["document", "revision"],
+      Self::RevertProfile => &["profile_id", "revision", "document"],
+      Self::LoadMergeBase => &["base", "document", "revision", "erased_paths"],
+      Self::ListAuditSnapshots => &["revision", "recorded_at", "context", "document"],
+      Self::EraseFromHistory => &["erased_revision", "erased_snapshots", "erased_from_current"],
+      Self::DeleteProfilesByUserId => &["profile_ids", "audit_rows"],
+      Self::WalPosition => &["in_recovery", "lsn"],
+    }
+  }
+
+  /// Whether the statement only reads: a read replica may run it
+  /// (lib/replicas.js, through `readOnlyStatements()`). loadMergeBase reads
+  /// too, but as part of a merging save it runs on the primary with it.
+  pub fn is_read_only(self) -> bool {
+    matches!(
+      self,
+      Self::LoadProfile
+        | Self::LoadProfiles
+        | Self::ProfileExists
+        | Self::LoadProfileByUserId
+        | Self::FindProfilesByUserId
+        | Self::FindProfilesByUserIds
+        | Self::ListRevisionNumbers
+        | Self::ListAuditEntries
+        | Self::LoadProfileRevision
+        | Self::ReadUserProfileIndex
+        | Self::LoadRevisionPair
+        | Self::LoadProfileAsOf
+        | Self::ListAuditSnapshots
+    )
+  }
+}
 
 /// What one prune batch returns (see `render_prune`).
 const PRUNE_COLUMNS: &[&str] = &[
@@ -108,58 +202,14 @@ const PRUNE_COLUMNS: &[&str] = &[
   "next_profile_id",
 ];
 
-/// The columns each statement returns, in order: what `lib/` (through
-/// `artifacts.columns`) and `coalesced.rs` read by name, never by position.
-/// `tests/store.rs` prepares every statement and checks its columns against
-/// this table, so a renamed column fails one test, not a user's call.
-const STATEMENT_COLUMNS: &[(&str, &[&str])] = &[
-  ("loadProfile", &["document"]),
-  ("loadProfiles", &["profile_id", "document"]),
-  ("profileExists", &["exists"]),
-  ("loadProfileByUserId", &["document"]),
-  ("findProfilesByUserId", &["profile_id"]),
-  ("findProfilesByUserIds", &["user_id", "profile_id"]),
-  ("listRevisionNumbers", &["revision"]),
-  ("saveProfile", &["profile_id", "revision"]),
-  ("saveProfiles", &["profile_id", "revision"]),
-  ("deleteProfile", &["deleted"]),
-  ("listAuditEntries", &["entry", "revision"]),
-  ("loadProfileRevision", &["document"]),
-  ("writeCurrentProfile", &[]),
-  ("writeProfileRevision", &["written"]),
-  ("readUserProfileIndex", &["record"]),
-  ("writeUserProfileIndex", &["written"]),
-  ("serverInfo", &["version_num", "version"]),
-  ("checkSchema", &["key", "exists", "missing_columns"]),
-  ("pruneAuditEntries", PRUNE_COLUMNS),
-  ("pruneProfileAuditEntries", PRUNE_COLUMNS),
-  ("loadRevisionPair", &["revision", "document"]),
-  ("loadProfileAsOf", &["document", "revision"]),
-  ("revertProfile", &["profile_id", "revision", "document"]),
-  (
-    "loadMergeBase",
-    &["base", "document", "revision", "erased_paths"],
-  ),
-  (
-    "listAuditSnapshots",
-    &["revision", "recorded_at", "context", "document"],
-  ),
-  (
-    "eraseFromHistory",
-    &["erased_revision", "erased_snapshots", "erased_from_current"],
-  ),
-  ("deleteProfilesByUserId", &["profile_ids", "audit_rows"]),
-  ("walPosition", &["in_recovery", "lsn"]),
-];
-
-/// Where `column` is in `statement`'s rows (`STATEMENT_COLUMNS`). Every
+/// Where `column` is in `statement`'s rows (`Statement::columns`). Every
 /// pair the crate reads is checked by the unit tests of this module.
-pub fn column_index(statement: &str, column: &str) -> usize {
-  STATEMENT_COLUMNS
+pub fn column_index(statement: Statement, column: &str) -> usize {
+  statement
+    .columns()
     .iter()
-    .find(|(name, _)| *name == statement)
-    .and_then(|(_, columns)| columns.iter().position(|c| *c == column))
-    .unwrap_or_else(|| panic!("{statement} returns no column {column} (STATEMENT_COLUMNS)"))
+    .position(|c| *c == column)
+    .unwrap_or_else(|| panic!("{} returns no column {column}", statement.name()))
 }
 
 /// Columns each table must have; `checkSchema` reports the ones missing.
@@ -266,9 +316,10 @@ impl Queries {
       )?;
     }
     let names = Names::new(schema, table_prefix, legacy);
-    let statements = STATEMENT_NAMES
+    let statements = Statement::ALL
       .iter()
-      .map(|name| (*name, render_statement(name, &names)))
+      .copied()
+      .map(|statement| (statement.name(), render_statement(statement, &names)))
       .collect();
     Ok(Self {
       schema_sql: [
@@ -297,15 +348,12 @@ impl Queries {
       .ok_or_else(|| StoreError::validation("query", format!("unknown statement '{name}'")))
   }
 
-  /// All statements by name, in name order.
-  /// The columns `name` returns, in order (`STATEMENT_COLUMNS`).
+  /// The columns `name` returns, in order (`Statement::columns`).
   pub fn columns(&self, name: &str) -> Option<&'static [&'static str]> {
-    STATEMENT_COLUMNS
-      .iter()
-      .find(|(statement, _)| *statement == name)
-      .map(|(_, columns)| *columns)
+    Statement::from_name(name).map(Statement::columns)
   }
 
+  /// All statements by name, in name order.
   pub fn statements(&self) -> impl Iterator<Item = (&'static str, &str)> {
     self
       .statements
@@ -722,7 +770,7 @@ end
   )
 }
 
-fn render_statement(name: &str, n: &Names) -> String {
+fn render_statement(statement: Statement, n: &Names) -> String {
   let Names {
     profiles,
     audit,
@@ -730,41 +778,41 @@ fn render_statement(name: &str, n: &Names) -> String {
     ..
   } = n;
   let seq = &n.index_seq_literal;
-  match name {
-    "loadProfile" => format!("select document::text as document from {profiles} where profile_id = $1::text"),
+  match statement {
+    Statement::LoadProfile => format!("select document::text as document from {profiles} where profile_id = $1::text"),
     // $1: a text[] literal (`{"a","b"}`), which costs the server less to
     // read than a JSON array.
-    "loadProfiles" => format!(
+    Statement::LoadProfiles => format!(
       "select profile_id, document::text as document from {profiles} \
        where profile_id = any ($1::text::text[])"
     ),
-    "profileExists" => {
+    Statement::ProfileExists => {
       format!("select exists (select 1 from {profiles} where profile_id = $1::text) as exists")
     }
-    "loadProfileByUserId" => format!(
+    Statement::LoadProfileByUserId => format!(
       "select p.document::text as document from {index} d join {profiles} p on p.profile_id = d.profile_id \
        where d.user_id = $1::text order by d.latest_seq desc, d.position desc limit 1"
     ),
-    "findProfilesByUserId" => format!(
+    Statement::FindProfilesByUserId => format!(
       "select profile_id from {index} where user_id = $1::text order by position, profile_id"
     ),
     // $1: a text[] literal of user ids; rows grouped by user, each user's in
     // the order of findProfilesByUserId.
-    "findProfilesByUserIds" => format!(
+    Statement::FindProfilesByUserIds => format!(
       "select user_id, profile_id from {index} where user_id = any ($1::text::text[]) \
        order by user_id, position, profile_id"
     ),
-    "listRevisionNumbers" => {
+    Statement::ListRevisionNumbers => {
       format!("select revision from {audit} where profile_id = $1::text order by revision")
     }
-    "saveProfile" => render_save(n, SaveInput::One),
-    "saveProfiles" => render_save(n, SaveInput::Batch),
-    "deleteProfile" => format!("select {}($1::text) as deleted", n.delete_function),
+    Statement::SaveProfile => render_save(n, SaveInput::One),
+    Statement::SaveProfiles => render_save(n, SaveInput::Batch),
+    Statement::DeleteProfile => format!("select {}($1::text) as deleted", n.delete_function),
     // `revision <= coalesce(cursor - 1, MAX)` rather than `cursor is null or
     // revision < cursor`: only the former bounds the index scan in the generic
     // plan a prepared statement ends up with (a page deep in a long history
     // read every newer entry first: __test__/plans.test.mjs).
-    "listAuditEntries" => format!(
+    Statement::ListAuditEntries => format!(
       "select json_build_object('profile_id', profile_id, 'user_id', user_id, 'tenant_id', tenant_id, \
        'revision', revision, 'previous_revision', previous_revision, 'source_count', source_count, \
        'source_count_delta', source_count_delta, 'changed_top_level_paths', changed_top_level_paths, \
@@ -778,23 +826,23 @@ fn render_statement(name: &str, n: &Names) -> String {
       recorded_at = iso("recorded_at"),
       window = audit_window(n, "$1::text", "$4::text", "$5::text"),
     ),
-    "loadProfileRevision" => format!(
+    Statement::LoadProfileRevision => format!(
       "select document::text as document from {audit} where profile_id = $1::text and revision = $2::integer"
     ),
-    "writeCurrentProfile" => format!(
+    Statement::WriteCurrentProfile => format!(
       "insert into {profiles} as cur (profile_id, user_id, tenant_id, revision, document) \
        select d ->> 'profile_id', d ->> 'user_id', d ->> 'tenant_id', (d #>> '{{metadata,revision}}')::integer, d \
        from (select $1::text::jsonb as d) input \
        on conflict (profile_id) do update set user_id = excluded.user_id, tenant_id = excluded.tenant_id, \
        revision = excluded.revision, document = excluded.document, saved_at = now()"
     ),
-    "writeProfileRevision" => render_write_revision(n),
+    Statement::WriteProfileRevision => render_write_revision(n),
     // Two reads of one user's rows, each in its own order: the list in the
     // list index's order, and the latest as a top-1 by latest_seq (no index
     // on latest_seq: every save moves it, and an index would make each index
     // row update non-HOT). One aggregate with both orders made PostgreSQL 16+
     // sort all of the user's rows before aggregating (presorted aggregates).
-    "readUserProfileIndex" => format!(
+    Statement::ReadUserProfileIndex => format!(
       "select json_build_object('user_id', $1::text, 'latest_profile_id', latest.profile_id, \
        'profile_ids', list.profile_ids, 'updated_at', {updated_at})::text as record \
        from (select profile_id, updated_at from {index} where user_id = $1::text \
@@ -803,7 +851,7 @@ fn render_statement(name: &str, n: &Names) -> String {
        from {index} where user_id = $1::text) list",
       updated_at = iso_instant("latest.updated_at")
     ),
-    "writeUserProfileIndex" => format!(
+    Statement::WriteUserProfileIndex => format!(
       "with wanted as ( \
          select e.profile_id, e.ordinal from jsonb_array_elements_text($3::text::jsonb) with ordinality as e(profile_id, ordinal)), \
        removed as ( \
@@ -821,20 +869,20 @@ fn render_statement(name: &str, n: &Names) -> String {
        select count(*)::integer as written from written",
       domains = active_domains("p.document")
     ),
-    "checkSchema" => render_check(n),
-    "pruneAuditEntries" => render_prune(n, PruneScope::All),
-    "pruneProfileAuditEntries" => render_prune(n, PruneScope::One),
-    "serverInfo" => "select current_setting('server_version_num')::integer as version_num, \
+    Statement::CheckSchema => render_check(n),
+    Statement::PruneAuditEntries => render_prune(n, PruneScope::All),
+    Statement::PruneProfileAuditEntries => render_prune(n, PruneScope::One),
+    Statement::ServerInfo => "select current_setting('server_version_num')::integer as version_num, \
        current_setting('server_version') as version"
       .to_owned(),
-    "revertProfile" => render_save(n, SaveInput::Revert),
-    "loadRevisionPair"
-    | "loadProfileAsOf"
-    | "loadMergeBase"
-    | "listAuditSnapshots"
-    | "eraseFromHistory"
-    | "deleteProfilesByUserId" => {
-      render_history_statement(name, n)
+    Statement::RevertProfile => render_save(n, SaveInput::Revert),
+    Statement::LoadRevisionPair
+    | Statement::LoadProfileAsOf
+    | Statement::LoadMergeBase
+    | Statement::ListAuditSnapshots
+    | Statement::EraseFromHistory
+    | Statement::DeleteProfilesByUserId => {
+      render_history_statement(statement, n)
     }
     // Read replicas (lib/replicas.js): whether the server is a standby, and
     // its WAL position: on a primary the insert position (at or past the end
@@ -842,10 +890,9 @@ fn render_statement(name: &str, n: &Names) -> String {
     // (every commit before it is visible there). The branch not taken is not
     // run (pg_last_wal_replay_lsn is null on a primary,
     // pg_current_wal_insert_lsn fails on a standby).
-    "walPosition" => "select pg_is_in_recovery() as in_recovery, \
+    Statement::WalPosition => "select pg_is_in_recovery() as in_recovery, \
        (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn"
       .to_owned(),
-    other => unreachable!("statement '{other}' is listed in STATEMENT_NAMES but not rendered"),
   }
 }
 
@@ -1203,18 +1250,18 @@ fn audit_window(n: &Names, profile: &str, since: &str, until: &str) -> String {
   )
 }
 
-fn render_history_statement(name: &str, n: &Names) -> String {
+fn render_history_statement(statement: Statement, n: &Names) -> String {
   let audit = &n.audit;
-  match name {
+  match statement {
     // diffRevisions: `$1` profile, `$2` and `$3` the two revisions; one row
     // per revision found.
-    "loadRevisionPair" => format!(
+    Statement::LoadRevisionPair => format!(
       "select revision, document::text as document from {audit} \
        where profile_id = $1::text and revision in ($2::integer, $3::integer)"
     ),
     // loadProfile({ asOf }): `$1` profile, `$2` the instant (timestamptz
     // text). The snapshot of the newest row recorded at or before it.
-    "loadProfileAsOf" => format!(
+    Statement::LoadProfileAsOf => format!(
       "select document::text as document, revision from {audit} \
        where profile_id = $1::text and recorded_at <= $2::text::timestamptz \
        order by recorded_at desc, revision desc limit 1"
@@ -1225,7 +1272,7 @@ fn render_history_statement(name: &str, n: &Names) -> String {
     // its revision, and the paths erased since (a JSON array of pointers: the
     // erasure scrubbed the base too, so only this says they changed); no row
     // when the profile does not exist.
-    "loadMergeBase" => format!(
+    Statement::LoadMergeBase => format!(
       "select (select a.document::text from {audit} a where a.profile_id = $1::text and a.revision = $2::integer) \
        as base, p.document::text as document, p.revision, \
        (select coalesce(json_agg(e.erased_path order by e.revision), '[]')::text from {audit} e \
@@ -1236,7 +1283,7 @@ fn render_history_statement(name: &str, n: &Names) -> String {
     // blameProfile: `$1` profile, `$2` cursor (the revision of the last row
     // of the previous page, NULL: from the newest), `$3` page size. Newest
     // first, with what the blame reports of each revision.
-    "listAuditSnapshots" => format!(
+    Statement::ListAuditSnapshots => format!(
       "select revision, {recorded_at} as recorded_at, context::text as context, document::text as document \
        from {audit} where profile_id = $1::text and revision <= coalesce($2::integer - 1, {MAX_REVISION}) \
        order by revision desc limit $3::integer",
@@ -1244,18 +1291,18 @@ fn render_history_statement(name: &str, n: &Names) -> String {
     ),
     // eraseFromHistory: `$1` profile, `$2` the path as a JSON array of keys,
     // `$3` the JSON Pointer recorded in the audit row, `$4` context.
-    "eraseFromHistory" => format!(
+    Statement::EraseFromHistory => format!(
       "select erased_revision, erased_snapshots, erased_from_current \
        from {}($1::text, array(select jsonb_array_elements_text($2::text::jsonb)), $3::text, \
        coalesce($4::text::jsonb, '{{}}'::jsonb))",
       history_function(n, ERASE_FUNCTION)
     ),
     // deleteProfilesByUserId: `$1` user id.
-    "deleteProfilesByUserId" => format!(
+    Statement::DeleteProfilesByUserId => format!(
       "select array_to_json(profile_ids)::text as profile_ids, audit_rows from {}($1::text)",
       history_function(n, DELETE_USER_FUNCTION)
     ),
-    other => unreachable!("'{other}' is not a history statement"),
+    other => unreachable!("{} is not a history statement", other.name()),
   }
 }
 
@@ -1446,18 +1493,11 @@ mod tests {
   #[test]
   fn every_statement_is_rendered_with_its_tables() {
     let q = Queries::new("public", "pson_").unwrap();
-    assert_eq!(q.statements().count(), STATEMENT_NAMES.len());
-    for name in STATEMENT_NAMES {
-      assert!(
-        q.columns(name).is_some(),
-        "{name} declares its columns in STATEMENT_COLUMNS"
-      );
+    assert_eq!(q.statements().count(), Statement::ALL.len());
+    for &statement in Statement::ALL {
+      assert_eq!(Statement::from_name(statement.name()), Some(statement));
+      assert_eq!(q.columns(statement.name()), Some(statement.columns()));
     }
-    assert_eq!(
-      STATEMENT_COLUMNS.len(),
-      STATEMENT_NAMES.len(),
-      "no columns of a statement that does not exist"
-    );
     assert!(q
       .statement("loadProfile")
       .unwrap()
@@ -1467,6 +1507,40 @@ mod tests {
       .unwrap()
       .contains(r#""public"."pson_profile_audit""#));
     assert_eq!(q.statement("nope").unwrap_err().code(), "validation_error");
+  }
+
+  /// What a replica may run changes nothing: no writing command, no row
+  /// lock (`for update` fails on a standby), no call of our functions.
+  #[test]
+  fn read_only_statements_write_nothing() {
+    let q = Queries::new("public", "pson_").unwrap();
+    let writes = [
+      "insert",
+      "update",
+      "delete",
+      "merge",
+      "truncate",
+      "nextval",
+      "setval",
+      ERASE_FUNCTION,
+      DELETE_USER_FUNCTION,
+      "pson_delete_profile",
+    ];
+    let read_only: Vec<_> = Statement::ALL
+      .iter()
+      .filter(|statement| statement.is_read_only())
+      .collect();
+    assert!(read_only.contains(&&Statement::LoadProfile));
+    assert!(!read_only.contains(&&Statement::LoadMergeBase));
+    for statement in read_only {
+      let sql = q.statement(statement.name()).unwrap().to_lowercase();
+      let words: Vec<&str> = sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+      for write in writes {
+        assert!(!words.contains(&write), "{}: {write}", statement.name());
+      }
+    }
   }
 
   /// Each parameter (`$n`) of every statement, with the statement's name and
