@@ -25,16 +25,22 @@ pub fn connector(settings: &TlsSettings) -> Result<MakeRustlsConnect, StoreError
     .with_safe_default_protocol_versions()
     .map_err(|error| StoreError::connection(format!("TLS setup failed: {error}")))?;
   let verifier: Arc<dyn ServerCertVerifier> = match settings.mode {
-    SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(AcceptAnyServer { provider }),
+    SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(Lenient {
+      provider,
+      chain: None,
+    }),
     SslMode::VerifyCa | SslMode::VerifyFull => {
       let webpki = WebPkiServerVerifier::builder_with_provider(
         Arc::new(root_store(&settings.roots)?),
-        provider,
+        provider.clone(),
       )
       .build()
       .map_err(|error| StoreError::connection(format!("TLS setup failed: {error}")))?;
       if settings.mode == SslMode::VerifyCa {
-        Arc::new(AnyHostName { inner: webpki })
+        Arc::new(Lenient {
+          provider,
+          chain: Some(webpki),
+        })
       } else {
         webpki
       }
@@ -78,22 +84,33 @@ fn root_store(roots: &RootCerts) -> Result<RootCertStore, StoreError> {
   Ok(store)
 }
 
-/// `sslmode=require`: the channel is encrypted, the peer is not checked.
+/// `sslmode=prefer`/`require` without `chain`: the channel is encrypted, the
+/// peer is not checked. `sslmode=verify-ca` with `chain`: the full chain
+/// check, minus the host name. Handshake signatures are checked either way.
 #[derive(Debug)]
-struct AcceptAnyServer {
+struct Lenient {
   provider: Arc<CryptoProvider>,
+  chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-impl ServerCertVerifier for AcceptAnyServer {
+impl ServerCertVerifier for Lenient {
   fn verify_server_cert(
     &self,
-    _end_entity: &CertificateDer<'_>,
-    _intermediates: &[CertificateDer<'_>],
-    _server_name: &ServerName<'_>,
-    _ocsp_response: &[u8],
-    _now: UnixTime,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    server_name: &ServerName<'_>,
+    ocsp_response: &[u8],
+    now: UnixTime,
   ) -> Result<ServerCertVerified, TlsError> {
-    Ok(ServerCertVerified::assertion())
+    let Some(chain) = &self.chain else {
+      return Ok(ServerCertVerified::assertion());
+    };
+    match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+      Err(TlsError::InvalidCertificate(
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+      )) => Ok(ServerCertVerified::assertion()),
+      other => other,
+    }
   }
 
   fn verify_tls12_signature(
@@ -129,54 +146,5 @@ impl ServerCertVerifier for AcceptAnyServer {
       .provider
       .signature_verification_algorithms
       .supported_schemes()
-  }
-}
-
-/// `sslmode=verify-ca`: the full chain check, minus the host name.
-#[derive(Debug)]
-struct AnyHostName {
-  inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for AnyHostName {
-  fn verify_server_cert(
-    &self,
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    server_name: &ServerName<'_>,
-    ocsp_response: &[u8],
-    now: UnixTime,
-  ) -> Result<ServerCertVerified, TlsError> {
-    match self
-      .inner
-      .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    {
-      Err(TlsError::InvalidCertificate(
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-      )) => Ok(ServerCertVerified::assertion()),
-      other => other,
-    }
-  }
-
-  fn verify_tls12_signature(
-    &self,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-  ) -> Result<HandshakeSignatureValid, TlsError> {
-    self.inner.verify_tls12_signature(message, cert, dss)
-  }
-
-  fn verify_tls13_signature(
-    &self,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-  ) -> Result<HandshakeSignatureValid, TlsError> {
-    self.inner.verify_tls13_signature(message, cert, dss)
-  }
-
-  fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-    self.inner.supported_verify_schemes()
   }
 }
