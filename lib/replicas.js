@@ -32,7 +32,7 @@
 
 const { PostgresStoreError, validationError } = require('./errors.js')
 const { isPlainObject } = require('./validate.js')
-const { READ_ONLY_STATEMENTS, named } = require('./columns.js')
+const { C, READ_ONLY_STATEMENTS, named } = require('./columns.js')
 
 // Writes that leave every current document as it was (the audit log, the user
 // index): loads need not cover them. Writes whose profiles are known
@@ -394,13 +394,13 @@ class ReplicaRouter {
       this.#remember(params[0], this.#known.get(params[0])?.revision ?? 0, true)
     } else if (name === 'revertProfile' || name === 'eraseFromHistory') {
       // A new current revision of the profile, like a save (none when nothing was written).
-      const revision = name === 'revertProfile' ? rows[0]?.[1] : rows[0]?.[0]
+      const revision = rows[0]?.[name === 'revertProfile' ? C.revertProfile.revision : C.eraseFromHistory.erased_revision]
       if (revision === undefined || revision === null) this.#wrote()
       else this.#remember(params[0], revision, false)
     } else if (name === 'deleteProfilesByUserId') {
       // The user's profiles, deleted by one write.
       const epoch = this.#wrote()
-      for (const profileId of rows.length === 0 ? [] : JSON.parse(rows[0][0])) {
+      for (const profileId of rows.length === 0 ? [] : JSON.parse(rows[0][C.deleteProfilesByUserId.profile_ids])) {
         this.#known.delete(profileId)
         this.#known.set(profileId, { revision: 0, epoch, deleted: true })
         if (this.#known.size > KNOWN_PROFILES) this.#forget()
