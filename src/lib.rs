@@ -19,7 +19,8 @@
 //!                     first, else a new one, else the least busy; LANE_STALLED_AFTER
 //! ```
 //!
-//! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements),
+//! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements)
+//!   and `Statement`, the one list of statements (name, columns, read-only),
 //!   `config.rs` turns options/`DATABASE_URL`/`PG*` into a driver config,
 //!   `tls.rs` maps `sslmode` to rustls, `rows.rs` decodes result rows, and
 //!   `mod.rs` owns the deadpool-postgres pool.
