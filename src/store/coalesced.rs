@@ -176,8 +176,9 @@ impl BatchKind for Finds {
 
 /// Runs the single statement for one key, else the batched one with a text[]
 /// of the keys, whose rows lead with their key. `pick` makes a key's output
-/// from its rows (the columns after the key). A failed statement fails every
-/// key.
+/// from its rows (the columns after the key: the single statement's columns,
+/// checked by sql.rs `batched_rows_are_the_single_rows_led_by_their_key`).
+/// A failed statement fails every key.
 async fn run_by_keys<T>(
   runner: &impl Runner,
   keys: &[String],

@@ -1509,6 +1509,32 @@ mod tests {
     assert_eq!(q.statement("nope").unwrap_err().code(), "validation_error");
   }
 
+  /// coalesced.rs `run_by_keys` reads a batched statement's rows as the
+  /// single statement's rows led by their key.
+  #[test]
+  fn batched_rows_are_the_single_rows_led_by_their_key() {
+    for (single, batched, key) in [
+      (
+        Statement::LoadProfile,
+        Statement::LoadProfiles,
+        "profile_id",
+      ),
+      (
+        Statement::FindProfilesByUserId,
+        Statement::FindProfilesByUserIds,
+        "user_id",
+      ),
+    ] {
+      assert_eq!(batched.columns()[0], key, "{}", batched.name());
+      assert_eq!(
+        &batched.columns()[1..],
+        single.columns(),
+        "{}",
+        batched.name()
+      );
+    }
+  }
+
   /// What a replica may run changes nothing: no writing command, no row
   /// lock (`for update` fails on a standby), no call of our functions.
   #[test]
