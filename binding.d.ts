@@ -208,12 +208,6 @@ export interface QueryCall {
   params: Array<string | undefined | null>
 }
 
-/**
- * The names of the statements that only read (`Statement::is_read_only`):
- * the ones a read replica may run (lib/replicas.js).
- */
-export declare function readOnlyStatements(): Array<string>
-
 /** One save of a gathered batch; `document` is validated JSON text. */
 export interface SaveCall {
   profileId: string
@@ -248,3 +242,10 @@ export interface SslOptions {
   /** PEM text of the CA that signed the server certificate. Default: public roots. */
   ca?: string
 }
+
+/**
+ * What each statement does to the data, by statement name: `read`,
+ * `primaryRead`, `keepsCurrent` or `write` (`Statement::effect`), for
+ * lib/replicas.js.
+ */
+export declare function statementEffects(): Record<string, string>

@@ -841,6 +841,6 @@ module.exports.FINDS_PER_CROSSING = nativeBinding.FINDS_PER_CROSSING
 module.exports.jsonPatchDiff = nativeBinding.jsonPatchDiff
 module.exports.LOADS_PER_CROSSING = nativeBinding.LOADS_PER_CROSSING
 module.exports.MAX_REVISION = nativeBinding.MAX_REVISION
-module.exports.readOnlyStatements = nativeBinding.readOnlyStatements
 module.exports.SAVES_PER_CROSSING = nativeBinding.SAVES_PER_CROSSING
 module.exports.serverTarget = nativeBinding.serverTarget
+module.exports.statementEffects = nativeBinding.statementEffects

@@ -6,8 +6,10 @@
 //   `C.saveProfile.revision` is the position of `revision` in saveProfile's
 //   rows (`Statement::columns`, which tests/store.rs checks against what the
 //   server returns);
-// - READ_ONLY_STATEMENTS: the statements that only read, which a read
-//   replica may run (`Statement::is_read_only`).
+// - EFFECTS: what each statement does to the data (`Statement::effect`),
+//   by name: 'read' (a read replica may run it), 'primaryRead' (changes
+//   nothing, runs on the primary), 'keepsCurrent' (writes, leaving every
+//   current document as it was) or 'write'.
 
 const native = require('./native.js')
 
@@ -17,7 +19,7 @@ for (const [statement, columns] of Object.entries(native.binding().artifacts().c
 }
 Object.freeze(C)
 
-const READ_ONLY_STATEMENTS = new Set(native.binding().readOnlyStatements())
+const EFFECTS = Object.freeze(native.binding().statementEffects())
 
 /** A row of `statement` as `{ column: value }`. */
 function named(statement, row) {
@@ -26,4 +28,4 @@ function named(statement, row) {
   return named
 }
 
-module.exports = { C, READ_ONLY_STATEMENTS, named }
+module.exports = { C, EFFECTS, named }

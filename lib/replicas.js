@@ -32,22 +32,7 @@
 
 const { PostgresStoreError, validationError } = require('./errors.js')
 const { isPlainObject } = require('./validate.js')
-const { C, READ_ONLY_STATEMENTS, named } = require('./columns.js')
-
-// Writes that leave every current document as it was (the audit log, the user
-// index): loads need not cover them. Writes whose profiles are known
-// (saves, deletes, reverts, erasures, deleteProfilesByUserId) are remembered
-// per profile; any other write (the 0.2.2 upgrade, a statement added later)
-// may change profiles this repository does not track one by one, so loads
-// after it need a replica that covers it.
-const WRITES_KEEPING_CURRENT = new Set([
-  'writeProfileRevision',
-  'writeUserProfileIndex',
-  'pruneAuditEntries',
-  'pruneProfileAuditEntries',
-])
-// Statements that change nothing but are not for replicas (administration, the position itself).
-const PRIMARY_READS = new Set(['serverInfo', 'checkSchema', 'walPosition', 'loadMergeBase'])
+const { C, EFFECTS, named } = require('./columns.js')
 
 // Why a call went where it went (the event's `reason`).
 const REASONS = Object.freeze({
@@ -291,7 +276,7 @@ class ReplicaRouter {
 
   query(name, params) {
     const call = this.#current
-    if (READ_ONLY_STATEMENTS.has(name)) return this.#setRead(call, (driver) => driver.query(name, params))
+    if (EFFECTS[name] === 'read') return this.#setRead(call, (driver) => driver.query(name, params))
     return this.#write(call, name, params)
   }
 
@@ -408,9 +393,12 @@ class ReplicaRouter {
     } else if (name === 'writeCurrentProfile') {
       const document = JSON.parse(params[0])
       this.#remember(document.profile_id, document.metadata.revision, false)
-    } else if (WRITES_KEEPING_CURRENT.has(name)) {
+    } else if (EFFECTS[name] === 'keepsCurrent') {
+      // The audit log, the user index: loads need not cover it.
       this.#wrote()
-    } else if (!PRIMARY_READS.has(name)) {
+    } else if (EFFECTS[name] !== 'primaryRead') {
+      // Profiles this repository does not track one by one may have
+      // changed, so loads after it need a replica that covers it.
       this.#untrackedEpoch = this.#wrote()
     }
     return rows

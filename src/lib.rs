@@ -20,7 +20,7 @@
 //! ```
 //!
 //! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements)
-//!   and `Statement`, the one list of statements (name, columns, read-only),
+//!   and `Statement`, the one list of statements (name, columns, effect),
 //!   `config.rs` turns options/`DATABASE_URL`/`PG*` into a driver config,
 //!   `tls.rs` maps `sslmode` to rustls, `rows.rs` decodes result rows, and
 //!   `mod.rs` owns the deadpool-postgres pool.
@@ -40,6 +40,8 @@ pub mod js_types;
 pub mod repository;
 pub mod store;
 pub mod telemetry;
+
+use std::collections::HashMap;
 
 use napi_derive::napi;
 
@@ -67,13 +69,18 @@ pub fn artifacts(
   Ok(Artifacts::from(&queries))
 }
 
-/// The names of the statements that only read (`Statement::is_read_only`):
-/// the ones a read replica may run (lib/replicas.js).
+/// What each statement does to the data, by statement name: `read`,
+/// `primaryRead`, `keepsCurrent` or `write` (`Statement::effect`), for
+/// lib/replicas.js.
 #[napi]
-pub fn read_only_statements() -> Vec<String> {
+pub fn statement_effects() -> HashMap<String, String> {
   Statement::ALL
     .iter()
-    .filter(|statement| statement.is_read_only())
-    .map(|statement| statement.name().to_owned())
+    .map(|statement| {
+      (
+        statement.name().to_owned(),
+        statement.effect().name().to_owned(),
+      )
+    })
     .collect()
 }

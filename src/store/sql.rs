@@ -171,26 +171,72 @@ impl Statement {
     }
   }
 
-  /// Whether the statement only reads: a read replica may run it
-  /// (lib/replicas.js, through `readOnlyStatements()`). loadMergeBase reads
-  /// too, but as part of a merging save it runs on the primary with it.
-  pub fn is_read_only(self) -> bool {
-    matches!(
-      self,
+  /// What running the statement does to the data (`Effect`). Every
+  /// statement declares one: a new statement cannot be routed by default.
+  pub fn effect(self) -> Effect {
+    match self {
       Self::LoadProfile
-        | Self::LoadProfiles
-        | Self::ProfileExists
-        | Self::LoadProfileByUserId
-        | Self::FindProfilesByUserId
-        | Self::FindProfilesByUserIds
-        | Self::ListRevisionNumbers
-        | Self::ListAuditEntries
-        | Self::LoadProfileRevision
-        | Self::ReadUserProfileIndex
-        | Self::LoadRevisionPair
-        | Self::LoadProfileAsOf
-        | Self::ListAuditSnapshots
-    )
+      | Self::LoadProfiles
+      | Self::ProfileExists
+      | Self::LoadProfileByUserId
+      | Self::FindProfilesByUserId
+      | Self::FindProfilesByUserIds
+      | Self::ListRevisionNumbers
+      | Self::ListAuditEntries
+      | Self::LoadProfileRevision
+      | Self::ReadUserProfileIndex
+      | Self::LoadRevisionPair
+      | Self::LoadProfileAsOf
+      | Self::ListAuditSnapshots => Effect::Read,
+      Self::ServerInfo | Self::CheckSchema | Self::WalPosition | Self::LoadMergeBase => {
+        Effect::PrimaryRead
+      }
+      Self::WriteProfileRevision
+      | Self::WriteUserProfileIndex
+      | Self::PruneAuditEntries
+      | Self::PruneProfileAuditEntries => Effect::KeepsCurrent,
+      Self::SaveProfile
+      | Self::SaveProfiles
+      | Self::DeleteProfile
+      | Self::WriteCurrentProfile
+      | Self::RevertProfile
+      | Self::EraseFromHistory
+      | Self::DeleteProfilesByUserId => Effect::Write,
+    }
+  }
+
+  /// Whether the statement only reads, so that a read replica may run it.
+  pub fn is_read_only(self) -> bool {
+    self.effect() == Effect::Read
+  }
+}
+
+/// What a statement does to the data: where lib/replicas.js may run it and
+/// what its loads must see afterwards (through the addon's
+/// `statementEffects()`, by `name()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+  /// Reads only: a read replica may run it.
+  Read,
+  /// Changes nothing, but runs on the primary: administration, the WAL
+  /// position itself, and loadMergeBase, which a merging save runs with it.
+  PrimaryRead,
+  /// Writes, leaving every current document as it was (the audit log, the
+  /// user index): loads need not see it.
+  KeepsCurrent,
+  /// Writes current documents.
+  Write,
+}
+
+impl Effect {
+  /// The name JS knows the effect by.
+  pub fn name(self) -> &'static str {
+    match self {
+      Self::Read => "read",
+      Self::PrimaryRead => "primaryRead",
+      Self::KeepsCurrent => "keepsCurrent",
+      Self::Write => "write",
+    }
   }
 }
 
