@@ -16,7 +16,8 @@
 //!   -> store/mod.rs   Shared::run: a named statement on a lane, prepared and
 //!                     cached; a stale plan is prepared again and retried once
 //!   -> store/lanes.rs a pooled connection shared by pipelined calls: idle one
-//!                     first, else a new one, else the least busy; LANE_STALLED_AFTER
+//!                     first, else the first to go idle or to open (new ones
+//!                     open in the background), else the least busy; LANE_STALLED_AFTER
 //! ```
 //!
 //! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements)
