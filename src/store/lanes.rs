@@ -49,7 +49,8 @@ struct Lane {
   /// Set while a connection opens in the background for this lane.
   opening_in_background: AtomicBool,
   /// The last background open failed: a call that needs this lane opens it
-  /// itself (and meets the error), none is opened in the background.
+  /// itself (and meets the error); no other background open is tried until
+  /// the idle reaper's next round (`release_idle`).
   open_failed: AtomicBool,
   in_flight: AtomicUsize,
   /// Last time a call on this lane finished (or the lane was first used).
@@ -275,8 +276,10 @@ impl Lanes {
   }
 
   /// Lets go of connections idle for longer than `idle` (the pool closes them).
+  /// Lanes whose background open failed may be opened in the background again.
   pub fn release_idle(&self, idle: Duration) {
     for lane in &self.lanes {
+      lane.open_failed.store(false, Ordering::Release);
       if lane.in_flight.load(Ordering::Acquire) == 0 && lock(&lane.last_used).elapsed() >= idle {
         lock(&lane.connection).take();
       }
