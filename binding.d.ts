@@ -89,6 +89,12 @@ export interface ArtifactTables {
   domainIndex: string
 }
 
+/**
+ * About how many bytes of documents JS sends per crossing (an estimate;
+ * `limits::CROSSING_BYTES`).
+ */
+export declare const CROSSING_BYTES: number
+
 /** Likewise for finds. */
 export declare const FINDS_PER_CROSSING: number
 
@@ -111,8 +117,9 @@ export interface LegacyTableNames {
 }
 
 /**
- * How many loads JS sends per crossing under a burst: one statement's worth,
- * so each crossing is answered as soon as its statement is done.
+ * How many loads JS sends per crossing under a burst: one statement's worth
+ * (`limits::LOADS.min_share`), so each crossing is answered as soon as its
+ * statement is done.
  */
 export declare const LOADS_PER_CROSSING: number
 

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeRepository = nativeBinding.NativeRepository
 module.exports.artifacts = nativeBinding.artifacts
+module.exports.CROSSING_BYTES = nativeBinding.CROSSING_BYTES
 module.exports.FINDS_PER_CROSSING = nativeBinding.FINDS_PER_CROSSING
 module.exports.jsonPatchDiff = nativeBinding.jsonPatchDiff
 module.exports.LOADS_PER_CROSSING = nativeBinding.LOADS_PER_CROSSING

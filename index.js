@@ -144,14 +144,19 @@ function createPostgresProfileStoreRepository(first, second) {
 
 // A native pool and its driver.
 function nativeStoreDriver(nativeOptions) {
-  const { NativeRepository, LOADS_PER_CROSSING, FINDS_PER_CROSSING, SAVES_PER_CROSSING } = native.binding()
+  const { NativeRepository, LOADS_PER_CROSSING, FINDS_PER_CROSSING, SAVES_PER_CROSSING, CROSSING_BYTES } = native.binding()
   let repository
   try {
     repository = new NativeRepository(nativeOptions)
   } catch (error) {
     throw fromNative(error, 'createPostgresProfileStoreRepository')
   }
-  const perCrossing = { loads: LOADS_PER_CROSSING, finds: FINDS_PER_CROSSING, saves: SAVES_PER_CROSSING }
+  const perCrossing = {
+    loads: LOADS_PER_CROSSING,
+    finds: FINDS_PER_CROSSING,
+    saves: SAVES_PER_CROSSING,
+    bytes: CROSSING_BYTES,
+  }
   return nativeDriver(repository, perCrossing)
 }
 

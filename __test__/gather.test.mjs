@@ -18,7 +18,7 @@ function fake({ maxCalls = 8, bytesOf = () => 0, answer = (call) => ({ value: ca
     crossings.push(calls)
     return Promise.resolve(calls.map(answer))
   }
-  return { call: gatherPerTick(callMany, (n) => n, { bytesOf, maxCalls }), crossings }
+  return { call: gatherPerTick(callMany, (n) => n, { bytesOf, maxCalls, maxBytes: 64 * 1024 }), crossings }
 }
 
 test('the calls of one tick cross together; each gets its own answer', async () => {
@@ -68,7 +68,7 @@ test('a crossing that throws (napi could not convert an argument) rejects every 
       throw error
     },
     (n) => n,
-    { bytesOf: () => 0, maxCalls: 8 },
+    { bytesOf: () => 0, maxCalls: 8, maxBytes: 64 * 1024 },
   )
   const outcomes = await Promise.allSettled([1, 2].map((n) => call(n)))
   assert.deepEqual(

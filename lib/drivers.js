@@ -15,7 +15,8 @@ const { C } = require('./columns.js')
 
 // `perCrossing`: the most loads, finds and saves one N-API crossing carries
 // (the addon's statement sizes, so a crossing is answered as soon as its
-// statement is done).
+// statement is done) and about how many bytes of documents (`bytes`); all
+// from the addon's src/store/limits.rs.
 function nativeDriver(native, perCrossing) {
   // Loaded documents' sizes are only known once they arrive: the average so
   // far sizes the next bursts' crossings.
@@ -25,7 +26,11 @@ function nativeDriver(native, perCrossing) {
   // `counted`: the crossing carries a traced call (lib/tracing.js), so Rust
   // answers each call with how many calls its statement carried.
   const gather = (callMany, toCall, bytesOf, maxCalls) =>
-    gatherPerTick((calls, counted) => crossings.track(callMany(calls, counted)), toCall, { bytesOf, maxCalls })
+    gatherPerTick((calls, counted) => crossings.track(callMany(calls, counted)), toCall, {
+      bytesOf,
+      maxCalls,
+      maxBytes: perCrossing.bytes,
+    })
   return {
     mode: 'native',
     // Calls of one tick cross into Rust together; loads, finds and saves are
@@ -82,14 +87,10 @@ function nativeDriver(native, perCrossing) {
   }
 }
 
-// About how many bytes of documents one N-API crossing carries: large
-// documents then come back, and are parsed, while the server still works on
-// the rest of the burst, instead of all at once at its end.
-const CROSSING_BYTES = 64 * 1024
-
 // Calls made in the same tick go to `callMany` together: one N-API crossing
-// (and one promise) per burst, or per `maxCalls` calls or CROSSING_BYTES of
-// it (as `bytesOf` estimates each call). `callMany` resolves to one
+// (and one promise) per burst, or per `maxCalls` calls or `maxBytes` of it
+// (as `bytesOf` estimates each call): large documents then come back, and
+// are parsed, while the server still works on the rest of the burst. `callMany` resolves to one
 // `{ value }` or `{ error }` per call, so calls succeed and fail
 // independently; `error` is the envelope fromNative reads. A call may end
 // with a trace context (one argument more than `toCall` takes): its crossing
@@ -97,7 +98,7 @@ const CROSSING_BYTES = 64 * 1024
 //
 // A call with a signal (lib/calls.js) that is aborted before the flush
 // leaves the burst: it is never sent.
-function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
+function gatherPerTick(callMany, toCall, { bytesOf, maxCalls, maxBytes }) {
   let pending = null
   let withSignals = false
   const flush = () => {
@@ -113,7 +114,7 @@ function gatherPerTick(callMany, toCall, { bytesOf, maxCalls }) {
     let bytes = 0
     for (let i = 0; i < burst.length; i++) {
       const size = bytesOf(burst[i].call)
-      if (i > start && (i - start === maxCalls || bytes + size > CROSSING_BYTES)) {
+      if (i > start && (i - start === maxCalls || bytes + size > maxBytes)) {
         cross(callMany, burst.slice(start, i))
         start = i
         bytes = 0

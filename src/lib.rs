@@ -5,20 +5,23 @@
 //! ```text
 //! JS method (lib/repository.js: closed check, validation, signal)
 //!   -> driver (lib/drivers.js): the calls of one tick, one N-API crossing
-//!      per statement's worth (LOADS/FINDS/SAVES_PER_CROSSING)
+//!      per statement's worth (LOADS/FINDS/SAVES_PER_CROSSING, CROSSING_BYTES)
 //!   -> repository.rs  NativeRepository::{load_many, find_many, save_many, query_many}
 //!   -> store/mod.rs   Store: a statement's worth of loads/finds runs at once;
 //!                     fewer, and every save, go through the kind's queue
 //!   -> store/batcher.rs  one dispatch task per kind: the waiting calls become one
 //!                     statement as soon as a permit is free (2 save statements,
-//!                     4 load and 4 find statements at once); PERMIT_WAIT_LIMIT
+//!                     4 load and 4 find statements at once); STALLED_AFTER
 //!   -> store/coalesced.rs  what a batch of saves/loads/finds runs (one statement)
 //!   -> store/mod.rs   Shared::run: a named statement on a lane, prepared and
 //!                     cached; a stale plan is prepared again and retried once
 //!   -> store/lanes.rs a pooled connection shared by pipelined calls: idle one
 //!                     first, else the first to go idle or to open (new ones
-//!                     open in the background), else the least busy; LANE_STALLED_AFTER
+//!                     open in the background), else the least busy; STALLED_AFTER
 //! ```
+//!
+//! Every limit named above is in `store/limits.rs`, with the measurement
+//! behind it and the bench command that re-derives it.
 //!
 //! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements)
 //!   and `Statement`, the one list of statements (name, columns, effect),

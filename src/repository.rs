@@ -16,8 +16,9 @@ use napi_derive::napi;
 use crate::js_types::{
   CountedOutcome, JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall,
 };
-use crate::store::batcher::{Answer, BatchKind};
-use crate::store::coalesced::{Finds, Loads, SaveRequest, Saves};
+use crate::store::batcher::Answer;
+use crate::store::coalesced::SaveRequest;
+use crate::store::limits;
 use crate::store::Store;
 
 /// Rows as the JS side receives them.
@@ -28,18 +29,24 @@ type JsRows = Vec<Vec<JsCell>>;
 /// calls its statement carried (`calls`, when more than one).
 type AllAsJsonOrEach<T> = Either<String, Vec<CountedOutcome<T>>>;
 
-/// How many loads JS sends per crossing under a burst: one statement's worth,
-/// so each crossing is answered as soon as its statement is done.
+/// How many loads JS sends per crossing under a burst: one statement's worth
+/// (`limits::LOADS.min_share`), so each crossing is answered as soon as its
+/// statement is done.
 #[napi]
-pub const LOADS_PER_CROSSING: u32 = Loads::MIN_SHARE as u32;
+pub const LOADS_PER_CROSSING: u32 = limits::LOADS.min_share as u32;
 
 /// Likewise for finds.
 #[napi]
-pub const FINDS_PER_CROSSING: u32 = Finds::MIN_SHARE as u32;
+pub const FINDS_PER_CROSSING: u32 = limits::FINDS.min_share as u32;
 
 /// Likewise for saves (and the other statements, which are not coalesced).
 #[napi]
-pub const SAVES_PER_CROSSING: u32 = Saves::MIN_SHARE as u32;
+pub const SAVES_PER_CROSSING: u32 = limits::SAVES.min_share as u32;
+
+/// About how many bytes of documents JS sends per crossing (an estimate;
+/// `limits::CROSSING_BYTES`).
+#[napi]
+pub const CROSSING_BYTES: u32 = limits::CROSSING_BYTES as u32;
 
 #[napi]
 pub struct NativeRepository {

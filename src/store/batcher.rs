@@ -7,30 +7,23 @@
 //!
 //! `permits` (a semaphore; a permit is one statement running, never a
 //! connection: connections are `lanes.rs`'s) bounds how many statements of
-//! a kind run at once; while they are
-//! all busy, the queue grows and the next batches with it. The calls waiting
-//! are shared evenly over the free permits (`MIN_SHARE` at least each), so a
-//! burst runs as several statements side by side, on as many server
-//! processes. A batch that finds no free permit for `PERMIT_WAIT_LIMIT` (the
-//! running ones are stuck, e.g. behind a row lock) goes out anyway.
+//! a kind run at once; while they are all busy, the queue grows and the next
+//! batches with it. The calls waiting are shared evenly over the free
+//! permits (`min_share` at least each), so a burst runs as several
+//! statements side by side, on as many server processes. A batch that finds
+//! no free permit for `STALLED_AFTER` (the running ones are stuck, e.g.
+//! behind a row lock) goes out anyway. Every limit is in `limits.rs`.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot, AcquireError, OwnedSemaphorePermit, Semaphore};
 
+use super::limits::{KindLimits, MAX_STATEMENT_BYTES, STALLED_AFTER};
 use super::{Runner, Shared};
 use crate::error::StoreError;
-
-/// Upper bound of the bytes a batch sends: large documents gain nothing from
-/// sharing a statement, and one huge statement would keep the others waiting.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
-
-/// How long a batch waits for a free permit before going out regardless.
-const PERMIT_WAIT_LIMIT: Duration = Duration::from_millis(250);
 
 /// One kind of call that can be coalesced.
 pub trait BatchKind: Send + Sync + 'static {
@@ -41,19 +34,10 @@ pub trait BatchKind: Send + Sync + 'static {
   /// profile must be two revisions). `None`: any calls may share.
   fn exclusive_key(request: &Self::Request) -> Option<&str>;
 
-  /// Upper bound of calls in one statement (keeps statements, replies and
-  /// lock sets small enough that several statements share the work).
-  const MAX_CALLS: usize;
+  /// How the kind's calls are cut into statements (`limits.rs`).
+  const LIMITS: KindLimits;
 
-  /// The fewest calls a statement takes from a burst while more wait. A
-  /// burst is shared evenly over the free permits, but not in smaller
-  /// statements: below this, a statement's fixed cost (a round trip, an
-  /// executor start, a commit) outweighs the gain of one more server process
-  /// working side by side. The JS side sends bursts across N-API in pieces
-  /// of this size (one statement's worth).
-  const MIN_SHARE: usize;
-
-  /// Bytes this call adds to a statement (see `MAX_BATCH_BYTES`).
+  /// Bytes this call adds to a statement (see `MAX_STATEMENT_BYTES`).
   fn bytes(_request: &Self::Request) -> usize {
     0
   }
@@ -85,9 +69,13 @@ pub struct Batcher<K: BatchKind, R: Runner = Shared> {
 }
 
 impl<K: BatchKind, R: Runner> Batcher<K, R> {
-  /// Starts the dispatch task on the current tokio runtime; it ends when the
-  /// batcher is dropped.
-  pub fn start(runner: Arc<R>, permits: usize) -> Self {
+  /// Starts the dispatch task on the current tokio runtime, with the kind's
+  /// `concurrent_statements` permits; it ends when the batcher is dropped.
+  pub fn start(runner: Arc<R>) -> Self {
+    Self::with_permits(runner, K::LIMITS.concurrent_statements)
+  }
+
+  fn with_permits(runner: Arc<R>, permits: usize) -> Self {
     let (queue, receiver) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(permits.max(1)));
     tokio::spawn(dispatch::<K, R>(runner.clone(), receiver, permits.clone()));
@@ -105,8 +93,8 @@ impl<K: BatchKind, R: Runner> Batcher<K, R> {
   /// flight). Fewer, or calls with exclusive keys, go through the queue to
   /// meet other calls. Answers in the order of `requests`.
   pub async fn call_together(&self, requests: Vec<K::Request>) -> Vec<Answer<K::Output>> {
-    let whole =
-      requests.len() >= K::MIN_SHARE && requests.iter().all(|r| K::exclusive_key(r).is_none());
+    let whole = requests.len() >= K::LIMITS.min_share
+      && requests.iter().all(|r| K::exclusive_key(r).is_none());
     if !whole {
       return join_all(requests.into_iter().map(|request| self.call(request))).await;
     }
@@ -114,12 +102,14 @@ impl<K: BatchKind, R: Runner> Batcher<K, R> {
     // `statement_permit` is for batches behind a row lock, and calls with no
     // exclusive key take none; a crowd of them giving up at once would lift
     // the bound just when the load is heaviest.
-    let statements = requests.chunks(K::MAX_CALLS).map(|batch| async move {
-      let Ok(_permit) = self.permits.clone().acquire_owned().await else {
-        return batch.iter().map(|_| (Err(StoreError::Closed), 1)).collect();
-      };
-      K::run(&*self.runner, batch).await
-    });
+    let statements = requests
+      .chunks(K::LIMITS.max_calls)
+      .map(|batch| async move {
+        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
+          return batch.iter().map(|_| (Err(StoreError::Closed), 1)).collect();
+        };
+        K::run(&*self.runner, batch).await
+      });
     join_all(statements).await.into_iter().flatten().collect()
   }
 
@@ -166,8 +156,8 @@ async fn dispatch<K: BatchKind, R: Runner>(
       |pending: Pending<K>, batch: &mut Vec<Pending<K>>, later: &mut VecDeque<Pending<K>>| {
         let size = K::bytes(&pending.request);
         let fits = batch.is_empty()
-          || (batch.len() < K::MAX_CALLS
-            && bytes + size <= MAX_BATCH_BYTES
+          || (batch.len() < K::LIMITS.max_calls
+            && bytes + size <= MAX_STATEMENT_BYTES
             && K::exclusive_key(&pending.request).is_none_or(|key| !keys.contains(key)));
         if fits {
           if let Some(key) = K::exclusive_key(&pending.request) {
@@ -179,7 +169,7 @@ async fn dispatch<K: BatchKind, R: Runner>(
           later.push_back(pending);
         }
       };
-    // What waits is shared evenly over the free permits (MIN_SHARE at least
+    // What waits is shared evenly over the free permits (min_share at least
     // each): under a burst the statements run side by side on as many server
     // processes, rather than one large statement while the other permits go unused.
     while let Ok(pending) = receiver.try_recv() {
@@ -188,8 +178,8 @@ async fn dispatch<K: BatchKind, R: Runner>(
     let free_permits = 1 + permits.available_permits();
     let share = (1 + deferred.len())
       .div_ceil(free_permits)
-      .max(K::MIN_SHARE)
-      .min(K::MAX_CALLS);
+      .max(K::LIMITS.min_share)
+      .min(K::LIMITS.max_calls);
     admit(first, &mut batch, &mut later);
     while batch.len() < share {
       match deferred.pop_front() {
@@ -214,13 +204,13 @@ async fn dispatch<K: BatchKind, R: Runner>(
   }
 }
 
-/// A permit for one statement, or `None` past PERMIT_WAIT_LIMIT: a batch stuck
+/// A permit for one statement, or `None` past STALLED_AFTER: a batch stuck
 /// behind a row lock must not hold up the others, so this one then goes out
 /// anyway. `Err` once the permits are closed.
 async fn statement_permit(
   permits: &Arc<Semaphore>,
 ) -> Result<Option<OwnedSemaphorePermit>, AcquireError> {
-  match tokio::time::timeout(PERMIT_WAIT_LIMIT, permits.clone().acquire_owned()).await {
+  match tokio::time::timeout(STALLED_AFTER, permits.clone().acquire_owned()).await {
     Ok(permit) => permit.map(Some),
     Err(_elapsed) => Ok(None),
   }
@@ -229,11 +219,11 @@ async fn statement_permit(
 #[cfg(test)]
 mod tests {
   use std::sync::Mutex;
+  use std::time::Duration;
 
   use super::*;
   use crate::store::coalesced::{Loads, SaveRequest, Saves};
   use crate::store::rows::Cell;
-  use crate::store::{CONCURRENT_LOAD_BATCHES, CONCURRENT_SAVE_BATCHES};
 
   /// A statement runner without a database: answers the statements that
   /// `coalesced.rs` sends as the server would, and records each statement's
@@ -336,7 +326,7 @@ mod tests {
   #[tokio::test]
   async fn loads_run_as_statements_of_eight_side_by_side() {
     let runner = Arc::new(FakeRunner::default());
-    let batcher = Batcher::<Loads, _>::start(runner.clone(), CONCURRENT_LOAD_BATCHES);
+    let batcher = Batcher::<Loads, _>::start(runner.clone());
     let keys = |n: usize| (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>();
     for (burst, expected) in [(32, vec![8, 8, 8, 8]), (20, vec![8, 8, 4]), (1, vec![1])] {
       let answers = join_all(keys(burst).into_iter().map(|key| batcher.call(key))).await;
@@ -348,17 +338,17 @@ mod tests {
       let answers = batcher.call_together(keys(together)).await;
       check(&runner, answers, &expected, &format!("{together} together"));
     }
-    // Well past PERMIT_WAIT_LIMIT, calls asked for together still wait for a
+    // Well past STALLED_AFTER, calls asked for together still wait for a
     // permit (only batches behind a row lock may go out without one).
     let held = batcher
       .permits
       .clone()
-      .acquire_many_owned(CONCURRENT_LOAD_BATCHES as u32)
+      .acquire_many_owned(Loads::LIMITS.concurrent_statements as u32)
       .await
       .unwrap();
     let together = batcher.call_together(keys(8));
     tokio::pin!(together);
-    let early = tokio::time::timeout(PERMIT_WAIT_LIMIT * 2, &mut together).await;
+    let early = tokio::time::timeout(STALLED_AFTER * 2, &mut together).await;
     assert!(early.is_err(), "ran without a free permit");
     drop(held);
     check(
@@ -397,7 +387,7 @@ mod tests {
   #[tokio::test]
   async fn saves_of_one_profile_never_share_a_statement() {
     let runner = Arc::new(FakeRunner::default());
-    let batcher = Batcher::<Saves, _>::start(runner.clone(), CONCURRENT_SAVE_BATCHES);
+    let batcher = Batcher::<Saves, _>::start(runner.clone());
     // 40 saves of 20 profiles, each profile twice, in one burst.
     let ids: Vec<String> = (0..40).map(|i| format!("p{}", i % 20)).collect();
     let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
@@ -430,7 +420,7 @@ mod tests {
       bad_profile: Some("bad"),
       ..FakeRunner::default()
     });
-    let batcher = Batcher::<Saves, _>::start(runner.clone(), 1);
+    let batcher = Batcher::<Saves, _>::with_permits(runner.clone(), 1);
     let ids = ["a", "b", "bad", "c"];
     let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
     let codes: Vec<&str> = answers
@@ -462,7 +452,7 @@ mod tests {
       batched_saves_fail: Some(StoreError::connection("connection closed")),
       ..FakeRunner::default()
     });
-    let batcher = Batcher::<Saves, _>::start(runner.clone(), 1);
+    let batcher = Batcher::<Saves, _>::with_permits(runner.clone(), 1);
     let ids = ["a", "b", "c", "d"];
     let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
     let codes: Vec<&str> = answers

@@ -4,6 +4,7 @@
 //! call.
 
 use super::batcher::{Answer, BatchKind};
+use super::limits::{self, KindLimits};
 use super::rows::Cell;
 use super::sql::{column_index, Statement};
 use super::Runner;
@@ -24,11 +25,7 @@ pub struct Saves;
 impl BatchKind for Saves {
   type Request = SaveRequest;
   type Output = Option<i64>;
-  const MAX_CALLS: usize = 64;
-  // One commit's fixed cost (a WAL flush) is shared by every save in it:
-  // with 32 saves in flight on 2 cores, two statements of 16 measured best
-  // (8 each was ~5% slower).
-  const MIN_SHARE: usize = 16;
+  const LIMITS: KindLimits = limits::SAVES;
 
   fn exclusive_key(request: &SaveRequest) -> Option<&str> {
     Some(&request.profile_id)
@@ -124,12 +121,7 @@ pub struct Loads;
 impl BatchKind for Loads {
   type Request = String;
   type Output = Option<String>;
-  // Replies carry whole documents, and a caller waits for the whole reply.
-  // Small statements keep the stages busy side by side: with 32 loads in
-  // flight on 2 cores, four statements of 8 beat two of 16 (~10%) and eight
-  // of 4 (the server then spends more on statement starts).
-  const MAX_CALLS: usize = 8;
-  const MIN_SHARE: usize = 8;
+  const LIMITS: KindLimits = limits::LOADS;
 
   fn exclusive_key(_: &String) -> Option<&str> {
     None
@@ -152,9 +144,7 @@ pub struct Finds;
 impl BatchKind for Finds {
   type Request = String;
   type Output = Vec<String>;
-  // Sized like loads: the replies are small, and the same pipelining holds.
-  const MAX_CALLS: usize = Loads::MAX_CALLS;
-  const MIN_SHARE: usize = Loads::MIN_SHARE;
+  const LIMITS: KindLimits = limits::FINDS;
 
   fn exclusive_key(_: &String) -> Option<&str> {
     None

@@ -14,7 +14,7 @@
 //! `PSON5` open-loop loads on 2 busy cores), so a call waits for it only when
 //! no lane is open. With no empty lane left, a call is pipelined on the open
 //! lane with the fewest calls in flight.
-//! A lane whose calls have made no progress for `LANE_STALLED_AFTER` (a row
+//! A lane whose calls have made no progress for `STALLED_AFTER` (a row
 //! lock, a slow statement) is passed over, so one stuck call does not hold
 //! up the rest; when every lane is stalled a call waits for progress up to
 //! the pool's acquire timeout (`connectionTimeoutMillis`), then fails with
@@ -25,12 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool};
+use scopeguard::ScopeGuard;
 use tokio::sync::Notify;
 
+use super::limits::STALLED_AFTER;
 use crate::error::StoreError;
-
-/// A lane with calls in flight and no completion for this long is stalled.
-const LANE_STALLED_AFTER: Duration = Duration::from_millis(250);
 
 pub struct Lanes {
   lanes: Vec<Arc<Lane>>,
@@ -69,8 +68,7 @@ impl Lane {
   }
 
   fn stalled(&self) -> bool {
-    self.in_flight.load(Ordering::Acquire) > 0
-      && lock(&self.last_used).elapsed() >= LANE_STALLED_AFTER
+    self.in_flight.load(Ordering::Acquire) > 0 && lock(&self.last_used).elapsed() >= STALLED_AFTER
   }
 }
 
@@ -195,7 +193,7 @@ impl Lanes {
     let lane = self.pick_or_wait(pool).await?;
     lane.in_flight.fetch_add(1, Ordering::AcqRel);
     // From here the count is undone by the Lease, or by this guard on error.
-    let undo = scopeguard(|| {
+    let undo = scopeguard::guard((), |()| {
       lane.in_flight.fetch_sub(1, Ordering::AcqRel);
     });
     let client = match live(lane) {
@@ -213,7 +211,7 @@ impl Lanes {
         }
       }
     };
-    undo.disarm();
+    ScopeGuard::into_inner(undo);
     Ok(Lease {
       lane,
       progress: &self.progress,
@@ -331,29 +329,6 @@ fn live(lane: &Lane) -> Option<Arc<Object>> {
       None
     }
     other => other.cloned(),
-  }
-}
-
-/// Runs `undo` on drop unless disarmed.
-struct ScopeGuard<F: FnMut()> {
-  undo: Option<F>,
-}
-
-fn scopeguard<F: FnMut()>(undo: F) -> ScopeGuard<F> {
-  ScopeGuard { undo: Some(undo) }
-}
-
-impl<F: FnMut()> ScopeGuard<F> {
-  fn disarm(mut self) {
-    self.undo = None;
-  }
-}
-
-impl<F: FnMut()> Drop for ScopeGuard<F> {
-  fn drop(&mut self) {
-    if let Some(mut undo) = self.undo.take() {
-      undo();
-    }
   }
 }
 

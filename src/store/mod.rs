@@ -5,6 +5,7 @@ pub mod batcher;
 pub mod coalesced;
 pub mod config;
 mod lanes;
+pub mod limits;
 pub mod rows;
 pub mod sql;
 mod tls;
@@ -28,19 +29,6 @@ use sql::Queries;
 
 /// Every parameter is sent as text; SQL casts it (see `sql.rs`).
 const TEXT_PARAMS: [Type; 8] = [Type::TEXT; 8];
-
-/// How many coalesced save statements may run at once; the saves waiting are
-/// shared evenly among them. Two keep two server processes busy while each
-/// commit still covers many saves (measured on 2 cores with 32 saves in
-/// flight: 2 statements beat 1, 3, 4 and 8).
-const CONCURRENT_SAVE_BATCHES: usize = 2;
-/// Likewise for coalesced loads and finds: four statements of up to 8 calls
-/// hold 32 calls at once. With eight, ~20 KB loads came out of 32 in flight
-/// as eight small statements at a time, and their server processes queued for
-/// the 2 cores: p99 24-29 ms and stalls of up to 300 ms, against 15-17 ms
-/// and at most 130 ms with four, at the same throughput (1 KB loads and
-/// finds unchanged).
-const CONCURRENT_LOAD_BATCHES: usize = 4;
 
 /// Runs one named statement with text parameters and decodes its rows: the
 /// pool (`Shared`) in production. The scheduler (`batcher.rs`) and what a
@@ -257,7 +245,7 @@ impl Store {
     }
     let saves = self
       .saves
-      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_SAVE_BATCHES));
+      .get_or_init(|| Batcher::start(self.shared.clone()));
     saves.call(request).await
   }
 
@@ -300,7 +288,7 @@ impl Store {
     }
     self
       .finds
-      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES))
+      .get_or_init(|| Batcher::start(self.shared.clone()))
       .call_together(user_ids)
       .await
   }
@@ -308,7 +296,7 @@ impl Store {
   fn loads(&self) -> &Batcher<Loads> {
     self
       .loads
-      .get_or_init(|| Batcher::start(self.shared.clone(), CONCURRENT_LOAD_BATCHES))
+      .get_or_init(|| Batcher::start(self.shared.clone()))
   }
 
   /// Runs a script (several statements, no parameters): the schema DDL or
