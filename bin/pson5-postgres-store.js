@@ -10,6 +10,7 @@
 // prune stopped by Ctrl-C (SIGINT) between two batches.
 
 const os = require('node:os')
+const util = require('node:util')
 
 const EXIT = { ok: 0, problems: 1, usage: 2, connection: 3, nativeBinding: 4, other: 5, interrupted: 130 }
 
@@ -67,7 +68,46 @@ Ctrl-C (what the batches before had removed stays removed).
 
 class UsageError extends Error {}
 
+// Every option: its flag (and long alias), its parseArgs type, and where its
+// value goes in the parsed options (group.key); convert checks and turns the
+// text into the value the library takes.
+const OPTIONS = [
+  { name: 'help', short: 'h', type: 'boolean', key: 'help' },
+  { name: 'schema', type: 'string', key: 'schema' },
+  { name: 'prefix', alias: 'table-prefix', type: 'string', key: 'tablePrefix' },
+  { name: 'json', type: 'boolean', key: 'json' },
+  { name: 'current-profiles-table', type: 'string', group: 'legacyTables', key: 'currentProfilesTable' },
+  { name: 'profile-revisions-table', type: 'string', group: 'legacyTables', key: 'profileRevisionsTable' },
+  { name: 'user-index-table', type: 'string', group: 'legacyTables', key: 'userIndexTable' },
+  { name: 'keep-last', type: 'string', group: 'prune', key: 'keepLast', convert: integerValue },
+  { name: 'older-than', type: 'string', group: 'prune', key: 'olderThan', convert: instantValue },
+  { name: 'profile-id', type: 'string', group: 'prune', key: 'profileId' },
+  { name: 'batch-size', type: 'string', group: 'prune', key: 'batchSize', convert: integerValue },
+  { name: 'path', type: 'string', group: 'erase', key: 'path' },
+  { name: 'user-id', type: 'string', group: 'erase', key: 'userId' },
+  { name: 'reason', type: 'string', group: 'erase', key: 'reason' },
+]
+// parseArgs knows no long aliases: an alias is one more option of the same type.
+const PARSE_ARGS_OPTIONS = Object.fromEntries(
+  OPTIONS.flatMap(({ name, alias, type, short }) => [
+    [name, short ? { type, short } : { type }],
+    ...(alias ? [[alias, { type }]] : []),
+  ]),
+)
+const OPTION_BY_FLAG = new Map(
+  OPTIONS.flatMap((option) => [option.name, option.alias].filter(Boolean).map((flag) => [flag, option])),
+)
+
 function parseArgs(argv) {
+  // Not strict, so that the errors below name the flag as typed; the tokens
+  // keep the order, so the last of --prefix and --table-prefix wins.
+  const { tokens } = util.parseArgs({
+    args: argv,
+    options: PARSE_ARGS_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  })
   const options = {
     command: null,
     schema: undefined,
@@ -78,68 +118,25 @@ function parseArgs(argv) {
     json: false,
     help: false,
   }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    const [flag, inline] =
-      arg.startsWith('--') && arg.includes('=')
-        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-        : [arg, undefined]
-    const value = () => {
-      if (inline !== undefined) return inline
-      const next = argv[++i]
-      if (next === undefined || next.startsWith('-')) throw new UsageError(`${flag} needs a value`)
-      return next
+  for (const token of tokens) {
+    if (token.kind === 'option-terminator') throw new UsageError('unknown option --')
+    if (token.kind === 'positional') {
+      if (options.command !== null) throw new UsageError(`unexpected argument ${token.value}`)
+      options.command = token.value
+      continue
     }
-    switch (flag) {
-      case '-h':
-      case '--help':
-        options.help = true
-        break
-      case '--schema':
-        options.schema = value()
-        break
-      case '--prefix':
-      case '--table-prefix':
-        options.tablePrefix = value()
-        break
-      case '--json':
-        options.json = true
-        break
-      case '--current-profiles-table':
-        options.legacyTables.currentProfilesTable = value()
-        break
-      case '--profile-revisions-table':
-        options.legacyTables.profileRevisionsTable = value()
-        break
-      case '--user-index-table':
-        options.legacyTables.userIndexTable = value()
-        break
-      case '--keep-last':
-        options.prune.keepLast = integerValue(flag, value())
-        break
-      case '--older-than':
-        options.prune.olderThan = instantValue(value())
-        break
-      case '--profile-id':
-        options.prune.profileId = value()
-        break
-      case '--batch-size':
-        options.prune.batchSize = integerValue(flag, value())
-        break
-      case '--path':
-        options.erase.path = value()
-        break
-      case '--user-id':
-        options.erase.userId = value()
-        break
-      case '--reason':
-        options.erase.reason = value()
-        break
-      default:
-        if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`)
-        if (options.command !== null) throw new UsageError(`unexpected argument ${arg}`)
-        options.command = arg
+    const option = OPTION_BY_FLAG.get(token.name)
+    if (!option) throw new UsageError(`unknown option ${token.rawName}`)
+    let value = true
+    if (option.type === 'string') {
+      // parseArgs takes the next argument whatever it is; a value that looks
+      // like a flag is a forgotten one (--schema=-x still passes).
+      if (token.value === undefined || (!token.inlineValue && token.value.startsWith('-')))
+        throw new UsageError(`${token.rawName} needs a value`)
+      value = option.convert ? option.convert(token.value, token.rawName) : token.value
     }
+    if (option.group) options[option.group][option.key] = value
+    else options[option.key] = value
   }
   if (options.help) return options
   if (options.command === null) throw new UsageError('missing command')
@@ -173,7 +170,7 @@ function parseArgs(argv) {
 }
 
 // Whole numbers only; the range is the library's to check (validation_error).
-function integerValue(flag, text) {
+function integerValue(text, flag) {
   if (!/^\d+$/.test(text)) throw new UsageError(`${flag} needs a whole number, not ${text}`)
   return Number(text)
 }

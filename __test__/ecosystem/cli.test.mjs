@@ -43,6 +43,35 @@ test('usage errors exit 2 with "error [usage]: ..."', async () => {
   }
 })
 
+test('argument edge cases: flag spellings, missing values, stray arguments', async () => {
+  for (const [args, message] of [
+    [['schema', '--bogus=1'], 'unknown option --bogus'],
+    [['schema', '-x'], 'unknown option -x'],
+    [['schema', '--'], 'unknown option --'],
+    [['schema', '--schema', '--json'], '--schema needs a value'],
+    [['schema', '--table-prefix'], '--table-prefix needs a value'],
+    [['prune', '--keep-last=x'], '--keep-last needs a whole number, not x'],
+    [['prune', '--batch-size', '-1'], '--batch-size needs a value'],
+    [['schema', 'upgrade'], 'unexpected argument upgrade'],
+    [['--help', '--bogus'], 'unknown option --bogus'],
+  ]) {
+    const result = await cli(args)
+    assert.equal(result.code, 2, args.join(' '))
+    assert.ok(result.stderr.includes(`error [usage]: ${message}`), result.stderr)
+    assert.equal(result.stdout, '')
+  }
+  // --help wins over the command; the last of --prefix/--table-prefix wins; an inline value may start with a dash.
+  const help = await cli(['schema', '--help'])
+  assert.equal(help.code, 0)
+  assert.match(help.stdout, /^Usage: /)
+  const expected = createPostgresProfileStoreArtifacts({ tablePrefix: 'x_' }).schemaSql
+  const last = await cli(['schema', '--prefix', 'a_', '--table-prefix=x_'])
+  assert.equal(last.stdout.trimEnd(), expected.trimEnd())
+  const dashed = await cli(['schema', '--prefix=-x'])
+  assert.equal(dashed.code, 2)
+  assert.match(dashed.stderr, /^error \[validation_error\]: .*tablePrefix/m)
+})
+
 test('schema and upgrade print the artifacts for --schema/--prefix', async () => {
   const artifacts = createPostgresProfileStoreArtifacts({ schema: 'app', tablePrefix: 'x_' })
   const schemaOut = await cli(['schema', '--schema', 'app', '--prefix', 'x_'])
