@@ -16,7 +16,7 @@ export declare class NativeRepository {
    * Runs named statements (see `artifacts().queries`) with text parameters.
    * The JS layer gathers the calls of one tick into one crossing.
    */
-  queryMany(calls: Array<QueryCall>): Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>
+  queryMany(calls: Array<QueryCall>, crossing?: number | undefined | null): Promise<Array<{ value?: Array<Array<string | number | boolean | null>>, error?: string }>>
   /**
    * Loads profile documents: a statement's worth as statements of their own
    * at once, fewer coalesced with concurrent loads. When every load succeeds
@@ -24,26 +24,26 @@ export declare class NativeRepository {
    * `[document|null, ...]`, so JS makes one string and one `JSON.parse` for
    * the crossing; otherwise one outcome per load.
    */
-  loadMany(profileIds: Array<string>, counted?: boolean | undefined | null): Promise<string | Array<{ value?: string | null, error?: string, calls?: number }>>
+  loadMany(profileIds: Array<string>, counted?: boolean | undefined | null, crossing?: number | undefined | null): Promise<string | Array<{ value?: string | null, error?: string, calls?: number }>>
   /**
    * As `loadMany`, but always one outcome per load, each document its own
    * JSON text, for `loadProfileJson`: the text reaches the caller unparsed.
    * Loads through either method share statements (`Store::load_together`).
    */
-  loadManyJson(profileIds: Array<string>, counted?: boolean | undefined | null): Promise<Array<{ value?: string | null, error?: string, calls?: number }>>
+  loadManyJson(profileIds: Array<string>, counted?: boolean | undefined | null, crossing?: number | undefined | null): Promise<Array<{ value?: string | null, error?: string, calls?: number }>>
   /**
    * The profile ids of each user, batched like `loadMany`. When every find
    * succeeds (and `counted` is not set) the result is one JSON text,
    * `[[id, ...], ...]`; otherwise one outcome per find.
    */
-  findMany(userIds: Array<string>, counted?: boolean | undefined | null): Promise<string | Array<{ value?: string[], error?: string, calls?: number }>>
+  findMany(userIds: Array<string>, counted?: boolean | undefined | null, crossing?: number | undefined | null): Promise<string | Array<{ value?: string[], error?: string, calls?: number }>>
   /**
    * Saves validated documents, coalesced with concurrent saves of other
    * profiles. Each outcome is the stored revision, or null when its
    * `expectedRevision` did not match (nothing of it written); with
    * `counted`, also how many saves its statement carried (`calls`).
    */
-  saveMany(calls: Array<SaveCall>, counted?: boolean | undefined | null): Promise<Array<{ value?: number | null, error?: string, calls?: number }>>
+  saveMany(calls: Array<SaveCall>, counted?: boolean | undefined | null, crossing?: number | undefined | null): Promise<Array<{ value?: number | null, error?: string, calls?: number }>>
   /** Runs the schema DDL (idempotent). */
   ensureSchema(): Promise<void>
   /** Runs the 0.2.2 upgrade script (idempotent). */
@@ -53,6 +53,14 @@ export declare class NativeRepository {
    * connections (used by `close()` when calls outlive its timeout).
    */
   cancelRunning(): Promise<void>
+  /**
+   * Every call of crossing `crossing` (the id JS passed to `queryMany`,
+   * `loadMany`, `loadManyJson`, `findMany` or `saveMany`) was aborted after
+   * it was sent: a statement that serves only abandoned calls is not sent,
+   * or, running alone on its connection, is cancelled on the server (best
+   * effort). A crossing already answered is ignored.
+   */
+  abandon(crossing: number): void
   /** Closes the pool; later calls fail with `closed`. */
   close(): void
   status(): PoolStatusJs

@@ -108,3 +108,106 @@ for (const mode of MODES) {
     })
   })
 }
+
+// Native mode also cancels on the server a statement whose every caller
+// aborted, when it runs alone on its connection (src/store/abandon.rs). The
+// executor modes leave the statement to the caller's executor.
+describe('cancelled on the server (native)', () => {
+  /** Backends of this database waiting for a lock, other than `holder`'s. */
+  async function waitingForLocks() {
+    const { rows } = await db.sql(
+      `select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+    )
+    return rows[0].n
+  }
+
+  /** Polls `waitingForLocks()` until it is `n` (at most 5 s); returns the last count. */
+  async function untilWaiting(n) {
+    let count
+    for (let i = 0; i < 100 && (count = await waitingForLocks()) !== n; i++) await sleep(50)
+    return count
+  }
+
+  test('a save blocked on a row lock and aborted is cancelled: it stops waiting and never commits', async () => {
+    const repository = db.repository('native')
+    const id = 'cancel-server-save'
+    await repository.saveProfile(doc(id))
+    const lock = await lockRows(db.url, db.schema, [id])
+    try {
+      const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 }))
+      assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
+      assertAborted(await saving, { outcomeUnknown: true })
+      assert.equal(await untilWaiting(0), 0, 'the server cancelled the save while the lock was still held')
+    } finally {
+      await lock.release()
+    }
+    await sleep(200)
+    assert.equal(await storedRevision(id), 1, 'the cancelled save was rolled back')
+    assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
+    assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2, 'the repository keeps working')
+  })
+
+  test('a load blocked behind a table lock and aborted is cancelled', async () => {
+    const repository = db.repository('native')
+    const id = 'cancel-server-load'
+    await repository.saveProfile(doc(id))
+    const locker = await db.admin.connect()
+    await locker.query('begin')
+    await locker.query(`lock table "${db.schema}".pson_profiles in access exclusive mode`)
+    try {
+      const loading = rejection(repository.loadProfile(id, { timeoutMillis: 300 }))
+      assert.equal(await untilWaiting(1), 1, 'the load waits for the table lock')
+      assertAborted(await loading)
+      assert.equal(await untilWaiting(0), 0, 'the server cancelled the load while the lock was still held')
+    } finally {
+      await locker.query('rollback')
+      locker.release()
+    }
+    assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
+  })
+
+  test('a statement that also serves a call without a signal runs to its end', async () => {
+    const repository = db.repository('native')
+    const ids = ['cancel-server-shared-a', 'cancel-server-shared-b']
+    for (const id of ids) await repository.saveProfile(doc(id))
+    const lock = await lockRows(db.url, db.schema, ids)
+    let saved
+    try {
+      // One tick: both saves share one statement.
+      const aborted = rejection(repository.saveProfile(doc(ids[0], 2), { timeoutMillis: 300 }))
+      saved = repository.saveProfile(doc(ids[1], 2))
+      saved.catch(() => {})
+      assertAborted(await aborted, { outcomeUnknown: true })
+      await sleep(300)
+      assert.equal(await waitingForLocks(), 1, 'their statement still waits for the lock')
+    } finally {
+      await lock.release()
+    }
+    assert.equal((await saved).metadata.revision, 2)
+    assert.equal(await storedRevision(ids[0]), 2, 'the aborted save committed with its neighbour')
+  })
+
+  test('a statement pipelined on a connection with another call is not cancelled (the cancel would stop the other)', async () => {
+    // One connection: the load of B is pipelined behind the save of A.
+    const repository = db.repository('native', { max: 1 })
+    const [a, b] = ['cancel-server-pipelined-a', 'cancel-server-pipelined-b']
+    await repository.saveProfile(doc(a))
+    await repository.saveProfile(doc(b))
+    const lock = await lockRows(db.url, db.schema, [a])
+    let saving
+    let loading
+    try {
+      saving = rejection(repository.saveProfile(doc(a, 2), { timeoutMillis: 300 }))
+      assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
+      loading = repository.loadProfile(b)
+      assertAborted(await saving, { outcomeUnknown: true })
+      await sleep(300)
+      assert.equal(await waitingForLocks(), 1, 'the save still waits: its connection serves the load too')
+    } finally {
+      await lock.release()
+    }
+    assert.equal((await loading).metadata.revision, 1)
+    assert.equal(await storedRevision(a), 2, 'the aborted save committed once the lock was released')
+  })
+})

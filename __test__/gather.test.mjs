@@ -98,3 +98,44 @@ test('a call aborted before the crossing leaves it; the others cross', async () 
   await new Promise((resolve) => setImmediate(resolve))
   assert.deepEqual(crossings, [[1, 3]])
 })
+
+test('a crossing whose calls all carry signals is abandoned once every one aborted after it was sent', async () => {
+  const answers = []
+  const abandoned = []
+  const ids = []
+  const call = gatherPerTick(
+    (calls, counted, crossing) => {
+      ids.push(crossing)
+      return new Promise((resolve) => answers.push(() => resolve(calls.map((n) => ({ value: n })))))
+    },
+    (n) => n,
+    { bytesOf: () => 0, maxCalls: 8, maxBytes: 64 * 1024, abandon: (crossing) => abandoned.push(crossing) },
+  )
+  const tick = () => new Promise((resolve) => setImmediate(resolve))
+  // Two calls, one shared signal and one of its own: abandoned after both abort.
+  const [shared, own] = [new AbortController(), new AbortController()]
+  const first = Promise.allSettled([1, 2, 3].map((n) => withSignal(n === 3 ? own.signal : shared.signal, () => call(n))))
+  await tick()
+  shared.abort()
+  await tick()
+  assert.deepEqual(abandoned, [], 'one call still waits')
+  own.abort()
+  await first
+  assert.equal(typeof ids[0], 'number')
+  assert.deepEqual(abandoned, [ids[0]])
+  // A call without a signal in the crossing: no id, never abandoned.
+  const late = new AbortController()
+  const second = Promise.allSettled([withSignal(late.signal, () => call(4)), call(5)])
+  await tick()
+  late.abort()
+  assert.equal(ids[1], undefined)
+  // Answered before its signals abort: nothing to abandon.
+  const answered = new AbortController()
+  const third = withSignal(answered.signal, () => call(6))
+  await tick()
+  answers[1]()
+  answers[2]()
+  await Promise.all([second, third])
+  answered.abort()
+  assert.deepEqual(abandoned, [ids[0]])
+})

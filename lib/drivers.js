@@ -26,10 +26,11 @@ function nativeDriver(native, perCrossing) {
   // `counted`: the crossing carries a traced call (lib/tracing.js), so Rust
   // answers each call with how many calls its statement carried.
   const gather = (callMany, toCall, bytesOf, maxCalls) =>
-    gatherPerTick((calls, counted) => crossings.track(callMany(calls, counted)), toCall, {
+    gatherPerTick((calls, counted, crossing) => crossings.track(callMany(calls, counted, crossing)), toCall, {
       bytesOf,
       maxCalls,
       maxBytes: perCrossing.bytes,
+      abandon: (crossing) => native.abandon(crossing),
     })
   return {
     mode: 'native',
@@ -37,34 +38,35 @@ function nativeDriver(native, perCrossing) {
     // then coalesced with concurrent ones into as few statements as possible.
     // The other statements run side by side, so any piece size does for them.
     query: gather(
-      (calls) => native.queryMany(calls),
+      (calls, counted, crossing) => native.queryMany(calls, crossing),
       (name, params) => ({ name, params }),
       () => 0,
       perCrossing.saves,
     ),
     // Resolves to the parsed document or null.
     load: gather(
-      (ids, counted) => native.loadMany(ids, counted).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
+      (ids, counted, crossing) =>
+        native.loadMany(ids, counted, crossing).then((reply) => parsedOutcomes(reply, ids.length, loadedBytes)),
       (profileId) => profileId,
       () => loadedBytes.value,
       perCrossing.loads,
     ),
     // Resolves to the document's JSON text (as stored, never parsed) or null.
     loadJson: gather(
-      (ids, counted) => native.loadManyJson(ids, counted),
+      (ids, counted, crossing) => native.loadManyJson(ids, counted, crossing),
       (profileId) => profileId,
       () => loadedBytes.value,
       perCrossing.loads,
     ),
     // Resolves to the user's profile ids.
     find: gather(
-      (userIds, counted) => native.findMany(userIds, counted).then(foundLists),
+      (userIds, counted, crossing) => native.findMany(userIds, counted, crossing).then(foundLists),
       (userId) => userId,
       () => 0,
       perCrossing.finds,
     ),
     save: gather(
-      (calls, counted) => native.saveMany(calls, counted),
+      (calls, counted, crossing) => native.saveMany(calls, counted, crossing),
       // napi reads an absent optional field as undefined, never null.
       (profileId, document, expected, context) => ({
         profileId,
@@ -97,8 +99,11 @@ function nativeDriver(native, perCrossing) {
 // then asks Rust how many calls each statement carried (`calls`).
 //
 // A call with a signal (lib/calls.js) that is aborted before the flush
-// leaves the burst: it is never sent.
-function gatherPerTick(callMany, toCall, { bytesOf, maxCalls, maxBytes }) {
+// leaves the burst: it is never sent. When every call of a crossing has a
+// signal, the crossing gets an id (`callMany`'s third argument), and once
+// all of them were aborted after it was sent, `abandon(id)` lets Rust
+// cancel what serves only them (src/store/abandon.rs).
+function gatherPerTick(callMany, toCall, { bytesOf, maxCalls, maxBytes, abandon }) {
   let pending = null
   let withSignals = false
   const flush = () => {
@@ -115,13 +120,13 @@ function gatherPerTick(callMany, toCall, { bytesOf, maxCalls, maxBytes }) {
     for (let i = 0; i < burst.length; i++) {
       const size = bytesOf(burst[i].call)
       if (i > start && (i - start === maxCalls || bytes + size > maxBytes)) {
-        cross(callMany, burst.slice(start, i))
+        cross(callMany, burst.slice(start, i), abandon)
         start = i
         bytes = 0
       }
       bytes += size
     }
-    cross(callMany, start === 0 ? burst : burst.slice(start))
+    cross(callMany, start === 0 ? burst : burst.slice(start), abandon)
   }
   const arity = toCall.length
   const gathered = (args, signal, sent) =>
@@ -142,14 +147,17 @@ function gatherPerTick(callMany, toCall, { bytesOf, maxCalls, maxBytes }) {
 }
 
 // One crossing: settles each call of `batch` with its own outcome.
-function cross(callMany, batch) {
+function cross(callMany, batch, abandon) {
+  const watch = abandon !== undefined && batch.every((item) => item.signal !== null) ? watchAborts(batch, abandon) : null
   const failAll = (error) => {
+    watch?.stop()
     for (const item of batch) item.reject(error)
   }
   const counted = batch.some((item) => item.trace !== null)
+  const calls = batch.map((item) => item.call)
   let outcomes
   try {
-    outcomes = counted ? callMany(batch.map((item) => item.call), true) : callMany(batch.map((item) => item.call))
+    outcomes = callMany(calls, counted, watch?.crossing)
   } catch (error) {
     // napi rejects arguments it cannot convert synchronously.
     failAll(error)
@@ -157,6 +165,7 @@ function cross(callMany, batch) {
   }
   outcomes.then(
     (outcomes) => {
+      watch?.stop()
       for (let i = 0; i < batch.length; i++) {
         const outcome = outcomes[i]
         if (counted && outcome.calls !== undefined) batch[i].trace?.sharedWith(outcome.calls)
@@ -168,6 +177,28 @@ function cross(callMany, batch) {
     },
     failAll,
   )
+}
+
+// Crossing ids, unique among a driver's crossings in flight (u32 for napi).
+let lastCrossing = 0
+
+// Counts the aborts of a crossing's calls; calls `abandon(crossing)` when
+// every one has aborted. One listener per call: calls may share a signal.
+function watchAborts(batch, abandon) {
+  lastCrossing = (lastCrossing + 1) % 2 ** 32
+  const crossing = lastCrossing
+  let waiting = batch.length
+  const listeners = batch.map((item) => {
+    const onAbort = () => {
+      if (--waiting === 0) abandon(crossing)
+    }
+    item.signal.addEventListener('abort', onAbort, { once: true })
+    return onAbort
+  })
+  const stop = () => {
+    for (let i = 0; i < batch.length; i++) batch[i].signal.removeEventListener('abort', listeners[i])
+  }
+  return { crossing, stop }
 }
 
 // An exponential moving average (the last ~8 samples weigh most).

@@ -40,6 +40,12 @@ pub enum StoreError {
   #[error("the repository is closed")]
   Closed,
 
+  /// Every caller of the statement aborted it before it was sent
+  /// (`store/abandon.rs`): it never reached the server. The callers have
+  /// already been answered in JS; code `aborted`.
+  #[error("every call of the statement was aborted before it was sent")]
+  Abandoned,
+
   /// A fault of this crate, not of the database: a panic in a task a call
   /// waited on. Code `internal_error`, never `database_error`.
   #[error("internal error: {0}")]
@@ -99,6 +105,7 @@ impl StoreError {
       Self::Connection { .. } => "connection_error",
       Self::Timeout(_) | Self::StatementCanceled(_) => "timeout",
       Self::Closed => "closed",
+      Self::Abandoned => "aborted",
       Self::Internal(_) => "internal_error",
       Self::Database(_) => "database_error",
     }

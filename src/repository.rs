@@ -5,17 +5,20 @@
 //! of borrowing `&self`: a worker thread that is terminated with calls in
 //! flight finalizes the JS object while those futures still run.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use futures_util::future::join_all;
 use napi::bindgen_prelude::{spawn, Either, PromiseRaw, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
+use tokio_util::sync::CancellationToken;
 
 use crate::js_types::{
   CountedOutcome, JsCell, NativeOptions, Outcome, PoolStatusJs, QueryCall, SaveCall,
 };
+use crate::store::abandon::Abandon;
 use crate::store::batcher::Answer;
 use crate::store::coalesced::SaveRequest;
 use crate::store::limits;
@@ -51,6 +54,45 @@ pub const CROSSING_BYTES: u32 = limits::CROSSING_BYTES as u32;
 #[napi]
 pub struct NativeRepository {
   store: Arc<Store>,
+  crossings: Arc<Crossings>,
+}
+
+/// The crossings in flight that JS may abandon (`abandon`), by the id JS
+/// gave them: JS gives one only when every call of the crossing carries an
+/// `AbortSignal`.
+#[derive(Default)]
+struct Crossings(Mutex<HashMap<u32, CancellationToken>>);
+
+impl Crossings {
+  /// Registers crossing `id` until the returned guard drops (the crossing
+  /// is answered, or its future dropped). Called on the JS thread, before
+  /// the crossing's future is spawned, so an `abandon` that follows finds it.
+  fn enter(self: &Arc<Self>, id: Option<u32>) -> (Abandon, impl Drop + Send + 'static) {
+    let token = id.map(|id| {
+      let token = CancellationToken::new();
+      lock(&self.0).insert(id, token.clone());
+      token
+    });
+    let leave = scopeguard::guard((self.clone(), id), |(crossings, id)| {
+      if let Some(id) = id {
+        lock(&crossings.0).remove(&id);
+      }
+    });
+    (Abandon::crossing(token), leave)
+  }
+
+  fn abandon(&self, id: u32) {
+    if let Some(token) = lock(&self.0).get(&id) {
+      token.cancel();
+    }
+  }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+  // Inserts and removes only: a panic cannot leave the map inconsistent.
+  mutex
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Runs `work` with its own handle on the store, as a JS promise.
@@ -74,7 +116,10 @@ impl NativeRepository {
     let queries = options.queries()?;
     let store = Arc::new(Store::new(&options.connect_options(), Arc::new(queries))?);
     start_idle_reaper(Arc::downgrade(&store));
-    Ok(Self { store })
+    Ok(Self {
+      store,
+      crossings: Arc::default(),
+    })
   }
 
   /// Runs named statements (see `artifacts().queries`) with text parameters.
@@ -86,9 +131,14 @@ impl NativeRepository {
     &self,
     env: &'env Env,
     calls: Vec<QueryCall>,
+    crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<JsRows>>>> {
+    let (abandon, entered) = self.crossings.enter(crossing);
     promise(env, &self.store, |store| async move {
-      let runs = calls.iter().map(|call| store.run(&call.name, &call.params));
+      let _entered = entered;
+      let runs = calls
+        .iter()
+        .map(|call| store.run_abandonable(&call.name, &call.params, &abandon));
       let outcomes = join_all(runs).await.into_iter().map(|rows| {
         Outcome(rows.map(|rows| {
           rows
@@ -114,9 +164,12 @@ impl NativeRepository {
     env: &'env Env,
     profile_ids: Vec<String>,
     counted: Option<bool>,
+    crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Option<String>>>> {
+    let (abandon, entered) = self.crossings.enter(crossing);
     promise(env, &self.store, move |store| async move {
-      let documents = store.load_together_counted(profile_ids).await;
+      let _entered = entered;
+      let documents = store.load_together_counted(profile_ids, abandon).await;
       Ok(all_as_json_or_each(documents, counted, |documents| {
         json_array(documents.into_iter())
       }))
@@ -134,9 +187,12 @@ impl NativeRepository {
     env: &'env Env,
     profile_ids: Vec<String>,
     counted: Option<bool>,
+    crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<String>>>>> {
+    let (abandon, entered) = self.crossings.enter(crossing);
     promise(env, &self.store, move |store| async move {
-      let documents = store.load_together_counted(profile_ids).await;
+      let _entered = entered;
+      let documents = store.load_together_counted(profile_ids, abandon).await;
       Ok(each_outcome(documents, counted))
     })
   }
@@ -152,9 +208,12 @@ impl NativeRepository {
     env: &'env Env,
     user_ids: Vec<String>,
     counted: Option<bool>,
+    crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Vec<String>>>> {
+    let (abandon, entered) = self.crossings.enter(crossing);
     promise(env, &self.store, move |store| async move {
-      let lists = store.find_together_counted(user_ids).await;
+      let _entered = entered;
+      let lists = store.find_together_counted(user_ids, abandon).await;
       Ok(all_as_json_or_each(lists, counted, |lists| {
         serde_json::to_string(&lists).expect("strings serialise")
       }))
@@ -173,15 +232,19 @@ impl NativeRepository {
     env: &'env Env,
     calls: Vec<SaveCall>,
     counted: Option<bool>,
+    crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<i64>>>>> {
+    let (abandon, entered) = self.crossings.enter(crossing);
     promise(env, &self.store, move |store| async move {
+      let _entered = entered;
       let saves = calls.into_iter().map(|call| {
-        store.save_counted(SaveRequest {
+        let request = SaveRequest {
           profile_id: call.profile_id,
           document: call.document,
           expected_revision: call.expected_revision,
           context: call.context,
-        })
+        };
+        store.save_counted(request, abandon.clone())
       });
       Ok(each_outcome(join_all(saves).await, counted))
     })
@@ -213,6 +276,16 @@ impl NativeRepository {
       store.cancel_running().await;
       Ok(())
     })
+  }
+
+  /// Every call of crossing `crossing` (the id JS passed to `queryMany`,
+  /// `loadMany`, `loadManyJson`, `findMany` or `saveMany`) was aborted after
+  /// it was sent: a statement that serves only abandoned calls is not sent,
+  /// or, running alone on its connection, is cancelled on the server (best
+  /// effort). A crossing already answered is ignored.
+  #[napi]
+  pub fn abandon(&self, crossing: u32) {
+    self.crossings.abandon(crossing);
   }
 
   /// Closes the pool; later calls fail with `closed`.

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot, AcquireError, OwnedSemaphorePermit, Semaphore};
 
+use super::abandon::Abandon;
 use super::limits::{KindLimits, MAX_STATEMENT_BYTES, STALLED_AFTER};
 use super::{Runner, Shared};
 use crate::error::StoreError;
@@ -44,10 +45,12 @@ pub trait BatchKind: Send + Sync + 'static {
 
   /// Runs a batch; one answer per request, in order: its outcome and how
   /// many calls the statement that produced it carried (the batch's size,
-  /// or 1 for a call the kind ran alone).
+  /// or 1 for a call the kind ran alone). `abandon`: when every caller of
+  /// the batch has given up on it.
   fn run(
     runner: &impl Runner,
     batch: &[Self::Request],
+    abandon: &Abandon,
   ) -> impl Future<Output = Vec<Answer<Self::Output>>> + Send;
 }
 
@@ -57,6 +60,7 @@ pub type Answer<T> = (Result<T, StoreError>, usize);
 
 struct Pending<K: BatchKind> {
   request: K::Request,
+  abandon: Abandon,
   reply: oneshot::Sender<Answer<K::Output>>,
 }
 
@@ -92,12 +96,20 @@ impl<K: BatchKind, R: Runner> Batcher<K, R> {
   /// between tasks per call (measured: ~25% more loads per second with 32 in
   /// flight). Fewer, or calls with exclusive keys, go through the queue to
   /// meet other calls. Answers in the order of `requests`.
-  pub async fn call_together(&self, requests: Vec<K::Request>) -> Vec<Answer<K::Output>> {
+  pub async fn call_together(
+    &self,
+    requests: Vec<K::Request>,
+    abandon: Abandon,
+  ) -> Vec<Answer<K::Output>> {
     let whole = requests.len() >= K::LIMITS.min_share
       && requests.iter().all(|r| K::exclusive_key(r).is_none());
     if !whole {
-      return join_all(requests.into_iter().map(|request| self.call(request))).await;
+      let calls = requests
+        .into_iter()
+        .map(|request| self.call(request, abandon.clone()));
+      return join_all(calls).await;
     }
+    let abandon = &abandon;
     // These wait for a permit as long as it takes: the early way out of
     // `statement_permit` is for batches behind a row lock, and calls with no
     // exclusive key take none; a crowd of them giving up at once would lift
@@ -108,14 +120,19 @@ impl<K: BatchKind, R: Runner> Batcher<K, R> {
         let Ok(_permit) = self.permits.clone().acquire_owned().await else {
           return batch.iter().map(|_| (Err(StoreError::Closed), 1)).collect();
         };
-        K::run(&*self.runner, batch).await
+        K::run(&*self.runner, batch, abandon).await
       });
     join_all(statements).await.into_iter().flatten().collect()
   }
 
-  pub async fn call(&self, request: K::Request) -> Answer<K::Output> {
+  pub async fn call(&self, request: K::Request, abandon: Abandon) -> Answer<K::Output> {
     let (reply, outcome) = oneshot::channel();
-    if self.queue.send(Pending { request, reply }).is_err() {
+    let pending = Pending {
+      request,
+      abandon,
+      reply,
+    };
+    if self.queue.send(pending).is_err() {
       return (Err(StoreError::Closed), 1);
     }
     // A dropped reply means the batch task died (a panic): never hang the caller.
@@ -194,9 +211,10 @@ async fn dispatch<K: BatchKind, R: Runner>(
     let runner = runner.clone();
     tokio::spawn(async move {
       let _permit = permit;
+      let abandon = Abandon::all(batch.iter().map(|p| &p.abandon));
       let (requests, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-      let answers = K::run(&*runner, &requests).await;
+      let answers = K::run(&*runner, &requests, &abandon).await;
       for (reply, answer) in replies.into_iter().zip(answers) {
         let _ = reply.send(answer);
       }
@@ -231,6 +249,8 @@ mod tests {
   #[derive(Default)]
   struct FakeRunner {
     statements: Mutex<Vec<(String, Vec<String>)>>,
+    /// Whether each statement could be abandoned (`Abandon::can_happen`).
+    abandonable: Mutex<Vec<bool>>,
     /// Every batched save statement fails as a whole with this error.
     batched_saves_fail: Option<StoreError>,
     /// A save of this profile fails (alone or in a batch).
@@ -246,7 +266,9 @@ mod tests {
       &self,
       name: &str,
       params: &[Option<String>],
+      abandon: &Abandon,
     ) -> Result<Vec<Vec<Cell>>, StoreError> {
+      self.abandonable.lock().unwrap().push(abandon.can_happen());
       let param = params[0].clone().unwrap_or_default();
       let keys: Vec<String> = match name {
         "loadProfile" => vec![param],
@@ -329,13 +351,18 @@ mod tests {
     let batcher = Batcher::<Loads, _>::start(runner.clone());
     let keys = |n: usize| (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>();
     for (burst, expected) in [(32, vec![8, 8, 8, 8]), (20, vec![8, 8, 4]), (1, vec![1])] {
-      let answers = join_all(keys(burst).into_iter().map(|key| batcher.call(key))).await;
+      let answers = join_all(
+        keys(burst)
+          .into_iter()
+          .map(|key| batcher.call(key, Abandon::Never)),
+      )
+      .await;
       check(&runner, answers, &expected, &format!("a burst of {burst}"));
     }
     // Calls asked for together: a statement's worth or more as their own
     // statements, fewer through the queue.
     for (together, expected) in [(8, vec![8]), (20, vec![8, 8, 4]), (3, vec![3])] {
-      let answers = batcher.call_together(keys(together)).await;
+      let answers = batcher.call_together(keys(together), Abandon::Never).await;
       check(&runner, answers, &expected, &format!("{together} together"));
     }
     // Well past STALLED_AFTER, calls asked for together still wait for a
@@ -346,7 +373,7 @@ mod tests {
       .acquire_many_owned(Loads::LIMITS.concurrent_statements as u32)
       .await
       .unwrap();
-    let together = batcher.call_together(keys(8));
+    let together = batcher.call_together(keys(8), Abandon::Never);
     tokio::pin!(together);
     let early = tokio::time::timeout(STALLED_AFTER * 2, &mut together).await;
     assert!(early.is_err(), "ran without a free permit");
@@ -385,12 +412,39 @@ mod tests {
   }
 
   #[tokio::test]
+  async fn a_statement_can_be_abandoned_only_if_every_call_in_it_can() {
+    let runner = Arc::new(FakeRunner::default());
+    let batcher = Batcher::<Loads, _>::with_permits(runner.clone(), 1);
+    let crossing =
+      |token: &tokio_util::sync::CancellationToken| Abandon::crossing(Some(token.clone()));
+    let (a, b) = (Default::default(), Default::default());
+    // Two crossings with signals meet in one statement; then one of them
+    // meets a call without a signal.
+    join_all([
+      batcher.call("k0".into(), crossing(&a)),
+      batcher.call("k1".into(), crossing(&b)),
+    ])
+    .await;
+    join_all([
+      batcher.call("k0".into(), crossing(&a)),
+      batcher.call("k1".into(), Abandon::Never),
+    ])
+    .await;
+    // A statement's worth asked for together runs as its crossing's own.
+    let keys = (0..8).map(|i| format!("k{i}")).collect();
+    batcher.call_together(keys, crossing(&a)).await;
+    let names: Vec<String> = runner.take().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["loadProfiles"; 3]);
+    assert_eq!(*runner.abandonable.lock().unwrap(), [true, false, true]);
+  }
+
+  #[tokio::test]
   async fn saves_of_one_profile_never_share_a_statement() {
     let runner = Arc::new(FakeRunner::default());
     let batcher = Batcher::<Saves, _>::start(runner.clone());
     // 40 saves of 20 profiles, each profile twice, in one burst.
     let ids: Vec<String> = (0..40).map(|i| format!("p{}", i % 20)).collect();
-    let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
+    let answers = join_all(ids.iter().map(|id| batcher.call(save(id), Abandon::Never))).await;
     for (outcome, _) in answers {
       assert_eq!(outcome.unwrap(), Some(1));
     }
@@ -422,7 +476,7 @@ mod tests {
     });
     let batcher = Batcher::<Saves, _>::with_permits(runner.clone(), 1);
     let ids = ["a", "b", "bad", "c"];
-    let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
+    let answers = join_all(ids.iter().map(|id| batcher.call(save(id), Abandon::Never))).await;
     let codes: Vec<&str> = answers
       .iter()
       .map(|(outcome, _)| outcome.as_ref().map_or_else(StoreError::code, |_| "ok"))
@@ -454,7 +508,7 @@ mod tests {
     });
     let batcher = Batcher::<Saves, _>::with_permits(runner.clone(), 1);
     let ids = ["a", "b", "c", "d"];
-    let answers = join_all(ids.iter().map(|id| batcher.call(save(id)))).await;
+    let answers = join_all(ids.iter().map(|id| batcher.call(save(id), Abandon::Never))).await;
     let codes: Vec<&str> = answers
       .iter()
       .map(|(outcome, _)| outcome.as_ref().map_or_else(StoreError::code, |_| "ok"))

@@ -3,6 +3,7 @@
 //! single-call statement that executor mode also runs when a batch holds one
 //! call.
 
+use super::abandon::Abandon;
 use super::batcher::{Answer, BatchKind};
 use super::limits::{self, KindLimits};
 use super::rows::Cell;
@@ -35,12 +36,16 @@ impl BatchKind for Saves {
     request.document.len()
   }
 
-  async fn run(runner: &impl Runner, batch: &[SaveRequest]) -> Vec<Answer<Option<i64>>> {
+  async fn run(
+    runner: &impl Runner,
+    batch: &[SaveRequest],
+    abandon: &Abandon,
+  ) -> Vec<Answer<Option<i64>>> {
     if let [request] = batch {
-      return vec![(save_one(runner, request).await, 1)];
+      return vec![(save_one(runner, request, abandon).await, 1)];
     }
     let calls = batch.len();
-    match save_many(runner, batch).await {
+    match save_many(runner, batch, abandon).await {
       Ok(revisions) => revisions
         .into_iter()
         .map(|revision| (Ok(revision), calls))
@@ -51,7 +56,7 @@ impl BatchKind for Saves {
       Err(StoreError::Database(_)) => {
         let mut answers = Vec::with_capacity(calls);
         for request in batch {
-          answers.push((save_one(runner, request).await, 1));
+          answers.push((save_one(runner, request, abandon).await, 1));
         }
         answers
       }
@@ -62,7 +67,11 @@ impl BatchKind for Saves {
   }
 }
 
-async fn save_one(runner: &impl Runner, request: &SaveRequest) -> Result<Option<i64>, StoreError> {
+async fn save_one(
+  runner: &impl Runner,
+  request: &SaveRequest,
+  abandon: &Abandon,
+) -> Result<Option<i64>, StoreError> {
   let params = [
     Some(request.document.clone()),
     request
@@ -70,7 +79,9 @@ async fn save_one(runner: &impl Runner, request: &SaveRequest) -> Result<Option<
       .map(|expected| expected.to_string()),
     request.context.clone(),
   ];
-  let rows = runner.run(Statement::SaveProfile.name(), &params).await?;
+  let rows = runner
+    .run(Statement::SaveProfile.name(), &params, abandon)
+    .await?;
   let revision = column_index(Statement::SaveProfile, "revision");
   Ok(rows.first().and_then(|row| int_at(row, revision)))
 }
@@ -79,6 +90,7 @@ async fn save_one(runner: &impl Runner, request: &SaveRequest) -> Result<Option<
 async fn save_many(
   runner: &impl Runner,
   batch: &[SaveRequest],
+  abandon: &Abandon,
 ) -> Result<Vec<Option<i64>>, StoreError> {
   let capacity = batch
     .iter()
@@ -104,7 +116,7 @@ async fn save_many(
   }
   json.push(']');
   let rows = runner
-    .run(Statement::SaveProfiles.name(), &[Some(json)])
+    .run(Statement::SaveProfiles.name(), &[Some(json)], abandon)
     .await?;
   let revision = column_index(Statement::SaveProfiles, "revision");
   Ok(
@@ -127,10 +139,15 @@ impl BatchKind for Loads {
     None
   }
 
-  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Answer<Option<String>>> {
+  async fn run(
+    runner: &impl Runner,
+    batch: &[String],
+    abandon: &Abandon,
+  ) -> Vec<Answer<Option<String>>> {
     run_by_keys(
       runner,
       batch,
+      abandon,
       (Statement::LoadProfile, Statement::LoadProfiles),
       |rows| rows.next().and_then(|row| text_at(row, 0)),
     )
@@ -150,10 +167,15 @@ impl BatchKind for Finds {
     None
   }
 
-  async fn run(runner: &impl Runner, batch: &[String]) -> Vec<Answer<Vec<String>>> {
+  async fn run(
+    runner: &impl Runner,
+    batch: &[String],
+    abandon: &Abandon,
+  ) -> Vec<Answer<Vec<String>>> {
     run_by_keys(
       runner,
       batch,
+      abandon,
       (
         Statement::FindProfilesByUserId,
         Statement::FindProfilesByUserIds,
@@ -172,18 +194,19 @@ impl BatchKind for Finds {
 async fn run_by_keys<T>(
   runner: &impl Runner,
   keys: &[String],
+  abandon: &Abandon,
   (single, batched): (Statement, Statement),
   pick: impl Fn(&mut dyn Iterator<Item = &[Cell]>) -> T,
 ) -> Vec<Answer<T>> {
   let calls = keys.len();
   let outputs = if let [key] = keys {
     runner
-      .run(single.name(), &[Some(key.clone())])
+      .run(single.name(), &[Some(key.clone())], abandon)
       .await
       .map(|rows| vec![pick(&mut rows.iter().map(Vec::as_slice))])
   } else {
     runner
-      .run(batched.name(), &[Some(text_array(keys))])
+      .run(batched.name(), &[Some(text_array(keys))], abandon)
       .await
       .map(|rows| {
         keys

@@ -52,6 +52,10 @@ struct Lane {
   /// the idle reaper's next round (`release_idle`).
   open_failed: AtomicBool,
   in_flight: AtomicUsize,
+  /// Set while a statement alone on this lane is being cancelled
+  /// (`Lease::hold_alone`): no other call may be sent here meanwhile, as the
+  /// cancel request would stop whatever the connection's backend runs.
+  held: AtomicBool,
   /// Last time a call on this lane finished (or the lane was first used).
   last_used: Mutex<Instant>,
 }
@@ -63,7 +67,8 @@ impl Lane {
       opening: self.opening_in_background.load(Ordering::Acquire)
         || self.open_failed.load(Ordering::Acquire),
       in_flight: self.in_flight.load(Ordering::Acquire),
-      stalled: self.stalled(),
+      // A held lane is passed over as a stalled one is.
+      stalled: self.stalled() || self.held.load(Ordering::SeqCst),
     }
   }
 
@@ -129,6 +134,24 @@ pub struct Lease<'a> {
 }
 
 impl Lease<'_> {
+  /// Holds this connection for cancelling the call's statement, if the call
+  /// is alone on it: until the guard drops, no other call is sent here.
+  /// `None` when other calls are pipelined on it (a cancel request would
+  /// stop theirs) or another statement holds it.
+  pub fn hold_alone(&self) -> Option<impl Drop + '_> {
+    let held = &self.lane.held;
+    // SeqCst with `Lanes::lease`'s increment-then-check: either this sees
+    // the other call's count, or the other call sees the hold and moves on.
+    if held
+      .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+      .is_err()
+    {
+      return None;
+    }
+    let hold = scopeguard::guard((), move |()| held.store(false, Ordering::SeqCst));
+    (self.lane.in_flight.load(Ordering::SeqCst) == 1).then_some(hold)
+  }
+
   /// The call learnt that the connection is gone: the lane lets go of it
   /// now, so no later call is handed it (its task may not have seen the
   /// end of the socket yet, so `is_closed` can still say false).
@@ -174,6 +197,7 @@ impl Lanes {
           opening_in_background: AtomicBool::new(false),
           open_failed: AtomicBool::new(false),
           in_flight: AtomicUsize::new(0),
+          held: AtomicBool::new(false),
           last_used: Mutex::new(Instant::now()),
         })
       })
@@ -190,8 +214,16 @@ impl Lanes {
     if pool.is_closed() {
       return Err(StoreError::Closed);
     }
-    let lane = self.pick_or_wait(pool).await?;
-    lane.in_flight.fetch_add(1, Ordering::AcqRel);
+    let lane = loop {
+      let lane = self.pick_or_wait(pool).await?;
+      lane.in_flight.fetch_add(1, Ordering::SeqCst);
+      // Held since it was picked (`Lease::hold_alone`): a cancel request is
+      // on its way to this connection's backend; pick again.
+      if !lane.held.load(Ordering::SeqCst) {
+        break lane;
+      }
+      lane.in_flight.fetch_sub(1, Ordering::AcqRel);
+    };
     // From here the count is undone by the Lease, or by this guard on error.
     let undo = scopeguard::guard((), |()| {
       lane.in_flight.fetch_sub(1, Ordering::AcqRel);

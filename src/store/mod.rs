@@ -1,6 +1,7 @@
 //! The core: a deadpool-postgres pool shared through lanes, the rendered
 //! statements, and the save batcher. No napi here.
 
+pub mod abandon;
 pub mod batcher;
 pub mod coalesced;
 pub mod config;
@@ -20,10 +21,11 @@ use futures_util::future::join_all;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::error::StoreError;
+use abandon::Abandon;
 use batcher::{Answer, Batcher};
 use coalesced::{Finds, Loads, SaveRequest, Saves};
 use config::{ConnectOptions, PoolSettings};
-use lanes::Lanes;
+use lanes::{Lanes, Lease};
 use rows::Cell;
 use sql::Queries;
 
@@ -33,12 +35,14 @@ const TEXT_PARAMS: [Type; 8] = [Type::TEXT; 8];
 /// Runs one named statement with text parameters and decodes its rows: the
 /// pool (`Shared`) in production. The scheduler (`batcher.rs`) and what a
 /// batch runs (`coalesced.rs`) only see this, so their unit tests inject a
-/// fake runner instead of a database.
+/// fake runner instead of a database. `abandon`: when every caller of the
+/// statement has given up on it.
 pub trait Runner: Send + Sync + 'static {
   fn run(
     &self,
     name: &str,
     params: &[Option<String>],
+    abandon: &Abandon,
   ) -> impl Future<Output = Result<Vec<Vec<Cell>>, StoreError>> + Send;
 }
 
@@ -47,8 +51,9 @@ impl Runner for Shared {
     &self,
     name: &str,
     params: &[Option<String>],
+    abandon: &Abandon,
   ) -> impl Future<Output = Result<Vec<Vec<Cell>>, StoreError>> + Send {
-    Shared::run(self, name, params)
+    Shared::run(self, name, params, abandon)
   }
 }
 
@@ -69,24 +74,65 @@ pub struct Shared {
 }
 
 impl Shared {
-  /// Runs a named statement with text parameters and decodes its rows.
+  /// Runs a named statement with text parameters and decodes its rows. A
+  /// statement all of whose callers gave up (`abandon`) before it was sent
+  /// is not sent (`Abandoned`); once sent, see `run_abandonable`.
   pub async fn run(
     &self,
     name: &str,
     params: &[Option<String>],
+    abandon: &Abandon,
   ) -> Result<Vec<Vec<Cell>>, StoreError> {
     let sql = self.queries.statement(name)?;
     if params.len() > TEXT_PARAMS.len() {
       return Err(StoreError::validation("params", "too many parameters"));
     }
+    if abandon.is_abandoned() {
+      return Err(StoreError::Abandoned);
+    }
     let mut lease = self.lanes.lease(&self.pool).await?;
-    let outcome = self.run_on(&lease.client, sql, params).await;
+    let outcome = if abandon.can_happen() {
+      self.run_abandonable(&lease, sql, params, abandon).await
+    } else {
+      self.run_on(&lease.client, sql, params).await
+    };
     // The connection is gone (terminated backend, reset socket): it must not
     // be handed to the next call, even before its task has noticed the end.
     if matches!(outcome, Err(StoreError::Connection { .. })) {
       lease.discard();
     }
     self.closed_if_cancelled_by_close(outcome)
+  }
+
+  /// Runs the statement; if every caller abandons it meanwhile and it is
+  /// alone on its connection, asks the server to cancel it (best effort: it
+  /// may finish first). With other calls pipelined on the connection it runs
+  /// to its end, as a cancel request stops whatever the backend runs. Either
+  /// way its outcome is awaited, so the connection is lent out again only
+  /// once the server is done with it.
+  async fn run_abandonable(
+    &self,
+    lease: &Lease<'_>,
+    sql: &str,
+    params: &[Option<String>],
+    abandon: &Abandon,
+  ) -> Result<Vec<Vec<Cell>>, StoreError> {
+    let statement = self.run_on(&lease.client, sql, params);
+    tokio::pin!(statement);
+    tokio::select! {
+      biased;
+      outcome = &mut statement => outcome,
+      () = abandon.abandoned() => {
+        // Dropped after the statement's end: the connection is free again.
+        let held = lease.hold_alone();
+        if held.is_some() {
+          // The request's own failure (the server unreachable) changes
+          // nothing: the statement's outcome below tells.
+          let _ = lease.client.cancel_token().cancel_query(self.tls.clone()).await;
+        }
+        statement.await
+      }
+    }
   }
 
   /// A statement the server cancelled (57014) after close() asked it to
@@ -229,24 +275,35 @@ impl Store {
     name: &str,
     params: &[Option<String>],
   ) -> Result<Vec<Vec<Cell>>, StoreError> {
-    self.shared.run(name, params).await
+    self.shared.run(name, params, &Abandon::Never).await
+  }
+
+  /// `run`, stopped when its callers give up on it (`abandon`).
+  pub async fn run_abandonable(
+    &self,
+    name: &str,
+    params: &[Option<String>],
+    abandon: &Abandon,
+  ) -> Result<Vec<Vec<Cell>>, StoreError> {
+    self.shared.run(name, params, abandon).await
   }
 
   /// Saves one profile, batched with concurrent saves of other profiles.
   /// The stored revision, or `None` when the expected revision did not match.
   pub async fn save(&self, request: SaveRequest) -> Result<Option<i64>, StoreError> {
-    self.save_counted(request).await.0
+    self.save_counted(request, Abandon::Never).await.0
   }
 
-  /// `save`, with how many saves its statement carried.
-  pub async fn save_counted(&self, request: SaveRequest) -> Answer<Option<i64>> {
+  /// `save`, with how many saves its statement carried; `abandon`: when its
+  /// caller gave up on it.
+  pub async fn save_counted(&self, request: SaveRequest, abandon: Abandon) -> Answer<Option<i64>> {
     if self.shared.pool.is_closed() {
       return (Err(StoreError::Closed), 1);
     }
     let saves = self
       .saves
       .get_or_init(|| Batcher::start(self.shared.clone()));
-    saves.call(request).await
+    saves.call(request, abandon).await
   }
 
   /// Loads profiles asked for together: a statement's worth at once, fewer
@@ -255,13 +312,19 @@ impl Store {
     &self,
     profile_ids: Vec<String>,
   ) -> Vec<Result<Option<String>, StoreError>> {
-    outcomes(self.load_together_counted(profile_ids).await)
+    outcomes(
+      self
+        .load_together_counted(profile_ids, Abandon::Never)
+        .await,
+    )
   }
 
-  /// `load_together`, with how many loads each one's statement carried.
+  /// `load_together`, with how many loads each one's statement carried;
+  /// `abandon`: when their caller gave up on them.
   pub async fn load_together_counted(
     &self,
     profile_ids: Vec<String>,
+    abandon: Abandon,
   ) -> Vec<Answer<Option<String>>> {
     if self.shared.pool.is_closed() {
       return profile_ids
@@ -269,17 +332,22 @@ impl Store {
         .map(|_| (Err(StoreError::Closed), 1))
         .collect();
     }
-    self.loads().call_together(profile_ids).await
+    self.loads().call_together(profile_ids, abandon).await
   }
 
   /// The profile ids of each user asked for, in index order; batched like
   /// `load_together`.
   pub async fn find_together(&self, user_ids: Vec<String>) -> Vec<Result<Vec<String>, StoreError>> {
-    outcomes(self.find_together_counted(user_ids).await)
+    outcomes(self.find_together_counted(user_ids, Abandon::Never).await)
   }
 
-  /// `find_together`, with how many finds each one's statement carried.
-  pub async fn find_together_counted(&self, user_ids: Vec<String>) -> Vec<Answer<Vec<String>>> {
+  /// `find_together`, with how many finds each one's statement carried;
+  /// `abandon`: when their caller gave up on them.
+  pub async fn find_together_counted(
+    &self,
+    user_ids: Vec<String>,
+    abandon: Abandon,
+  ) -> Vec<Answer<Vec<String>>> {
     if self.shared.pool.is_closed() {
       return user_ids
         .iter()
@@ -289,7 +357,7 @@ impl Store {
     self
       .finds
       .get_or_init(|| Batcher::start(self.shared.clone()))
-      .call_together(user_ids)
+      .call_together(user_ids, abandon)
       .await
   }
 
