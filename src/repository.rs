@@ -171,7 +171,7 @@ impl NativeRepository {
       let _entered = entered;
       let documents = store.load_together_counted(profile_ids, abandon).await;
       Ok(all_as_json_or_each(documents, counted, |documents| {
-        json_array(documents.into_iter())
+        json_array(&documents)
       }))
     })
   }
@@ -328,9 +328,16 @@ fn each_outcome<T>(answers: Vec<Answer<T>>, counted: Option<bool>) -> Vec<Counte
 }
 
 /// `[a,null,b]` from JSON texts (`None` → `null`), without parsing them.
-fn json_array(documents: impl Iterator<Item = Option<String>>) -> String {
-  let mut out = String::from("[");
-  for (i, document) in documents.enumerate() {
+/// Sized up front: grown by doubling, the copies of a crossing's documents
+/// cost ~1,000 instructions per load (callgrind).
+fn json_array(documents: &[Option<String>]) -> String {
+  let bytes: usize = documents
+    .iter()
+    .map(|document| document.as_ref().map_or(4, String::len) + 1)
+    .sum();
+  let mut out = String::with_capacity(bytes + 2);
+  out.push('[');
+  for (i, document) in documents.iter().enumerate() {
     if i > 0 {
       out.push(',');
     }
