@@ -25,6 +25,8 @@
 //!
 //! - `store/`: no napi. `sql.rs` holds ALL SQL (schema, upgrade, statements)
 //!   and `Statement`, the one list of statements (name, columns, effect),
+//!   `limits.rs` every limit of the call path, `abandon.rs` when every
+//!   caller of a statement gave up on it (cancelled on the server),
 //!   `config.rs` turns options/`DATABASE_URL`/`PG*` into a driver config,
 //!   `tls.rs` maps `sslmode` to rustls, `rows.rs` decodes result rows, and
 //!   `mod.rs` owns the deadpool-postgres pool.
