@@ -167,6 +167,37 @@ describe('cancelled on the server (native)', () => {
     assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
   })
 
+  test('a save aborted while it waits in the queue for a statement is never sent', async () => {
+    const repository = db.repository('native')
+    const locked = ['cancel-server-queue-a', 'cancel-server-queue-b']
+    for (const id of locked) await repository.saveProfile(doc(id))
+    const lock = await lockRows(db.url, db.schema, locked)
+    const id = 'cancel-server-queued'
+    let blocked
+    try {
+      // One tick each: two save statements, both waiting for the lock, hold
+      // both of the saves' statements at once (limits.rs SAVES).
+      const first = repository.saveProfile(doc(locked[0], 2))
+      await sleep(50)
+      const second = repository.saveProfile(doc(locked[1], 2))
+      blocked = Promise.allSettled([first, second])
+      assert.equal(await untilWaiting(2), 2, 'both save statements wait for the lock')
+      // This one crosses into Rust and waits for a statement of its own.
+      assertAborted(await rejection(repository.saveProfile(doc(id), { timeoutMillis: 100 })), { outcomeUnknown: true })
+      // Past STALLED_AFTER (250 ms) the queue sends what waits anyway.
+      await sleep(500)
+      assert.equal(await storedRevision(id), null, 'the aborted save was never sent')
+    } finally {
+      await lock.release()
+    }
+    const outcomes = await blocked
+    assert.deepEqual(
+      outcomes.map((o) => o.value?.metadata.revision),
+      [2, 2],
+    )
+    assert.equal(await storedRevision(id), null)
+  })
+
   test('a statement that also serves a call without a signal runs to its end', async () => {
     const repository = db.repository('native')
     const ids = ['cancel-server-shared-a', 'cancel-server-shared-b']
