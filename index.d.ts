@@ -104,9 +104,9 @@ export interface OperationOptions {
   /**
    * Aborts the call (as `fetch` and undici take one). Rejects with `aborted`, `cause` = the signal's reason: before its
    * statement was sent, the call leaves its batch and writes nothing; a write aborted after its statement was sent has
-   * `outcomeUnknown: true` (it may have committed; the next load tells). Native mode: a statement all of whose calls
-   * aborted is not sent, or, alone on its connection, is cancelled on the server (best effort; a cancelled save rolls
-   * back). `pruneAuditEntries` stops between two batches instead. Not an AbortSignal: `validation_error`
+   * `outcomeUnknown: true` (it may have committed; the next load tells). Native mode: a statement whose calls, and the
+   * calls made in the same tick, all aborted is not sent, or, alone on its connection, is cancelled on the server (best
+   * effort; a cancelled save rolls back; that connection is then closed). `pruneAuditEntries` stops between two batches instead. Not an AbortSignal: `validation_error`
    * (`field: 'signal'`).
    */
   signal?: AbortSignal

@@ -148,6 +148,33 @@ describe('cancelled on the server (native)', () => {
     assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2, 'the repository keeps working')
   })
 
+  test('the connection a cancel request went to is closed, not reused (a late request could stop the next statement)', async () => {
+    const application = 'pson5-cancel-retired'
+    const repository = db.repository('native', { max: 1, applicationName: application })
+    const backends = async () =>
+      (await db.sql('select pid from pg_stat_activity where application_name = $1', [application])).rows.map((r) => r.pid)
+    const id = 'cancel-server-retired'
+    await repository.saveProfile(doc(id))
+    const [cancelled] = await backends()
+    assert.equal(typeof cancelled, 'number')
+    const lock = await lockRows(db.url, db.schema, [id])
+    try {
+      assertAborted(await rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 })), { outcomeUnknown: true })
+      assert.equal(await untilWaiting(0), 0, 'the server cancelled the save')
+    } finally {
+      await lock.release()
+    }
+    // With one connection allowed, the pool let go of the closed one.
+    assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2)
+    let now = await backends()
+    for (let i = 0; i < 100 && now.includes(cancelled); i++) {
+      await sleep(50)
+      now = await backends()
+    }
+    assert.ok(!now.includes(cancelled), `backend ${cancelled} is gone: ${now}`)
+    assert.equal(now.length, 1)
+  })
+
   test('a load blocked behind a table lock and aborted is cancelled', async () => {
     const repository = db.repository('native')
     const id = 'cancel-server-load'

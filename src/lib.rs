@@ -6,7 +6,9 @@
 //! JS method (lib/repository.js: closed check, validation, signal)
 //!   -> driver (lib/drivers.js): the calls of one tick, one N-API crossing
 //!      per statement's worth (LOADS/FINDS/SAVES_PER_CROSSING, CROSSING_BYTES)
-//!   -> repository.rs  NativeRepository::{load_many, find_many, save_many, query_many}
+//!   -> repository.rs  NativeRepository::{load_many, load_many_json, find_many,
+//!                     save_many, query_many}; `abandon` when every call of a
+//!                     crossing aborted (store/abandon.rs)
 //!   -> store/mod.rs   Store: a statement's worth of loads/finds runs at once;
 //!                     fewer, and every save, go through the kind's queue
 //!   -> store/batcher.rs  one dispatch task per kind: the waiting calls become one

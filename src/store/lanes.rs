@@ -130,7 +130,10 @@ pub struct Lease<'a> {
   closing: &'a AtomicBool,
   /// Set by `discard`: the connection is known to be dead.
   dead: bool,
-  pub client: Arc<Object>,
+  /// Set by `retire`: a cancel request was sent to its backend.
+  retired: AtomicBool,
+  /// `None` only once dropped.
+  client: Option<Arc<Object>>,
 }
 
 impl Lease<'_> {
@@ -152,6 +155,31 @@ impl Lease<'_> {
     (self.lane.in_flight.load(Ordering::SeqCst) == 1).then_some(hold)
   }
 
+  pub fn client(&self) -> &Object {
+    self
+      .client
+      .as_ref()
+      .expect("a lease has its client until it drops")
+  }
+
+  /// A cancel request was sent to this connection's backend. tokio-postgres
+  /// does not wait for the server to act on it (libpq's PQcancel does), so
+  /// it may still arrive after the statement ended and stop the next one.
+  /// Called while the lane is held: the lane lets go of the connection now,
+  /// and the lease closes it when it drops instead of giving it back to the
+  /// pool.
+  pub fn retire(&self) {
+    self.retired.store(true, Ordering::Release);
+    let mut connection = lock(&self.lane.connection);
+    if connection
+      .as_ref()
+      .zip(self.client.as_ref())
+      .is_some_and(|(lane, own)| Arc::ptr_eq(lane, own))
+    {
+      *connection = None;
+    }
+  }
+
   /// The call learnt that the connection is gone: the lane lets go of it
   /// now, so no later call is handed it (its task may not have seen the
   /// end of the socket yet, so `is_closed` can still say false).
@@ -167,14 +195,21 @@ impl Drop for Lease<'_> {
     self.progress.notify_waiters();
     // A connection that died is let go, so the pool replaces it; after close,
     // the last call on a connection lets it go.
-    if self.dead || self.client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire))
-    {
+    let Some(client) = self.client.take() else {
+      return;
+    };
+    if self.dead || client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire)) {
       let mut connection = lock(&self.lane.connection);
-      if connection
-        .as_ref()
-        .is_some_and(|c| Arc::ptr_eq(c, &self.client))
-      {
+      if connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
         *connection = None;
+      }
+    }
+    // Out of the pool and closed, unless someone still holds a copy for a
+    // moment (`busy_connections`): then the pool's check on its next
+    // checkout (`RecyclingMethod::Verified`) is the last line.
+    if self.retired.load(Ordering::Acquire) {
+      if let Ok(object) = Arc::try_unwrap(client) {
+        drop(Object::take(object));
       }
     }
   }
@@ -249,7 +284,8 @@ impl Lanes {
       progress: &self.progress,
       closing: &self.closing,
       dead: false,
-      client,
+      retired: AtomicBool::new(false),
+      client: Some(client),
     })
   }
 

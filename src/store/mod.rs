@@ -91,10 +91,13 @@ impl Shared {
       return Err(StoreError::Abandoned);
     }
     let mut lease = self.lanes.lease(&self.pool).await?;
-    let outcome = if abandon.can_happen() {
-      self.run_abandonable(&lease, sql, params, abandon).await
+    let outcome = if !abandon.can_happen() {
+      self.run_on(lease.client(), sql, params).await
+    } else if abandon.is_abandoned() {
+      // Abandoned while it waited for a connection.
+      Err(StoreError::Abandoned)
     } else {
-      self.run_on(&lease.client, sql, params).await
+      self.run_abandonable(&lease, sql, params, abandon).await
     };
     // The connection is gone (terminated backend, reset socket): it must not
     // be handed to the next call, even before its task has noticed the end.
@@ -117,20 +120,26 @@ impl Shared {
     params: &[Option<String>],
     abandon: &Abandon,
   ) -> Result<Vec<Vec<Cell>>, StoreError> {
-    let statement = self.run_on(&lease.client, sql, params);
+    let statement = self.run_on(lease.client(), sql, params);
     tokio::pin!(statement);
     tokio::select! {
       biased;
       outcome = &mut statement => outcome,
       () = abandon.abandoned() => {
         // Dropped after the statement's end: the connection is free again.
-        let held = lease.hold_alone();
-        if held.is_some() {
-          // The request's own failure (the server unreachable) changes
-          // nothing: the statement's outcome below tells.
-          let _ = lease.client.cancel_token().cancel_query(self.tls.clone()).await;
-        }
-        statement.await
+        let Some(_held) = lease.hold_alone() else {
+          return statement.await;
+        };
+        let token = lease.client().cancel_token();
+        // The request's own failure (the server unreachable, or slow past
+        // the connect timeout) changes nothing: the statement's outcome
+        // below tells.
+        let cancel = token.cancel_query(self.tls.clone());
+        let _ = tokio::time::timeout(self.settings.connect_timeout, cancel).await;
+        let outcome = statement.await;
+        // The request may still reach the backend after this end.
+        lease.retire();
+        outcome
       }
     }
   }
@@ -372,7 +381,7 @@ impl Store {
   pub async fn execute_script(&self, sql: &str) -> Result<(), StoreError> {
     let mut lease = self.shared.lanes.lease(&self.shared.pool).await?;
     let outcome = lease
-      .client
+      .client()
       .batch_execute(sql)
       .await
       .map_err(StoreError::from);
