@@ -5,6 +5,7 @@
 //! of borrowing `&self`: a worker thread that is terminated with calls in
 //! flight finalizes the JS object while those futures still run.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
@@ -67,18 +68,21 @@ impl Crossings {
   /// Registers crossing `id` until the returned guard drops (the crossing
   /// is answered, or its future dropped). Called on the JS thread, before
   /// the crossing's future is spawned, so an `abandon` that follows finds it.
-  fn enter(self: &Arc<Self>, id: Option<u32>) -> (Abandon, impl Drop + Send + 'static) {
-    let token = id.map(|id| {
-      let token = CancellationToken::new();
-      lock(&self.0).insert(id, token.clone());
-      token
+  /// No id (a call without a signal), or an id still in use (JS's counter
+  /// wrapped around a crossing that never ended): nothing to abandon.
+  fn enter(self: &Arc<Self>, id: Option<u32>) -> (Abandon, Option<impl Drop + Send + 'static>) {
+    let Some(id) = id else {
+      return (Abandon::Never, None);
+    };
+    let token = CancellationToken::new();
+    match lock(&self.0).entry(id) {
+      Entry::Occupied(_) => return (Abandon::Never, None),
+      Entry::Vacant(free) => free.insert(token.clone()),
+    };
+    let leave = scopeguard::guard(self.clone(), move |crossings| {
+      lock(&crossings.0).remove(&id);
     });
-    let leave = scopeguard::guard((self.clone(), id), |(crossings, id)| {
-      if let Some(id) = id {
-        lock(&crossings.0).remove(&id);
-      }
-    });
-    (Abandon::crossing(token), leave)
+    (Abandon::crossing(Some(token)), Some(leave))
   }
 
   fn abandon(&self, id: u32) {
