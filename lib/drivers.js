@@ -92,11 +92,12 @@ function nativeDriver(native, perCrossing) {
 // Calls made in the same tick go to `callMany` together: one N-API crossing
 // (and one promise) per burst, or per `maxCalls` calls or `maxBytes` of it
 // (as `bytesOf` estimates each call): large documents then come back, and
-// are parsed, while the server still works on the rest of the burst. `callMany` resolves to one
-// `{ value }` or `{ error }` per call, so calls succeed and fail
-// independently; `error` is the envelope fromNative reads. A call may end
-// with a trace context (one argument more than `toCall` takes): its crossing
-// then asks Rust how many calls each statement carried (`calls`).
+// are parsed, while the server still works on the rest of the burst.
+// `callMany` resolves to one `{ value }` or `{ error }` per call, so calls
+// succeed and fail independently; `error` is the envelope fromNative reads.
+// A call may end with a trace context (one argument more than `toCall`
+// takes): its crossing then asks Rust how many calls each statement carried
+// (`calls`).
 //
 // A call with a signal (lib/calls.js) that is aborted before the flush
 // leaves the burst: it is never sent. When every call of a crossing has a
@@ -179,7 +180,8 @@ function cross(callMany, batch, abandon) {
   )
 }
 
-// Crossing ids, unique among a driver's crossings in flight (u32 for napi).
+// The last crossing id given (a u32 for napi; the addon ignores an id still
+// in use, should the counter wrap around a crossing that never ended).
 let lastCrossing = 0
 
 // Counts the aborts of a crossing's calls; calls `abandon(crossing)` when

@@ -23,7 +23,7 @@ use crate::store::abandon::Abandon;
 use crate::store::batcher::Answer;
 use crate::store::coalesced::SaveRequest;
 use crate::store::limits;
-use crate::store::Store;
+use crate::store::{lock, Store};
 
 /// Rows as the JS side receives them.
 type JsRows = Vec<Vec<JsCell>>;
@@ -92,13 +92,6 @@ impl Crossings {
   }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-  // Inserts and removes only: a panic cannot leave the map inconsistent.
-  mutex
-    .lock()
-    .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Runs `work` with its own handle on the store, as a JS promise.
 fn promise<'env, T, F>(
   env: &'env Env,
@@ -110,6 +103,28 @@ where
   F: Future<Output = napi::Result<T>> + Send + 'static,
 {
   env.spawn_future(work(store.clone()))
+}
+
+/// `promise` for a crossing that JS may abandon (`crossing`: its id):
+/// `work` gets when its calls are abandoned, and the crossing stays
+/// registered until `work` is done.
+fn abandonable<'env, T, F>(
+  env: &'env Env,
+  store: &Arc<Store>,
+  crossings: &Arc<Crossings>,
+  crossing: Option<u32>,
+  work: impl FnOnce(Arc<Store>, Abandon) -> F,
+) -> napi::Result<PromiseRaw<'env, T>>
+where
+  T: ToNapiValue + Send + 'static,
+  F: Future<Output = napi::Result<T>> + Send + 'static,
+{
+  let (abandon, entered) = crossings.enter(crossing);
+  let work = work(store.clone(), abandon);
+  env.spawn_future(async move {
+    let _entered = entered;
+    work.await
+  })
 }
 
 #[napi]
@@ -137,22 +152,26 @@ impl NativeRepository {
     calls: Vec<QueryCall>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<JsRows>>>> {
-    let (abandon, entered) = self.crossings.enter(crossing);
-    promise(env, &self.store, |store| async move {
-      let _entered = entered;
-      let runs = calls
-        .iter()
-        .map(|call| store.run_abandonable(&call.name, &call.params, &abandon));
-      let outcomes = join_all(runs).await.into_iter().map(|rows| {
-        Outcome(rows.map(|rows| {
-          rows
-            .into_iter()
-            .map(|row| row.into_iter().map(JsCell).collect())
-            .collect()
-        }))
-      });
-      Ok(outcomes.collect())
-    })
+    abandonable(
+      env,
+      &self.store,
+      &self.crossings,
+      crossing,
+      |store, abandon| async move {
+        let runs = calls
+          .iter()
+          .map(|call| store.run_abandonable(&call.name, &call.params, &abandon));
+        let outcomes = join_all(runs).await.into_iter().map(|rows| {
+          Outcome(rows.map(|rows| {
+            rows
+              .into_iter()
+              .map(|row| row.into_iter().map(JsCell).collect())
+              .collect()
+          }))
+        });
+        Ok(outcomes.collect())
+      },
+    )
   }
 
   /// Loads profile documents: a statement's worth as statements of their own
@@ -170,14 +189,18 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Option<String>>>> {
-    let (abandon, entered) = self.crossings.enter(crossing);
-    promise(env, &self.store, move |store| async move {
-      let _entered = entered;
-      let documents = store.load_together_counted(profile_ids, abandon).await;
-      Ok(all_as_json_or_each(documents, counted, |documents| {
-        json_array(&documents)
-      }))
-    })
+    abandonable(
+      env,
+      &self.store,
+      &self.crossings,
+      crossing,
+      move |store, abandon| async move {
+        let documents = store.load_together_counted(profile_ids, abandon).await;
+        Ok(all_as_json_or_each(documents, counted, |documents| {
+          json_array(&documents)
+        }))
+      },
+    )
   }
 
   /// As `loadMany`, but always one outcome per load, each document its own
@@ -193,12 +216,16 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<String>>>>> {
-    let (abandon, entered) = self.crossings.enter(crossing);
-    promise(env, &self.store, move |store| async move {
-      let _entered = entered;
-      let documents = store.load_together_counted(profile_ids, abandon).await;
-      Ok(each_outcome(documents, counted))
-    })
+    abandonable(
+      env,
+      &self.store,
+      &self.crossings,
+      crossing,
+      move |store, abandon| async move {
+        let documents = store.load_together_counted(profile_ids, abandon).await;
+        Ok(each_outcome(documents, counted))
+      },
+    )
   }
 
   /// The profile ids of each user, batched like `loadMany`. When every find
@@ -214,14 +241,18 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Vec<String>>>> {
-    let (abandon, entered) = self.crossings.enter(crossing);
-    promise(env, &self.store, move |store| async move {
-      let _entered = entered;
-      let lists = store.find_together_counted(user_ids, abandon).await;
-      Ok(all_as_json_or_each(lists, counted, |lists| {
-        serde_json::to_string(&lists).expect("strings serialise")
-      }))
-    })
+    abandonable(
+      env,
+      &self.store,
+      &self.crossings,
+      crossing,
+      move |store, abandon| async move {
+        let lists = store.find_together_counted(user_ids, abandon).await;
+        Ok(all_as_json_or_each(lists, counted, |lists| {
+          serde_json::to_string(&lists).expect("strings serialise")
+        }))
+      },
+    )
   }
 
   /// Saves validated documents, coalesced with concurrent saves of other
@@ -238,20 +269,24 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<i64>>>>> {
-    let (abandon, entered) = self.crossings.enter(crossing);
-    promise(env, &self.store, move |store| async move {
-      let _entered = entered;
-      let saves = calls.into_iter().map(|call| {
-        let request = SaveRequest {
-          profile_id: call.profile_id,
-          document: call.document,
-          expected_revision: call.expected_revision,
-          context: call.context,
-        };
-        store.save_counted(request, abandon.clone())
-      });
-      Ok(each_outcome(join_all(saves).await, counted))
-    })
+    abandonable(
+      env,
+      &self.store,
+      &self.crossings,
+      crossing,
+      move |store, abandon| async move {
+        let saves = calls.into_iter().map(|call| {
+          let request = SaveRequest {
+            profile_id: call.profile_id,
+            document: call.document,
+            expected_revision: call.expected_revision,
+            context: call.context,
+          };
+          store.save_counted(request, abandon.clone())
+        });
+        Ok(each_outcome(join_all(saves).await, counted))
+      },
+    )
   }
 
   /// Runs the schema DDL (idempotent).

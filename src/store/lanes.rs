@@ -29,6 +29,7 @@ use scopeguard::ScopeGuard;
 use tokio::sync::Notify;
 
 use super::limits::STALLED_AFTER;
+use super::lock;
 use crate::error::StoreError;
 
 pub struct Lanes {
@@ -69,6 +70,15 @@ impl Lane {
       in_flight: self.in_flight.load(Ordering::Acquire),
       // A held lane is passed over as a stalled one is.
       stalled: self.stalled() || self.held.load(Ordering::SeqCst),
+    }
+  }
+
+  /// Lets go of `client` if it is still this lane's connection (a newer
+  /// one may have replaced it).
+  fn let_go_of(&self, client: &Arc<Object>) {
+    let mut connection = lock(&self.connection);
+    if connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, client)) {
+      *connection = None;
     }
   }
 
@@ -170,13 +180,8 @@ impl Lease<'_> {
   /// pool.
   pub fn retire(&self) {
     self.retired.store(true, Ordering::Release);
-    let mut connection = lock(&self.lane.connection);
-    if connection
-      .as_ref()
-      .zip(self.client.as_ref())
-      .is_some_and(|(lane, own)| Arc::ptr_eq(lane, own))
-    {
-      *connection = None;
+    if let Some(client) = &self.client {
+      self.lane.let_go_of(client);
     }
   }
 
@@ -199,10 +204,7 @@ impl Drop for Lease<'_> {
       return;
     };
     if self.dead || client.is_closed() || (others == 0 && self.closing.load(Ordering::Acquire)) {
-      let mut connection = lock(&self.lane.connection);
-      if connection.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
-        *connection = None;
-      }
+      self.lane.let_go_of(&client);
     }
     // Out of the pool and closed, unless someone still holds a copy for a
     // moment (`busy_connections`): then the pool's check on its next
@@ -213,13 +215,6 @@ impl Drop for Lease<'_> {
       }
     }
   }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-  // A panic while holding these short locks cannot leave them inconsistent.
-  mutex
-    .lock()
-    .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Lanes {

@@ -29,6 +29,15 @@ use lanes::{Lanes, Lease};
 use rows::Cell;
 use sql::Queries;
 
+/// Locks a mutex of the store's bookkeeping (lanes, crossings). They hold
+/// plain values updated in one step, so a panic elsewhere while one was held
+/// cannot leave them inconsistent: a poisoned lock is used as it is.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+  mutex
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Every parameter is sent as text; SQL casts it (see `sql.rs`).
 const TEXT_PARAMS: [Type; 8] = [Type::TEXT; 8];
 
