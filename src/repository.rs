@@ -105,28 +105,6 @@ where
   env.spawn_future(work(store.clone()))
 }
 
-/// `promise` for a crossing that JS may abandon (`crossing`: its id):
-/// `work` gets when its calls are abandoned, and the crossing stays
-/// registered until `work` is done.
-fn abandonable<'env, T, F>(
-  env: &'env Env,
-  store: &Arc<Store>,
-  crossings: &Arc<Crossings>,
-  crossing: Option<u32>,
-  work: impl FnOnce(Arc<Store>, Abandon) -> F,
-) -> napi::Result<PromiseRaw<'env, T>>
-where
-  T: ToNapiValue + Send + 'static,
-  F: Future<Output = napi::Result<T>> + Send + 'static,
-{
-  let (abandon, entered) = crossings.enter(crossing);
-  let work = work(store.clone(), abandon);
-  env.spawn_future(async move {
-    let _entered = entered;
-    work.await
-  })
-}
-
 #[napi]
 impl NativeRepository {
   /// Builds the pool; connections open on first use.
@@ -152,26 +130,20 @@ impl NativeRepository {
     calls: Vec<QueryCall>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<Outcome<JsRows>>>> {
-    abandonable(
-      env,
-      &self.store,
-      &self.crossings,
-      crossing,
-      |store, abandon| async move {
-        let runs = calls
-          .iter()
-          .map(|call| store.run_abandonable(&call.name, &call.params, &abandon));
-        let outcomes = join_all(runs).await.into_iter().map(|rows| {
-          Outcome(rows.map(|rows| {
-            rows
-              .into_iter()
-              .map(|row| row.into_iter().map(JsCell).collect())
-              .collect()
-          }))
-        });
-        Ok(outcomes.collect())
-      },
-    )
+    self.abandonable(env, crossing, |store, abandon| async move {
+      let runs = calls
+        .iter()
+        .map(|call| store.run_abandonable(&call.name, &call.params, &abandon));
+      let outcomes = join_all(runs).await.into_iter().map(|rows| {
+        Outcome(rows.map(|rows| {
+          rows
+            .into_iter()
+            .map(|row| row.into_iter().map(JsCell).collect())
+            .collect()
+        }))
+      });
+      Ok(outcomes.collect())
+    })
   }
 
   /// Loads profile documents: a statement's worth as statements of their own
@@ -189,18 +161,12 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Option<String>>>> {
-    abandonable(
-      env,
-      &self.store,
-      &self.crossings,
-      crossing,
-      move |store, abandon| async move {
-        let documents = store.load_together_counted(profile_ids, abandon).await;
-        Ok(all_as_json_or_each(documents, counted, |documents| {
-          json_array(&documents)
-        }))
-      },
-    )
+    self.abandonable(env, crossing, move |store, abandon| async move {
+      let documents = store.load_together_counted(profile_ids, abandon).await;
+      Ok(all_as_json_or_each(documents, counted, |documents| {
+        json_array(&documents)
+      }))
+    })
   }
 
   /// As `loadMany`, but always one outcome per load, each document its own
@@ -216,16 +182,10 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<String>>>>> {
-    abandonable(
-      env,
-      &self.store,
-      &self.crossings,
-      crossing,
-      move |store, abandon| async move {
-        let documents = store.load_together_counted(profile_ids, abandon).await;
-        Ok(each_outcome(documents, counted))
-      },
-    )
+    self.abandonable(env, crossing, move |store, abandon| async move {
+      let documents = store.load_together_counted(profile_ids, abandon).await;
+      Ok(each_outcome(documents, counted))
+    })
   }
 
   /// The profile ids of each user, batched like `loadMany`. When every find
@@ -241,18 +201,12 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, AllAsJsonOrEach<Vec<String>>>> {
-    abandonable(
-      env,
-      &self.store,
-      &self.crossings,
-      crossing,
-      move |store, abandon| async move {
-        let lists = store.find_together_counted(user_ids, abandon).await;
-        Ok(all_as_json_or_each(lists, counted, |lists| {
-          serde_json::to_string(&lists).expect("strings serialise")
-        }))
-      },
-    )
+    self.abandonable(env, crossing, move |store, abandon| async move {
+      let lists = store.find_together_counted(user_ids, abandon).await;
+      Ok(all_as_json_or_each(lists, counted, |lists| {
+        serde_json::to_string(&lists).expect("strings serialise")
+      }))
+    })
   }
 
   /// Saves validated documents, coalesced with concurrent saves of other
@@ -269,24 +223,18 @@ impl NativeRepository {
     counted: Option<bool>,
     crossing: Option<u32>,
   ) -> napi::Result<PromiseRaw<'env, Vec<CountedOutcome<Option<i64>>>>> {
-    abandonable(
-      env,
-      &self.store,
-      &self.crossings,
-      crossing,
-      move |store, abandon| async move {
-        let saves = calls.into_iter().map(|call| {
-          let request = SaveRequest {
-            profile_id: call.profile_id,
-            document: call.document,
-            expected_revision: call.expected_revision,
-            context: call.context,
-          };
-          store.save_counted(request, abandon.clone())
-        });
-        Ok(each_outcome(join_all(saves).await, counted))
-      },
-    )
+    self.abandonable(env, crossing, move |store, abandon| async move {
+      let saves = calls.into_iter().map(|call| {
+        let request = SaveRequest {
+          profile_id: call.profile_id,
+          document: call.document,
+          expected_revision: call.expected_revision,
+          context: call.context,
+        };
+        store.save_counted(request, abandon.clone())
+      });
+      Ok(each_outcome(join_all(saves).await, counted))
+    })
   }
 
   /// Runs the schema DDL (idempotent).
@@ -336,6 +284,29 @@ impl NativeRepository {
   #[napi]
   pub fn status(&self) -> PoolStatusJs {
     self.store.status().into()
+  }
+}
+
+impl NativeRepository {
+  /// `promise` for a crossing that JS may abandon (`crossing`: its id):
+  /// `work` gets when its calls are abandoned, and the crossing stays
+  /// registered until `work` is done.
+  fn abandonable<'env, T, F>(
+    &self,
+    env: &'env Env,
+    crossing: Option<u32>,
+    work: impl FnOnce(Arc<Store>, Abandon) -> F,
+  ) -> napi::Result<PromiseRaw<'env, T>>
+  where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = napi::Result<T>> + Send + 'static,
+  {
+    let (abandon, entered) = self.crossings.enter(crossing);
+    let work = work(self.store.clone(), abandon);
+    env.spawn_future(async move {
+      let _entered = entered;
+      work.await
+    })
   }
 }
 
