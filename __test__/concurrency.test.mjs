@@ -195,6 +195,64 @@ for (const mode of MODES) {
       assert.deepEqual(problems, [])
     })
 
+    test('concurrent index writes that list the same profiles in different orders never deadlock', async () => {
+      // Each write locks the index rows of its list; taken in the caller's
+      // order, two lists in opposite orders lock each other out (SQLSTATE
+      // 40P01, which the fault suite's fuzz run met as a database_error).
+      const profileIds = range(1, 30).map((i) => uniqueId(`${mode}-listed${i}`))
+      const users = ['a', 'b', 'c', 'd'].map((name) => uniqueId(`${mode}-lister-${name}`))
+      for (const profileId of profileIds) await repository.saveProfile(buildProfile({ profileId, userId: users[0] }))
+      const orders = [profileIds, [...profileIds].reverse(), profileIds.filter((_, i) => i % 2 === 0), profileIds.filter((_, i) => i % 2 === 1).reverse()]
+      const failures = []
+      for (let round = 0; round < 15; round++) {
+        const { rejected } = await settle(
+          users.map((userId, i) => {
+            const listed = orders[(i + round) % orders.length]
+            return repository.writeUserProfileIndex({
+              user_id: userId,
+              latest_profile_id: listed[0],
+              profile_ids: listed,
+              updated_at: new Date(Date.UTC(2026, 0, 1, 0, 0, round)).toISOString(),
+            })
+          }),
+        )
+        for (const error of rejected) failures.push(`${error.code}: ${error.message}`)
+      }
+      assert.deepEqual([...new Set(failures)], [])
+      // Each profile is listed once, under one of the writers.
+      const { rows } = await db.sql(`select count(*)::int as n, count(distinct profile_id)::int as distinct_ids from ${domainIndex} where profile_id = any ($1)`, [
+        profileIds,
+      ])
+      assert.deepEqual(rows[0], { n: 30, distinct_ids: 30 })
+    })
+
+    test('deleteProfilesByUserId concurrent with saves and index writes of the same profiles never deadlocks', async () => {
+      // Profiles saved in reverse, so the user's rows sit in the table
+      // against profile_id order: a delete that locked them in scan order
+      // deadlocked against saves and index writes, which lock in profile_id
+      // order.
+      const failures = []
+      for (let round = 0; round < 20; round++) {
+        const userId = uniqueId(`${mode}-leaver${round}`)
+        const profileIds = range(0, 19).map((i) => uniqueId(`${mode}-leaving${(i * 7) % 20}`))
+        for (const profileId of [...profileIds].reverse()) await repository.saveProfile(buildProfile({ profileId, userId }))
+        const saves = (ids) => ids.map((profileId) => repository.saveProfile(buildProfile({ profileId, userId })))
+        const { rejected } = await settle([
+          ...saves(profileIds.slice(0, 10)),
+          repository.deleteProfilesByUserId(userId),
+          ...saves(profileIds.slice(10)),
+          repository.writeUserProfileIndex({
+            user_id: uniqueId(`${mode}-taker`),
+            latest_profile_id: profileIds[0],
+            profile_ids: profileIds,
+            updated_at: new Date(Date.UTC(2026, 0, 1)).toISOString(),
+          }),
+        ])
+        for (const error of rejected) failures.push(`${error.code}: ${error.message}`)
+      }
+      assert.deepEqual([...new Set(failures)], [])
+    })
+
     test('concurrent saves of different profiles each get their own outcome', async () => {
       const userId = uniqueId(`${mode}-mixed`)
       const ids = range(1, 12).map((i) => uniqueId(`${mode}-mix${i}`))

@@ -897,17 +897,31 @@ fn render_statement(statement: Statement, n: &Names) -> String {
        from {index} where user_id = $1::text) list",
       updated_at = iso_instant("latest.updated_at")
     ),
+    // One lock order for every statement, profile_id's, as saves take it:
+    // `locked` takes the rows this write deletes or moves, sorted, before any
+    // is written (the scalar subqueries run first), and new rows go in in
+    // that order too. Locked in the caller's order, two lists in opposite
+    // orders deadlocked (40P01: __test__/concurrency.test.mjs).
+    // `= any (array(...))` rather than `user_id = $1 or profile_id in (...)`:
+    // the OR was planned as a scan of the whole table (plans.test.mjs).
     Statement::WriteUserProfileIndex => format!(
       "with wanted as ( \
          select e.profile_id, e.ordinal from jsonb_array_elements_text($3::text::jsonb) with ordinality as e(profile_id, ordinal)), \
+       locked as materialized ( \
+         select d.profile_id from {index} d \
+         where d.profile_id = any (array(select u.profile_id from {index} u where u.user_id = $1::text \
+         union select w.profile_id from wanted w)) \
+         order by d.profile_id for update), \
        removed as ( \
-         delete from {index} d where d.user_id = $1::text \
+         delete from {index} d where d.user_id = $1::text and (select count(*) from locked) >= 0 \
          and not exists (select 1 from wanted w where w.profile_id = d.profile_id)), \
        written as ( \
          insert into {index} as cur (user_id, profile_id, tenant_id, active_domains, position, latest_seq, updated_at) \
          select $1::text, w.profile_id, p.tenant_id, coalesce({domains}, '{{}}'), w.ordinal, \
          case when w.profile_id = $2::text then nextval({seq}) else 0 end, $4::text::timestamptz \
          from wanted w left join {profiles} p on p.profile_id = w.profile_id \
+         where (select count(*) from locked) >= 0 \
+         order by w.profile_id \
          on conflict (profile_id) do update set user_id = excluded.user_id, position = excluded.position, \
          latest_seq = case when excluded.profile_id = $2::text then excluded.latest_seq else cur.latest_seq end, \
          updated_at = excluded.updated_at \
@@ -1262,6 +1276,12 @@ declare
   listed text[];
   gone_audit integer;
 begin
+  -- Saves lock their profile rows, then their index rows, each set in
+  -- profile_id order (writeUserProfileIndex locks index rows in that order
+  -- too); deleting in scan order instead deadlocked against them (40P01:
+  -- __test__/concurrency.test.mjs).
+  perform 1 from {profiles} p where p.user_id = target_user_id order by p.profile_id for update;
+  perform 1 from {index} d where d.user_id = target_user_id order by d.profile_id for update;
   with removed as (delete from {profiles} p where p.user_id = target_user_id returning p.profile_id)
   select coalesce(array_agg(r.profile_id), '{{}}') into gone from removed r;
   with removed as (delete from {index} d where d.user_id = target_user_id returning d.profile_id)
