@@ -510,7 +510,7 @@ export interface PoolStatus {
   size: number
   /** Open connections with no call in flight. */
   available: number
-  /** Calls waiting for the pool to open a connection. */
+  /** Calls getting a connection: waiting for a busy one to free up or for one to open. */
   waiting: number
 }
 

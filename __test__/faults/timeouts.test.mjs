@@ -187,6 +187,22 @@ describe('a saturated pool', () => {
     assert.ok(after.every((r) => r.ok))
   })
 
+  test('poolStatus().waiting counts the calls waiting for a connection, and only them', async () => {
+    const { ids, repository, lock, blocked } = await saturate()
+    let third
+    try {
+      assert.equal(repository.poolStatus().waiting, 0, 'the blocked saves have their connections')
+      third = outcome(repository.loadProfile(ids[0]), 10000)
+      await sleep(200)
+      assert.equal(repository.poolStatus().waiting, 1, 'the third call waits for a connection')
+    } finally {
+      await lock.release()
+    }
+    await Promise.all(blocked)
+    await third
+    assert.equal(repository.poolStatus().waiting, 0)
+  })
+
   test('a third call that is a save also waits at most connectionTimeoutMillis', async () => {
     const { repository, lock, blocked } = await saturate()
     try {

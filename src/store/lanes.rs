@@ -40,6 +40,9 @@ pub struct Lanes {
   /// background, for calls waiting for a lane.
   progress: Arc<Notify>,
   acquire_timeout: Duration,
+  /// Calls getting a connection (`poolStatus().waiting`): the pool's own
+  /// count also has the connections opening in the background, for no call.
+  waiting: AtomicUsize,
 }
 
 struct Lane {
@@ -237,6 +240,7 @@ impl Lanes {
       closing: AtomicBool::new(false),
       progress: Arc::new(Notify::new()),
       acquire_timeout,
+      waiting: AtomicUsize::new(0),
     }
   }
 
@@ -244,6 +248,10 @@ impl Lanes {
     if pool.is_closed() {
       return Err(StoreError::Closed);
     }
+    self.waiting.fetch_add(1, Ordering::AcqRel);
+    let _waited = scopeguard::guard((), |()| {
+      self.waiting.fetch_sub(1, Ordering::AcqRel);
+    });
     let lane = loop {
       let lane = self.pick_or_wait(pool).await?;
       lane.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -345,6 +353,11 @@ impl Lanes {
         lock(&lane.connection).take();
       }
     }
+  }
+
+  /// Calls getting a connection: waiting for one to free up or to open.
+  pub fn waiting_count(&self) -> usize {
+    self.waiting.load(Ordering::Acquire)
   }
 
   /// Open connections with no call in flight. The lanes keep their pooled

@@ -439,7 +439,7 @@ impl Store {
       size: status.size,
       // Idle lanes plus connections the lanes have let go of (not yet closed).
       available: self.shared.lanes.idle_count() + status.available,
-      waiting: status.waiting,
+      waiting: self.shared.lanes.waiting_count(),
     }
   }
 
