@@ -305,8 +305,16 @@ export interface QueryResultLike {
   rows: Array<Record<string, unknown>> | unknown[][]
 }
 
-/** `(sql, params) => Promise<{ rows }>`, as node-postgres' `pool.query` returns. */
-export type QueryExecutor = (sql: string, params: ReadonlyArray<string | null>) => Promise<QueryResultLike>
+/**
+ * `(sql, params, { signal }?) => Promise<{ rows }>`, as node-postgres' `pool.query` returns. `signal` is the call's
+ * (`{ signal, timeoutMillis }` of the repository method), given only when the call has one: an executor that can
+ * cancels its statement on the server when it aborts (README "Cancellation"); others may ignore it.
+ */
+export type QueryExecutor = (
+  sql: string,
+  params: ReadonlyArray<string | null>,
+  options?: { signal?: AbortSignal },
+) => Promise<QueryResultLike>
 
 /** A node-postgres Pool/Client. */
 export interface PgQueryable {
@@ -716,7 +724,9 @@ export declare function createPostgresProfileStoreRepository(
 
 /**
  * Adapts a pg Pool/Client or a postgres.js `sql`. Statements are prepared per connection unless
- * `prepare: false` (for poolers that cannot keep prepared statements).
+ * `prepare: false` (for poolers that cannot keep prepared statements). When the executor's `signal` aborts, the
+ * statement is cancelled on the server: postgres.js' `query.cancel()`; with a pg Pool, pg's `Client#cancel` on a
+ * client checked out for the statement alone, which is then destroyed; a pg Client runs it to its end.
  */
 export declare function createPostgresQueryExecutor(
   queryable: PgQueryable | PostgresJsSql,

@@ -5,9 +5,11 @@
 // Against a real PostgreSQL, in the three modes.
 
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 
-import { PostgresStoreError } from '../index.mjs'
+import pg from 'pg'
+
+import { PostgresStoreError, createPostgresProfileStoreRepository } from '../index.mjs'
 import { rejection } from './helpers/assertions.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
 import { lockRows } from './helpers/locks.mjs'
@@ -109,10 +111,10 @@ for (const mode of MODES) {
   })
 }
 
-// Native mode also cancels on the server a statement whose every caller
-// aborted, when it runs alone on its connection (src/store/abandon.rs). The
-// executor modes leave the statement to the caller's executor.
-describe('cancelled on the server (native)', () => {
+// A statement whose every caller aborted is cancelled on the server: in
+// native mode when it runs alone on its connection (src/store/abandon.rs),
+// in the executor modes by createPostgresQueryExecutor (lib/drivers.js).
+describe('cancelled on the server', () => {
   /** Backends of this database waiting for a lock, other than `holder`'s. */
   async function waitingForLocks() {
     const { rows } = await db.sql(
@@ -129,70 +131,85 @@ describe('cancelled on the server (native)', () => {
     return count
   }
 
-  test('a save blocked on a row lock and aborted is cancelled: it stops waiting and never commits', async () => {
-    const repository = db.repository('native')
-    const id = 'cancel-server-save'
-    await repository.saveProfile(doc(id))
-    const lock = await lockRows(db.url, db.schema, [id])
-    try {
-      const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 }))
-      assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
-      assertAborted(await saving, { outcomeUnknown: true })
-      assert.equal(await untilWaiting(0), 0, 'the server cancelled the save while the lock was still held')
-    } finally {
-      await lock.release()
-    }
-    await sleep(200)
-    assert.equal(await storedRevision(id), 1, 'the cancelled save was rolled back')
-    assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
-    assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2, 'the repository keeps working')
-  })
+  for (const mode of MODES) {
+    test(`a save blocked on a row lock and aborted is cancelled: it stops waiting and never commits (${mode})`, async () => {
+      const repository = db.repository(mode)
+      const id = `cancel-server-save-${mode}`
+      await repository.saveProfile(doc(id))
+      const lock = await lockRows(db.url, db.schema, [id])
+      try {
+        const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 }))
+        assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
+        assertAborted(await saving, { outcomeUnknown: true })
+        assert.equal(await untilWaiting(0), 0, 'the server cancelled the save while the lock was still held')
+      } finally {
+        await lock.release()
+      }
+      await sleep(200)
+      assert.equal(await storedRevision(id), 1, 'the cancelled save was rolled back')
+      assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
+      assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2, 'the repository keeps working')
+    })
 
-  test('the connection a cancel request went to is closed, not reused (a late request could stop the next statement)', async () => {
-    const application = 'pson5-cancel-retired'
-    const repository = db.repository('native', { max: 1, applicationName: application })
-    const backends = async () =>
-      (await db.sql('select pid from pg_stat_activity where application_name = $1', [application])).rows.map((r) => r.pid)
-    const id = 'cancel-server-retired'
-    await repository.saveProfile(doc(id))
-    const [cancelled] = await backends()
-    assert.equal(typeof cancelled, 'number')
-    const lock = await lockRows(db.url, db.schema, [id])
-    try {
-      assertAborted(await rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 })), { outcomeUnknown: true })
-      assert.equal(await untilWaiting(0), 0, 'the server cancelled the save')
-    } finally {
-      await lock.release()
-    }
-    // With one connection allowed, the pool let go of the closed one.
-    assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2)
-    let now = await backends()
-    for (let i = 0; i < 100 && now.includes(cancelled); i++) {
-      await sleep(50)
-      now = await backends()
-    }
-    assert.ok(!now.includes(cancelled), `backend ${cancelled} is gone: ${now}`)
-    assert.equal(now.length, 1)
-  })
+    test(`a load blocked behind a table lock and aborted is cancelled (${mode})`, async () => {
+      const repository = db.repository(mode)
+      const id = `cancel-server-load-${mode}`
+      await repository.saveProfile(doc(id))
+      const locker = await db.admin.connect()
+      await locker.query('begin')
+      await locker.query(`lock table "${db.schema}".pson_profiles in access exclusive mode`)
+      try {
+        const loading = rejection(repository.loadProfile(id, { timeoutMillis: 300 }))
+        assert.equal(await untilWaiting(1), 1, 'the load waits for the table lock')
+        assertAborted(await loading)
+        assert.equal(await untilWaiting(0), 0, 'the server cancelled the load while the lock was still held')
+      } finally {
+        await locker.query('rollback')
+        locker.release()
+      }
+      assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
+    })
+  }
 
-  test('a load blocked behind a table lock and aborted is cancelled', async () => {
-    const repository = db.repository('native')
-    const id = 'cancel-server-load'
-    await repository.saveProfile(doc(id))
-    const locker = await db.admin.connect()
-    await locker.query('begin')
-    await locker.query(`lock table "${db.schema}".pson_profiles in access exclusive mode`)
-    try {
-      const loading = rejection(repository.loadProfile(id, { timeoutMillis: 300 }))
-      assert.equal(await untilWaiting(1), 1, 'the load waits for the table lock')
-      assertAborted(await loading)
-      assert.equal(await untilWaiting(0), 0, 'the server cancelled the load while the lock was still held')
-    } finally {
-      await locker.query('rollback')
-      locker.release()
-    }
-    assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
-  })
+  // One connection each; node-postgres' through a Pool of the test's own.
+  const oneConnection = {
+    native: (application) => db.repository('native', { max: 1, applicationName: application }),
+    pg: (application) => {
+      const pool = new pg.Pool({ connectionString: db.url, max: 1, application_name: application })
+      after(() => pool.end())
+      return createPostgresProfileStoreRepository({ exec: pool, schema: db.schema })
+    },
+  }
+
+  for (const [mode, repositoryOn] of Object.entries(oneConnection)) {
+    test(`the connection a cancel request went to is closed, not reused (a late request could stop the next statement) (${mode})`, async () => {
+      const application = `pson5-cancel-retired-${mode}`
+      const repository = repositoryOn(application)
+      after(() => repository.close())
+      const backends = async () =>
+        (await db.sql('select pid from pg_stat_activity where application_name = $1', [application])).rows.map((r) => r.pid)
+      const id = `cancel-server-retired-${mode}`
+      await repository.saveProfile(doc(id))
+      const [cancelled] = await backends()
+      assert.equal(typeof cancelled, 'number')
+      const lock = await lockRows(db.url, db.schema, [id])
+      try {
+        assertAborted(await rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 })), { outcomeUnknown: true })
+        assert.equal(await untilWaiting(0), 0, 'the server cancelled the save')
+      } finally {
+        await lock.release()
+      }
+      // With one connection allowed, the pool let go of the closed one.
+      assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2)
+      let now = await backends()
+      for (let i = 0; i < 100 && now.includes(cancelled); i++) {
+        await sleep(50)
+        now = await backends()
+      }
+      assert.ok(!now.includes(cancelled), `backend ${cancelled} is gone: ${now}`)
+      assert.equal(now.length, 1)
+    })
+  }
 
   test('a save aborted while it waits in the queue for a statement is never sent', async () => {
     const repository = db.repository('native')

@@ -3,7 +3,7 @@
 // Two ways to run a named statement, with one result shape (rows as arrays of
 // text/number/boolean/null):
 // - native: the Rust pool (prepared, cached, pipelined by tokio-postgres);
-// - executor: the caller's `(sql, params) => Promise<{ rows }>` running the
+// - executor: the caller's `(sql, params, { signal }?) => Promise<{ rows }>` running the
 //   very same SQL text from the artifacts.
 
 const { createHash } = require('node:crypto')
@@ -247,13 +247,15 @@ function executorDriver(exec, artifacts) {
       await null
       if (signal.aborted) return null
       sent()
-      return send(sql, params)
+      return send(sql, params, { signal })
     })
   }
-  const send = async (sql, params) => {
+  // `options.signal`: the call's, for an executor that can cancel its
+  // statement on the server (createPostgresQueryExecutor's can).
+  const send = async (sql, params, options) => {
     let result
     try {
-      result = await calls.track(Promise.resolve(exec(sql, params)))
+      result = await calls.track(Promise.resolve(options === undefined ? exec(sql, params) : exec(sql, params, options)))
     } catch (error) {
       // Converted here, where it is known to come from the caller's driver.
       throw error === abandonedWith ? error : fromExecutor(error)
@@ -306,6 +308,8 @@ function executorDriver(exec, artifacts) {
 // transaction mode without prepared-statement support answer 26000/42P05;
 // the statement did not run then, so the executor retries it unprepared and
 // stays unprepared. `{ prepare: false }` starts that way.
+// The executor's third argument, `{ signal }`, cancels its statement on the
+// server when the signal aborts (see cancelledOnAbort and queryOnOwnClient).
 function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   let prepared = prepare
   // Every call that failed this way retries, not only the first to notice.
@@ -316,14 +320,15 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   }
   if (typeof queryable?.unsafe === 'function') {
     // Scripts (the DDL) have no parameters and several statements: never prepared.
-    const run = (sql, params, usePrepared) => queryable.unsafe(sql, params, { prepare: usePrepared && params.length > 0 })
-    return async (sql, params = []) => {
+    const run = (sql, params, usePrepared, signal) =>
+      cancelledOnAbort(queryable.unsafe(sql, params, { prepare: usePrepared && params.length > 0 }), signal)
+    return async (sql, params = [], { signal } = {}) => {
       const usePrepared = prepared
       try {
-        return { rows: await run(sql, params, usePrepared) }
+        return { rows: await run(sql, params, usePrepared, signal) }
       } catch (error) {
         if (!usePrepared || !lostPreparedStatement(error)) throw error
-        return { rows: await run(sql, params, false) }
+        return { rows: await run(sql, params, false, signal) }
       }
     }
   }
@@ -340,13 +345,19 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
       }
       return name
     }
-    const runNamed = (name, sql, params) => queryable.query({ name, text: sql, values: params })
-    return async (sql, params = []) => {
-      if (params.length === 0) return queryable.query(sql)
-      if (!prepared) return queryable.query(sql, params)
+    // A Pool's query() hides the client that runs the statement, and only
+    // that client can cancel it: with a signal, the statement runs on a
+    // client of its own checkout. A single Client runs it to its end.
+    const isPool = typeof queryable.connect === 'function' && typeof queryable.totalCount === 'number'
+    const send = (config, signal) => (signal !== undefined && isPool ? queryOnOwnClient(queryable, config, signal) : queryable.query(config))
+    return async (sql, params = [], { signal } = {}) => {
+      // No values: the simple query protocol, which runs scripts of several statements.
+      if (params.length === 0) return send({ text: sql }, signal)
+      if (!prepared) return send({ text: sql, values: params }, signal)
+      const runNamed = (name) => send({ name, text: sql, values: params }, signal)
       const name = nameOf(sql)
       try {
-        return await runNamed(name, sql, params)
+        return await runNamed(name)
       } catch (error) {
         // A cached plan made stale by a schema change (0A000, "cached plan
         // must not change result type"): the statement did not run; prepare
@@ -357,10 +368,10 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
             generation++
             names.clear()
           }
-          return runNamed(nameOf(sql), sql, params)
+          return runNamed(nameOf(sql))
         }
         if (!lostPreparedStatement(error)) throw error
-        return queryable.query(sql, params)
+        return send({ text: sql, values: params }, signal)
       }
     }
   }
@@ -368,6 +379,46 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
     'queryable',
     'createPostgresQueryExecutor needs a pg Pool/Client (query) or a postgres.js sql (unsafe)',
   )
+}
+
+// postgres.js: `query.cancel()` drops a query not yet sent and sends
+// PostgreSQL's cancel request for one that runs (or runs next, pipelined).
+function cancelledOnAbort(query, signal) {
+  if (signal === undefined) return query
+  const onAbort = () => query.cancel()
+  signal.addEventListener('abort', onAbort, { once: true })
+  return query.finally(() => signal.removeEventListener('abort', onAbort))
+}
+
+// node-postgres: runs `config` on a client checked out of `pool` for it
+// alone; when `signal` aborts, pg's Client#cancel sends PostgreSQL's cancel
+// request for that client's backend from a new connection. Such a client is
+// then destroyed, not returned to the pool: the request may reach the server
+// after the statement ended and would stop the next one.
+async function queryOnOwnClient(pool, config, signal) {
+  const client = await pool.connect()
+  let cancelSent = false
+  const onAbort = () => {
+    cancelSent = true
+    const canceller = new pool.Client(pool.options)
+    // A refused or cut cancel connection is not the call's error: the call
+    // has already rejected with `aborted`, and its statement runs to its end.
+    canceller.connection.on('error', () => {})
+    canceller.cancel(client, query)
+  }
+  let query
+  const done = new Promise((resolve, reject) => {
+    query = new client.constructor.Query(config, undefined, (error, result) => (error ? reject(error) : resolve(result)))
+  })
+  try {
+    if (signal.aborted) throw signal.reason
+    signal.addEventListener('abort', onAbort, { once: true })
+    client.query(query)
+    return await done
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+    client.release(cancelSent)
+  }
 }
 
 module.exports = { nativeDriver, executorDriver, createPostgresQueryExecutor, gatherPerTick }
