@@ -253,6 +253,35 @@ for (const mode of MODES) {
       assert.deepEqual([...new Set(failures)], [])
     })
 
+    test('index writes racing first saves of the profiles they list: no call fails with a deadlock', async () => {
+      // A statement orders only the rows its snapshot sees: an index row a
+      // racing save commits meanwhile can still close a cycle (40P01), which
+      // PostgreSQL breaks by failing one statement, whole; the repository
+      // sends that call again (lib/repository.js DEADLOCK_TRIES).
+      const failures = []
+      for (let round = 0; round < 20; round++) {
+        const userId = uniqueId(`${mode}-racer${round}`)
+        const existing = range(0, 9).map((i) => uniqueId(`${mode}-raced${i}`))
+        for (const profileId of existing) await repository.saveProfile(buildProfile({ profileId, userId }))
+        const listed = [...range(0, 9).map((i) => uniqueId(`${mode}-fresh${i}`)), ...existing].sort()
+        const saves = (ids) => ids.map((profileId) => repository.saveProfile(buildProfile({ profileId, userId })))
+        const { rejected } = await settle([
+          ...saves(listed),
+          ...range(0, 2).map((k) =>
+            repository.writeUserProfileIndex({
+              user_id: uniqueId(`${mode}-claimer${k}`),
+              latest_profile_id: listed[0],
+              profile_ids: listed,
+              updated_at: new Date(Date.UTC(2026, 0, 1)).toISOString(),
+            }),
+          ),
+          ...saves([...listed].reverse()),
+        ])
+        for (const error of rejected) failures.push(`${error.code}: ${error.message}`)
+      }
+      assert.deepEqual([...new Set(failures)], [])
+    })
+
     test('concurrent saves of different profiles each get their own outcome', async () => {
       const userId = uniqueId(`${mode}-mixed`)
       const ids = range(1, 12).map((i) => uniqueId(`${mode}-mix${i}`))

@@ -13,7 +13,7 @@ const { engineErrorClass } = require('./upstream.js')
 const { isObserved, publish } = require('./events.js')
 const { OperationTrace, isTraced, traceOperation } = require('./tracing.js')
 const { pruneAudit } = require('./retention.js')
-const { abortedError, callSignal, withSignal, NOT_SENT } = require('./calls.js')
+const { abortedError, callSignal, withSignal, NOT_SENT, SENT } = require('./calls.js')
 const { C, named } = require('./columns.js')
 const history = require('./history.js')
 const { primaryToken } = require('./replicas.js')
@@ -46,6 +46,17 @@ const CANCEL_GRACE_MS = 400
 // What the calls that close() gave up on are rejected with, inside the
 // driver; #op turns it into a `closed` error with the caller's stack.
 const ABANDONED = Symbol('abandoned by close()')
+
+// How many times a call is sent when PostgreSQL ends its statement as the
+// victim of a deadlock (SQLSTATE 40P01): the whole statement was rolled
+// back, so sending it again is safe. The package's statements lock rows in
+// one order (src/store/sql.rs), but under READ COMMITTED a statement orders
+// only the rows its snapshot sees, and a row committed meanwhile can still
+// close a cycle (three index writes racing saves of the same profiles met
+// one in about 60 rounds: __test__/concurrency.test.mjs); the caller's own
+// transactions may lock in any order.
+const DEADLOCK_TRIES = 3
+const DEADLOCK_DETECTED = '40P01'
 
 
 class PostgresProfileStoreRepository {
@@ -478,11 +489,20 @@ class PostgresProfileStoreRepository {
       if (!OWN_SIGNAL.has(operation)) signal = callSignal(options)
       if (this.#driver.route !== undefined) route = this.#driver.route(options)
       const call = route === undefined ? () => body(context, trace) : () => route.run(() => body(context, trace))
-      let work
-      if (signal === null) work = call()
-      else if (signal.aborted) work = Promise.reject(NOT_SENT)
-      else work = withSignal(signal, call)
-      const [value, rowCount] = await work
+      const send = () => {
+        if (signal === null) return call()
+        return signal.aborted ? Promise.reject(NOT_SENT) : withSignal(signal, call)
+      }
+      let value
+      let rowCount
+      for (let tries = 1; ; tries++) {
+        try {
+          ;[value, rowCount] = await send()
+          break
+        } catch (raw) {
+          if (tries === DEADLOCK_TRIES || !this.#isDeadlock(raw)) throw raw
+        }
+      }
       if (trace !== null && route?.server !== undefined) trace.servedBy(route.server.address)
       if (trace !== null) trace.succeeded(value, rowCount, context)
       if (observed) {
@@ -507,6 +527,11 @@ class PostgresProfileStoreRepository {
     } finally {
       if (--this.#inFlight === 0 && this.#idle) this.#idle.resolve()
     }
+  }
+
+  #isDeadlock(raw) {
+    if (raw === NOT_SENT || raw === SENT || raw === ABANDONED) return false
+    return this.#storeError(raw).sqlState === DEADLOCK_DETECTED
   }
 
   // Any failure as a PostgresStoreError. Errors of the driver (a native

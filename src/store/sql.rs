@@ -897,20 +897,31 @@ fn render_statement(statement: Statement, n: &Names) -> String {
        from {index} where user_id = $1::text) list",
       updated_at = iso_instant("latest.updated_at")
     ),
-    // One lock order for every statement, profile_id's, as saves take it:
-    // `locked` takes the rows this write deletes or moves, sorted, before any
-    // is written (the scalar subqueries run first), and new rows go in in
-    // that order too. Locked in the caller's order, two lists in opposite
-    // orders deadlocked (40P01: __test__/concurrency.test.mjs).
-    // `= any (array(...))` rather than `user_id = $1 or profile_id in (...)`:
-    // the OR was planned as a scan of the whole table (plans.test.mjs).
+    // One lock order for every statement, as saves take it: profile rows,
+    // then index rows, each by profile_id. `involved` is every profile this
+    // write lists or unlists; `shared` locks their profile rows (a save of
+    // one holds its row from before it writes any index row, so this write
+    // waits for it before holding an index row itself), `locked` their
+    // index rows, and only then are rows deleted and inserted, new ones in
+    // profile_id order too (the scalar subqueries run first). Locked in the
+    // caller's order, two lists in opposite orders deadlocked, and without
+    // `shared` so did a save inserting a new index row (40P01:
+    // __test__/concurrency.test.mjs; what is left is retried, see
+    // lib/repository.js). `= any (...)` rather than `user_id = $1 or
+    // profile_id in (...)`: the OR was planned as a scan of the whole table
+    // (plans.test.mjs).
     Statement::WriteUserProfileIndex => format!(
       "with wanted as ( \
          select e.profile_id, e.ordinal from jsonb_array_elements_text($3::text::jsonb) with ordinality as e(profile_id, ordinal)), \
+       involved as materialized ( \
+         select array(select u.profile_id from {index} u where u.user_id = $1::text \
+         union select w.profile_id from wanted w) as ids), \
+       shared as materialized ( \
+         select p.profile_id from {profiles} p where p.profile_id = any ((select ids from involved)::text[]) \
+         order by p.profile_id for share), \
        locked as materialized ( \
-         select d.profile_id from {index} d \
-         where d.profile_id = any (array(select u.profile_id from {index} u where u.user_id = $1::text \
-         union select w.profile_id from wanted w)) \
+         select d.profile_id from {index} d where d.profile_id = any ((select ids from involved)::text[]) \
+         and (select count(*) from shared) >= 0 \
          order by d.profile_id for update), \
        removed as ( \
          delete from {index} d where d.user_id = $1::text and (select count(*) from locked) >= 0 \
@@ -1277,15 +1288,16 @@ declare
   gone_audit integer;
 begin
   -- Saves lock their profile rows, then their index rows, each set in
-  -- profile_id order (writeUserProfileIndex locks index rows in that order
-  -- too); deleting in scan order instead deadlocked against them (40P01:
-  -- __test__/concurrency.test.mjs).
-  perform 1 from {profiles} p where p.user_id = target_user_id order by p.profile_id for update;
-  perform 1 from {index} d where d.user_id = target_user_id order by d.profile_id for update;
-  with removed as (delete from {profiles} p where p.user_id = target_user_id returning p.profile_id)
-  select coalesce(array_agg(r.profile_id), '{{}}') into gone from removed r;
-  with removed as (delete from {index} d where d.user_id = target_user_id returning d.profile_id)
-  select coalesce(array_agg(r.profile_id), '{{}}') into listed from removed r;
+  -- profile_id order (writeUserProfileIndex too); deleting in scan order
+  -- instead deadlocked against them (40P01: __test__/concurrency.test.mjs).
+  -- Only the rows locked here are deleted: a row that became the user's
+  -- after this statement's snapshot was not locked in order.
+  gone := array(select p.profile_id from {profiles} p where p.user_id = target_user_id
+                order by p.profile_id for update);
+  listed := array(select d.profile_id from {index} d where d.user_id = target_user_id
+                  order by d.profile_id for update);
+  delete from {profiles} p where p.profile_id = any (gone);
+  delete from {index} d where d.profile_id = any (listed);
   gone := array(select distinct u.id from unnest(gone || listed) u(id) order by u.id);
   delete from {audit} a where a.profile_id = any (gone);
   get diagnostics gone_audit = row_count;
