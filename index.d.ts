@@ -307,7 +307,7 @@ export interface QueryResultLike {
 
 /**
  * `(sql, params, { signal }?) => Promise<{ rows }>`, as node-postgres' `pool.query` returns. `signal` is the call's
- * (`{ signal, timeoutMillis }` of the repository method), given only when the call has one: an executor that can
+ * (`{ signal, timeoutMillis }` of the repository method), given only when the call has one. An executor that can,
  * cancels its statement on the server when it aborts (README "Cancellation"); others may ignore it.
  */
 export type QueryExecutor = (
@@ -724,9 +724,10 @@ export declare function createPostgresProfileStoreRepository(
 
 /**
  * Adapts a pg Pool/Client or a postgres.js `sql`. Statements are prepared per connection unless
- * `prepare: false` (for poolers that cannot keep prepared statements). When the executor's `signal` aborts, the
- * statement is cancelled on the server: postgres.js' `query.cancel()`; with a pg Pool, pg's `Client#cancel` on a
- * client checked out for the statement alone, which is then destroyed; a pg Client runs it to its end.
+ * `prepare: false` (for poolers that cannot keep prepared statements). When the executor's `signal` aborts: with a
+ * pg Pool, the statement (run on a client checked out for it alone) is cancelled on the server and that client is
+ * destroyed; with postgres.js, a query still waiting for a connection is dropped; otherwise (a pg Client, a query
+ * postgres.js has sent) the statement runs to its end.
  */
 export declare function createPostgresQueryExecutor(
   queryable: PgQueryable | PostgresJsSql,

@@ -23,6 +23,13 @@ function doc(id, n = 1) {
   return { profile_id: id, user_id: 'cancel-user', metadata: { source_count: n } }
 }
 
+/** Polls `storedRevision(id)` until it is `revision` (at most 5 s); returns the last one read. */
+async function untilCommitted(id, revision) {
+  let stored
+  for (let i = 0; i < 100 && (stored = await storedRevision(id)) !== revision; i++) await sleep(50)
+  return stored
+}
+
 async function storedRevision(id) {
   const { rows } = await db.sql(`select revision from "${db.schema}".pson_profiles where profile_id = $1`, [id])
   return rows[0]?.revision ?? null
@@ -113,7 +120,8 @@ for (const mode of MODES) {
 
 // A statement whose every caller aborted is cancelled on the server: in
 // native mode when it runs alone on its connection (src/store/abandon.rs),
-// in the executor modes by createPostgresQueryExecutor (lib/drivers.js).
+// over a pg Pool by createPostgresQueryExecutor (lib/drivers.js). postgres.js
+// pipelines, so there a running statement runs to its end.
 describe('cancelled on the server', () => {
   /** Backends of this database waiting for a lock, other than `holder`'s. */
   async function waitingForLocks() {
@@ -131,7 +139,7 @@ describe('cancelled on the server', () => {
     return count
   }
 
-  for (const mode of MODES) {
+  for (const mode of ['native', 'pg']) {
     test(`a save blocked on a row lock and aborted is cancelled: it stops waiting and never commits (${mode})`, async () => {
       const repository = db.repository(mode)
       const id = `cancel-server-save-${mode}`
@@ -170,6 +178,45 @@ describe('cancelled on the server', () => {
       assert.equal((await repository.loadProfile(id)).metadata.revision, 1)
     })
   }
+
+  test('postgres.js: a running statement runs to its end (a cancel request could stop a statement pipelined behind it)', async () => {
+    const repository = db.repository('postgres')
+    const id = 'cancel-server-postgres-js'
+    await repository.saveProfile(doc(id))
+    const lock = await lockRows(db.url, db.schema, [id])
+    try {
+      const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 }))
+      assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
+      assertAborted(await saving, { outcomeUnknown: true })
+      await sleep(300)
+      assert.equal(await waitingForLocks(), 1, 'the save still waits for the lock')
+    } finally {
+      await lock.release()
+    }
+    assert.equal(await untilCommitted(id, 2), 2, 'the aborted save committed once the lock was released')
+  })
+
+  test('pg Pool: a call with a signal whose connection is lost rejects with connection_error, and nothing throws', async () => {
+    const application = 'pson5-cancel-lost'
+    const pool = new pg.Pool({ connectionString: db.url, max: 2, application_name: application })
+    after(() => pool.end())
+    const repository = createPostgresProfileStoreRepository({ exec: pool, schema: db.schema })
+    after(() => repository.close())
+    const id = 'cancel-server-lost-pg'
+    await repository.saveProfile(doc(id))
+    const lock = await lockRows(db.url, db.schema, [id])
+    try {
+      // The call's own client (checked out for its signal) waits for the lock.
+      const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 60000 }))
+      assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
+      await db.sql('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [application])
+      const error = await saving
+      assert.equal(error.code, 'connection_error', `${error.code}: ${error.message}`)
+    } finally {
+      await lock.release()
+    }
+    assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2)
+  })
 
   // One connection each; node-postgres' through a Pool of the test's own.
   const oneConnection = {

@@ -327,7 +327,7 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
       try {
         return { rows: await run(sql, params, usePrepared, signal) }
       } catch (error) {
-        if (!usePrepared || !lostPreparedStatement(error)) throw error
+        if (!usePrepared || !lostPreparedStatement(error) || signal?.aborted) throw error
         return { rows: await run(sql, params, false, signal) }
       }
     }
@@ -363,6 +363,7 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
         // must not change result type"): the statement did not run; prepare
         // it again under a new name (once for all the calls that met it)
         // and retry once.
+        if (signal?.aborted) throw error
         if (error?.code === '0A000') {
           if (names.get(sql) === name) {
             generation++
@@ -381,44 +382,69 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   )
 }
 
-// postgres.js: `query.cancel()` drops a query not yet sent and sends
-// PostgreSQL's cancel request for one that runs (or runs next, pipelined).
+// postgres.js: a query still waiting for a connection is dropped
+// (`query.cancel()`, no request sent). One already on a connection runs to
+// its end: postgres.js pipelines queries on a connection, so a cancel
+// request, which stops whatever the backend runs when it arrives, could stop
+// another caller's statement.
 function cancelledOnAbort(query, signal) {
   if (signal === undefined) return query
-  const onAbort = () => query.cancel()
+  const onAbort = () => {
+    if (query.state === undefined) query.cancel()
+  }
   signal.addEventListener('abort', onAbort, { once: true })
   return query.finally(() => signal.removeEventListener('abort', onAbort))
 }
 
 // node-postgres: runs `config` on a client checked out of `pool` for it
-// alone; when `signal` aborts, pg's Client#cancel sends PostgreSQL's cancel
-// request for that client's backend from a new connection. Such a client is
-// then destroyed, not returned to the pool: the request may reach the server
-// after the statement ended and would stop the next one.
+// alone; when `signal` aborts, PostgreSQL's cancel request goes to that
+// client's backend. Such a client is then destroyed, not returned to the
+// pool: the request may reach the server after the statement ended and
+// would stop the next one. As in pg-pool's own `pool.query`, a client
+// whose query failed is destroyed too (its connection may be lost, and
+// would otherwise report that as the pool's 'error' once idle).
 async function queryOnOwnClient(pool, config, signal) {
   const client = await pool.connect()
+  if (signal.aborted) {
+    client.release()
+    throw signal.reason
+  }
+  // A checked-out client has no 'error' listener of the pool's; a
+  // connection lost meanwhile rejects the query, and must not also throw.
+  const ignore = () => {}
+  client.on('error', ignore)
   let cancelSent = false
   const onAbort = () => {
-    cancelSent = true
-    const canceller = new pool.Client(pool.options)
-    // A refused or cut cancel connection is not the call's error: the call
-    // has already rejected with `aborted`, and its statement runs to its end.
-    canceller.connection.on('error', () => {})
-    canceller.cancel(client, query)
+    cancelSent = sendCancelRequest(pool, client)
   }
-  let query
-  const done = new Promise((resolve, reject) => {
-    query = new client.constructor.Query(config, undefined, (error, result) => (error ? reject(error) : resolve(result)))
-  })
+  let failed = false
   try {
-    if (signal.aborted) throw signal.reason
     signal.addEventListener('abort', onAbort, { once: true })
-    client.query(query)
-    return await done
+    return await client.query(config)
+  } catch (error) {
+    failed = true
+    throw error
   } finally {
     signal.removeEventListener('abort', onAbort)
-    client.release(cancelSent)
+    client.removeListener('error', ignore)
+    client.release(failed || cancelSent)
   }
+}
+
+// pg's own Client#cancel, less its look at the deprecated `activeQuery`
+// (which prints a warning): the client runs nothing but this statement.
+// Returns whether a request was sent; pg-native clients have no connection
+// to send it on, and their statement runs to its end.
+function sendCancelRequest(pool, client) {
+  const { connection } = new pool.Client(pool.options)
+  if (connection === undefined) return false
+  // A refused or cut cancel connection is not the call's error: the call
+  // has already rejected with `aborted`.
+  connection.on('error', () => {})
+  connection.on('connect', () => connection.cancel(client.processID, client.secretKey))
+  if (client.host?.startsWith('/')) connection.connect(`${client.host}/.s.PGSQL.${client.port}`)
+  else connection.connect(client.port, client.host)
+  return true
 }
 
 module.exports = { nativeDriver, executorDriver, createPostgresQueryExecutor, gatherPerTick }
