@@ -139,16 +139,31 @@ describe('cancelled on the server', () => {
     return count
   }
 
+  /**
+   * Saves `id`, locks its row from another session, and makes a second save
+   * of it wait for that lock until its timeoutMillis (300 ms) aborts it.
+   * Returns the lock, still held.
+   */
+  async function saveAbortedBehindLock(repository, id) {
+    await repository.saveProfile(doc(id))
+    const lock = await lockRows(db.url, db.schema, [id])
+    try {
+      const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 }))
+      assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
+      assertAborted(await saving, { outcomeUnknown: true })
+      return lock
+    } catch (error) {
+      await lock.release()
+      throw error
+    }
+  }
+
   for (const mode of ['native', 'pg']) {
     test(`a save blocked on a row lock and aborted is cancelled: it stops waiting and never commits (${mode})`, async () => {
       const repository = db.repository(mode)
       const id = `cancel-server-save-${mode}`
-      await repository.saveProfile(doc(id))
-      const lock = await lockRows(db.url, db.schema, [id])
+      const lock = await saveAbortedBehindLock(repository, id)
       try {
-        const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 }))
-        assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
-        assertAborted(await saving, { outcomeUnknown: true })
         assert.equal(await untilWaiting(0), 0, 'the server cancelled the save while the lock was still held')
       } finally {
         await lock.release()
@@ -182,12 +197,8 @@ describe('cancelled on the server', () => {
   test('postgres.js: a running statement runs to its end (a cancel request could stop a statement pipelined behind it)', async () => {
     const repository = db.repository('postgres')
     const id = 'cancel-server-postgres-js'
-    await repository.saveProfile(doc(id))
-    const lock = await lockRows(db.url, db.schema, [id])
+    const lock = await saveAbortedBehindLock(repository, id)
     try {
-      const saving = rejection(repository.saveProfile(doc(id, 2), { timeoutMillis: 300 }))
-      assert.equal(await untilWaiting(1), 1, 'the save waits for the row lock')
-      assertAborted(await saving, { outcomeUnknown: true })
       await sleep(300)
       assert.equal(await waitingForLocks(), 1, 'the save still waits for the lock')
     } finally {
