@@ -9,11 +9,13 @@
 //!   -> repository.rs  NativeRepository::{load_many, load_many_json, find_many,
 //!                     save_many, query_many}; `abandon` when every call of a
 //!                     crossing aborted (store/abandon.rs)
-//!   -> store/mod.rs   Store: a statement's worth of loads/finds runs at once;
-//!                     fewer, and every save, go through the kind's queue
-//!   -> store/batcher.rs  one dispatch task per kind: the waiting calls become one
-//!                     statement as soon as a permit is free (2 save statements,
-//!                     4 load and 4 find statements at once); STALLED_AFTER
+//!   -> store/mod.rs   Store: one Batcher per kind (saves, loads, finds)
+//!   -> store/batcher.rs  call_together: a statement's worth of loads/finds runs
+//!                     at once under a permit; fewer, and every save, wait in
+//!                     the kind's queue, whose dispatch task makes the waiting
+//!                     calls one statement as soon as a permit is free (2 save
+//!                     statements, 4 load and 4 find statements at once);
+//!                     STALLED_AFTER
 //!   -> store/coalesced.rs  what a batch of saves/loads/finds runs (one statement)
 //!   -> store/mod.rs   Shared::run: a named statement on a lane, prepared and
 //!                     cached; a stale plan is prepared again and retried once
