@@ -6,6 +6,9 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 
+import pg from 'pg'
+
+import { createPostgresProfileStoreRepository } from '../index.mjs'
 import { MODES, useDatabase } from './helpers/database.mjs'
 import { buildProfile, expectStoreError, failIfUnfinished, settle, uniqueId } from './helpers/profiles.mjs'
 
@@ -436,3 +439,39 @@ for (const mode of MODES) {
     })
   })
 }
+
+describe("a deadlock inside the caller's own transaction", () => {
+  test('an executor on a pg Client in BEGIN: the call rejects with 40P01, the cause, not the 25P02 of a retry', async () => {
+    const ids = ['a', 'b'].map((name) => uniqueId(`own-tx-${name}`))
+    const setup = db.repository('native')
+    await setup.ensureSchema()
+    for (const profileId of ids) await setup.saveProfile(buildProfile({ profileId, userId: uniqueId('own-tx-user') }))
+    const profiles = `"${db.schema}"."pson_profiles"`
+    const caller = new pg.Client({ connectionString: db.url })
+    const other = new pg.Client({ connectionString: db.url })
+    await caller.connect()
+    await other.connect()
+    try {
+      const repository = createPostgresProfileStoreRepository({ exec: caller, schema: db.schema })
+      await caller.query('begin')
+      await caller.query(`select 1 from ${profiles} where profile_id = $1 for update`, [ids[0]])
+      await other.query('begin')
+      await other.query(`select 1 from ${profiles} where profile_id = $1 for update`, [ids[1]])
+      // The caller's save of b waits for `other`; `other` then waits for a:
+      // the save waited first, so its backend finds the cycle and ends it.
+      const saving = expectStoreError(repository.saveProfile(buildProfile({ profileId: ids[1], userId: 'x' })), {
+        code: 'database_error',
+        sqlState: '40P01',
+      })
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const waiting = other.query(`select 1 from ${profiles} where profile_id = $1 for update`, [ids[0]])
+      await saving
+      await waiting
+      await other.query('rollback')
+      await caller.query('rollback')
+    } finally {
+      await caller.end()
+      await other.end()
+    }
+  })
+})

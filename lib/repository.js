@@ -57,6 +57,9 @@ const ABANDONED = Symbol('abandoned by close()')
 // transactions may lock in any order.
 const DEADLOCK_TRIES = 3
 const DEADLOCK_DETECTED = '40P01'
+// What a retry meets in the caller's own transaction (an executor's pg Client
+// in BEGIN), which the deadlock aborted: the deadlock is then the answer.
+const IN_FAILED_TRANSACTION = '25P02'
 
 
 class PostgresProfileStoreRepository {
@@ -495,12 +498,16 @@ class PostgresProfileStoreRepository {
       }
       let value
       let rowCount
+      let deadlock
       for (let tries = 1; ; tries++) {
         try {
           ;[value, rowCount] = await send()
           break
         } catch (raw) {
-          if (tries === DEADLOCK_TRIES || !this.#isDeadlock(raw)) throw raw
+          const sqlState = this.#sqlStateOf(raw)
+          if (deadlock !== undefined && sqlState === IN_FAILED_TRANSACTION) throw deadlock
+          if (tries === DEADLOCK_TRIES || sqlState !== DEADLOCK_DETECTED) throw raw
+          deadlock = raw
         }
       }
       if (trace !== null && route?.server !== undefined) trace.servedBy(route.server.address)
@@ -529,9 +536,10 @@ class PostgresProfileStoreRepository {
     }
   }
 
-  #isDeadlock(raw) {
-    if (raw === NOT_SENT || raw === SENT || raw === ABANDONED) return false
-    return this.#storeError(raw).sqlState === DEADLOCK_DETECTED
+  // The SQLSTATE of a failure, when the server gave one.
+  #sqlStateOf(raw) {
+    if (raw === NOT_SENT || raw === SENT || raw === ABANDONED) return undefined
+    return this.#storeError(raw).sqlState
   }
 
   // Any failure as a PostgresStoreError. Errors of the driver (a native
