@@ -441,6 +441,9 @@ for (const mode of MODES) {
 }
 
 describe("a deadlock inside the caller's own transaction", () => {
+  const waitsForLock = async (pid) =>
+    (await db.sql(`select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'`, [pid])).rowCount === 1
+
   test('an executor on a pg Client in BEGIN: the call rejects with 40P01, the cause, not the 25P02 of a retry', async () => {
     const ids = ['a', 'b'].map((name) => uniqueId(`own-tx-${name}`))
     const setup = db.repository('native')
@@ -463,7 +466,7 @@ describe("a deadlock inside the caller's own transaction", () => {
         code: 'database_error',
         sqlState: '40P01',
       })
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      for (let i = 0; i < 100 && !(await waitsForLock(caller.processID)); i++) await new Promise((resolve) => setTimeout(resolve, 50))
       const waiting = other.query(`select 1 from ${profiles} where profile_id = $1 for update`, [ids[0]])
       await saving
       await waiting
