@@ -10,7 +10,7 @@ import pg from 'pg'
 import { createPostgresProfileStoreRepository } from '../../index.mjs'
 import { useDatabase } from '../helpers/database.mjs'
 import { lockRows as lockRowsOf } from '../helpers/locks.mjs'
-import { closedPort, failOnSilentExit, outcome, sleep, tcpProxy, uid } from './helpers.mjs'
+import { closedPort, failOnSilentExit, outcome, pollUntil, sleep, tcpProxy, uid } from './helpers.mjs'
 
 failOnSilentExit()
 
@@ -193,8 +193,8 @@ describe('a saturated pool', () => {
     try {
       assert.equal(repository.poolStatus().waiting, 0, 'the blocked saves have their connections')
       third = outcome(repository.loadProfile(ids[0]), 10000)
-      await sleep(200)
-      assert.equal(repository.poolStatus().waiting, 1, 'the third call waits for a connection')
+      // Until its acquire timeout (1500 ms) the third call waits for a connection.
+      await pollUntil(() => repository.poolStatus().waiting === 1, { limitMs: 1000, label: 'poolStatus().waiting === 1' })
     } finally {
       await lock.release()
     }
