@@ -305,16 +305,8 @@ export interface QueryResultLike {
   rows: Array<Record<string, unknown>> | unknown[][]
 }
 
-/**
- * `(sql, params, { signal }?) => Promise<{ rows }>`, as node-postgres' `pool.query` returns. `signal` is the call's
- * (`{ signal, timeoutMillis }` of the repository method), given only when the call has one. An executor that can,
- * cancels its statement on the server when it aborts (README "Cancellation"); others may ignore it.
- */
-export type QueryExecutor = (
-  sql: string,
-  params: ReadonlyArray<string | null>,
-  options?: { signal?: AbortSignal },
-) => Promise<QueryResultLike>
+/** `(sql, params) => Promise<{ rows }>`, as node-postgres' `pool.query` returns. */
+export type QueryExecutor = (sql: string, params: ReadonlyArray<string | null>) => Promise<QueryResultLike>
 
 /** A node-postgres Pool/Client. */
 export interface PgQueryable {
@@ -724,10 +716,10 @@ export declare function createPostgresProfileStoreRepository(
 
 /**
  * Adapts a pg Pool/Client or a postgres.js `sql`. Statements are prepared per connection unless
- * `prepare: false` (for poolers that cannot keep prepared statements). When the executor's `signal` aborts: with a
- * pg Pool, the statement (run on a client checked out for it alone) is cancelled on the server and that client is
- * destroyed; with postgres.js, a query still waiting for a connection is dropped; otherwise (a pg Client, a query
- * postgres.js has sent) the statement runs to its end.
+ * `prepare: false` (for poolers that cannot keep prepared statements). When the repository call's `signal` or
+ * `timeoutMillis` aborts it: with a pg Pool, the statement (run on a client checked out for it alone) is cancelled on
+ * the server and that client is destroyed; with postgres.js, a query still waiting for a connection is dropped;
+ * otherwise (a pg Client, a query postgres.js has sent) the statement runs to its end.
  */
 export declare function createPostgresQueryExecutor(
   queryable: PgQueryable | PostgresJsSql,

@@ -229,6 +229,18 @@ describe('cancelled on the server', () => {
     assert.equal((await repository.saveProfile(doc(id, 3))).metadata.revision, 2)
   })
 
+  test('an executor function of the caller (pool.query.bind(pool)) is called as (sql, params), also for calls with a signal', async () => {
+    // pg-pool's query takes a third argument as its callback.
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+    after(() => pool.end())
+    const repository = createPostgresProfileStoreRepository({ exec: pool.query.bind(pool), schema: db.schema })
+    after(() => repository.close())
+    const id = 'cancel-own-executor'
+    const saved = await repository.saveProfile(doc(id), { timeoutMillis: 60000 })
+    assert.equal(saved.metadata.revision, 1)
+    assert.equal((await repository.loadProfile(id, { signal: new AbortController().signal })).metadata.revision, 1)
+  })
+
   // One connection each; node-postgres' through a Pool of the test's own.
   const oneConnection = {
     native: (application) => db.repository('native', { max: 1, applicationName: application }),

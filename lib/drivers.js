@@ -3,7 +3,7 @@
 // Two ways to run a named statement, with one result shape (rows as arrays of
 // text/number/boolean/null):
 // - native: the Rust pool (prepared, cached, pipelined by tokio-postgres);
-// - executor: the caller's `(sql, params, { signal }?) => Promise<{ rows }>` running the
+// - executor: the caller's `(sql, params) => Promise<{ rows }>` running the
 //   very same SQL text from the artifacts.
 
 const { createHash } = require('node:crypto')
@@ -247,15 +247,13 @@ function executorDriver(exec, artifacts) {
       await null
       if (signal.aborted) return null
       sent()
-      return send(sql, params, { signal })
+      return send(sql, params)
     })
   }
-  // `options.signal`: the call's, for an executor that can cancel its
-  // statement on the server (createPostgresQueryExecutor's can).
-  const send = async (sql, params, options) => {
+  const send = async (sql, params) => {
     let result
     try {
-      result = await calls.track(Promise.resolve(options === undefined ? exec(sql, params) : exec(sql, params, options)))
+      result = await calls.track(Promise.resolve(exec(sql, params)))
     } catch (error) {
       // Converted here, where it is known to come from the caller's driver.
       throw error === abandonedWith ? error : fromExecutor(error)
@@ -308,8 +306,10 @@ function executorDriver(exec, artifacts) {
 // transaction mode without prepared-statement support answer 26000/42P05;
 // the statement did not run then, so the executor retries it unprepared and
 // stays unprepared. `{ prepare: false }` starts that way.
-// The executor's third argument, `{ signal }`, cancels its statement on the
-// server when the signal aborts (see cancelledOnAbort and queryOnOwnClient).
+// The call's signal (lib/calls.js, read where the statement goes out, not
+// passed: an executor such as `pool.query.bind(pool)` would take a third
+// argument for its callback) cancels the statement when it aborts (see
+// cancelledOnAbort and queryOnOwnClient).
 function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
   let prepared = prepare
   // Every call that failed this way retries, not only the first to notice.
@@ -322,7 +322,8 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
     // Scripts (the DDL) have no parameters and several statements: never prepared.
     const run = (sql, params, usePrepared, signal) =>
       cancelledOnAbort(queryable.unsafe(sql, params, { prepare: usePrepared && params.length > 0 }), signal)
-    return async (sql, params = [], { signal } = {}) => {
+    return async (sql, params = []) => {
+      const signal = currentSignal()
       const usePrepared = prepared
       try {
         return { rows: await run(sql, params, usePrepared, signal) }
@@ -350,7 +351,8 @@ function createPostgresQueryExecutor(queryable, { prepare = true } = {}) {
     // client of its own checkout. A single Client runs it to its end.
     const isPool = typeof queryable.connect === 'function' && typeof queryable.totalCount === 'number'
     const send = (config, signal) => (signal !== undefined && isPool ? queryOnOwnClient(queryable, config, signal) : queryable.query(config))
-    return async (sql, params = [], { signal } = {}) => {
+    return async (sql, params = []) => {
+      const signal = currentSignal()
       // No values: the simple query protocol, which runs scripts of several statements.
       if (params.length === 0) return send({ text: sql }, signal)
       if (!prepared) return send({ text: sql, values: params }, signal)
