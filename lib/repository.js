@@ -52,9 +52,9 @@ const ABANDONED = Symbol('abandoned by close()')
 // back, so sending it again is safe. The package's statements lock rows in
 // one order (src/store/sql.rs), but under READ COMMITTED a statement orders
 // only the rows its snapshot sees, and a row committed meanwhile can still
-// close a cycle (three index writes racing saves of the same profiles met
-// one in about 60 rounds: __test__/concurrency.test.mjs); the caller's own
-// transactions may lock in any order.
+// close a cycle (three index writes racing first saves of the profiles they
+// list met about one in 20 rounds: __test__/concurrency.test.mjs); the
+// caller's own transactions may lock in any order.
 const DEADLOCK_TRIES = 3
 const DEADLOCK_DETECTED = '40P01'
 // What a retry meets in the caller's own transaction (an executor's pg Client
@@ -504,10 +504,11 @@ class PostgresProfileStoreRepository {
           ;[value, rowCount] = await send()
           break
         } catch (raw) {
-          const sqlState = this.#sqlStateOf(raw)
-          if (deadlock !== undefined && sqlState === IN_FAILED_TRANSACTION) throw deadlock
-          if (tries === DEADLOCK_TRIES || sqlState !== DEADLOCK_DETECTED) throw raw
-          deadlock = raw
+          // Converted once, here; the abort markers stay for abortedError below.
+          const failure = raw === NOT_SENT || raw === SENT ? raw : this.#storeError(raw)
+          if (deadlock !== undefined && failure.sqlState === IN_FAILED_TRANSACTION) throw deadlock
+          if (tries === DEADLOCK_TRIES || failure.sqlState !== DEADLOCK_DETECTED) throw failure
+          deadlock = failure
         }
       }
       if (trace !== null && route?.server !== undefined) trace.servedBy(route.server.address)
@@ -534,12 +535,6 @@ class PostgresProfileStoreRepository {
     } finally {
       if (--this.#inFlight === 0 && this.#idle) this.#idle.resolve()
     }
-  }
-
-  // The SQLSTATE of a failure, when the server gave one.
-  #sqlStateOf(raw) {
-    if (raw === NOT_SENT || raw === SENT || raw === ABANDONED) return undefined
-    return this.#storeError(raw).sqlState
   }
 
   // Any failure as a PostgresStoreError. Errors of the driver (a native
